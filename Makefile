@@ -1,0 +1,60 @@
+# Everyday verbs. Every target that needs Python first builds .venv from requirements.lock (with uv).
+PYTHON ?= python3.10
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+XFER := $(VENV)/bin/xfer
+CONFIG ?= configs/sample.yaml
+DATA ?= data/sample
+SAMPLE_IMAGES ?= 500
+WORKSPACE ?= workspace
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 1
+
+.PHONY: setup run test test-fast ui lint bench lock clean
+
+setup: $(VENV)/.installed
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	[ -x $(PY) ] || $(UV) venv --python $(PYTHON) $(VENV)
+	$(UV) pip sync --python $(PY) requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	touch $@
+
+$(DATA)/annotations.csv: | $(VENV)/.installed
+	$(XFER) sample-data --out $(DATA) --num-images $(SAMPLE_IMAGES)
+
+run: $(VENV)/.installed $(DATA)/annotations.csv
+	$(XFER) run --config $(CONFIG)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+ui: $(VENV)/.installed
+	$(XFER) ui --workspace $(WORKSPACE) --port $(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check pipeline components tests
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.ingest
+
+# Re-resolves requirements.lock from pyproject.toml; commit the result.
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.10 \
+		--python-platform x86_64-unknown-linux-gnu --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(WORKSPACE) $(DATA)

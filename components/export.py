@@ -1,0 +1,117 @@
+"""Exports the trained model as a SavedModel whose signatures take raw, serialized `tf.Example`s.
+
+The Transform graph is attached to the model, so serving applies exactly the transforms training saw.
+- `serving_default`: raw examples (no label or box needed) -> probabilities, the class names, the predicted
+  label and the box.
+- `transform_features`: raw examples -> transformed features (labels included); TFMA uses it to find labels.
+`assets.extra/raw_features.json` lists the raw inputs and their types, for clients such as `xfer predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+
+from components import features as features_lib
+from components import model as model_lib
+
+RAW_FEATURES_FILE = "raw_features.json"
+_DTYPE_NAMES = {tf.string: "string", tf.int64: "int", tf.float32: "float"}
+
+
+def serving_feature_spec(
+    tf_transform_output: tft.TFTransformOutput, settings: features_lib.TransformSettings
+) -> dict[str, tf.io.FixedLenFeature]:
+    """Raw features a client sends: the image and the declared metadata columns, each with a default.
+
+    With a default, a missing metadata value is filled in (and hashed or bucketed like any other) instead of
+    failing the whole request.
+    """
+    raw_spec = tf_transform_output.raw_feature_spec()
+    defaults = {feature.name: feature.default for feature in settings.features}
+    spec = {features_lib.IMAGE: tf.io.FixedLenFeature([1], tf.string)}
+    for name in settings.raw_metadata_columns:
+        dtype = raw_spec[name].dtype
+        default = defaults.get(name)
+        if default is None:
+            default = "" if dtype == tf.string else 0
+        spec[name] = tf.io.FixedLenFeature([1], dtype, default_value=[default])
+    return spec
+
+
+def export_serving_model(
+    model: tf_keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    settings: features_lib.TransformSettings,
+    output_dir: str,
+) -> None:
+    label_names = read_label_names(tf_transform_output)
+    serving_spec = serving_feature_spec(tf_transform_output, settings)
+    raw_spec = tf_transform_output.raw_feature_spec()
+    # Tracked as an attribute so the Transform graph's assets (vocabularies) are saved with the model.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    input_names = list(model.input.keys())
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(serialized):
+        raw = tf.io.parse_example(serialized, serving_spec)
+        transformed = model.tft_layer(raw)
+        outputs = model({name: transformed[name] for name in input_names}, training=False)
+        probabilities = outputs[model_lib.PROBABILITIES]
+        classes = tf.constant(label_names)
+        return {
+            "probabilities": probabilities,
+            "classes": tf.tile(classes[tf.newaxis, :], [tf.shape(probabilities)[0], 1]),
+            "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
+            "box": outputs[model_lib.BOX],
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized):
+        return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+    model.save(
+        output_dir,
+        save_format="tf",
+        signatures={"serving_default": serve, "transform_features": transform_features},
+    )
+    extra = os.path.join(output_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, RAW_FEATURES_FILE), "w") as handle:
+        json.dump({name: _DTYPE_NAMES[spec.dtype] for name, spec in serving_spec.items()}, handle, indent=1)
+
+
+def read_label_names(tf_transform_output: tft.TFTransformOutput) -> list[str]:
+    path = tf_transform_output.vocabulary_file_by_name(features_lib.LABEL_VOCABULARY)
+    with tf.io.gfile.GFile(path) as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def make_raw_example(image_bytes: bytes, metadata: Mapping[str, Any], types: Mapping[str, str]) -> bytes:
+    """A serialized raw `tf.Example` from image bytes and metadata values, typed as the model expects."""
+    feature = {features_lib.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes]))}
+    for name, value in metadata.items():
+        if name not in types:
+            raise ValueError(f"the model has no input {name!r}; its inputs are {', '.join(sorted(types))}")
+        kind = types[name]
+        try:
+            if kind == "int":
+                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            elif kind == "float":
+                feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+            else:
+                feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
+        except ValueError:
+            raise ValueError(f"{name} must be {'a whole number' if kind == 'int' else 'a number'}, got {value!r}") from None
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def load_raw_feature_types(model_dir: str) -> dict[str, str]:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "assets.extra", RAW_FEATURES_FILE)) as handle:
+        return json.load(handle)

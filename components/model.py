@@ -1,0 +1,133 @@
+"""The network: an Xception backbone, a metadata tower, a class head and a box head (tf_keras Functional)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import tensorflow as tf
+import tf_keras
+
+from components import features as features_lib
+from components import metrics
+from pipeline import config as config_lib
+
+BACKBONE_NAME = "backbone"
+PROBABILITIES = "probabilities"
+BOX = "box"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInputs:
+    """What the model is fed besides the image: categorical ids (with their cardinality) and numeric values."""
+
+    categorical: Mapping[str, int]
+    numeric: tuple[str, ...]
+    embedding_dims: Mapping[str, int]
+
+
+def model_inputs(settings: features_lib.TransformSettings, vocabulary_size) -> ModelInputs:
+    return ModelInputs(
+        categorical=features_lib.categorical_cardinalities(settings, vocabulary_size),
+        numeric=tuple(features_lib.numeric_features(settings)),
+        embedding_dims={feature.name: feature.embedding_dim for feature in settings.features},
+    )
+
+
+def uses_pretrained_weights(model_config: config_lib.ModelConfig) -> bool:
+    return model_config.weights.lower() != "none"
+
+
+def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_keras.Model:
+    weights = None if not uses_pretrained_weights(model_config) else model_config.weights
+    if model_config.backbone != "xception":
+        raise ValueError(f"unsupported backbone {model_config.backbone!r}")
+    backbone = tf_keras.applications.Xception(
+        include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+    )
+    return tf_keras.Model(backbone.inputs, backbone.outputs, name=BACKBONE_NAME)
+
+
+def build_model(
+    model_config: config_lib.ModelConfig, image_size: int, inputs: ModelInputs, num_classes: int
+) -> tf_keras.Model:
+    """Image (0..255 pixels) and metadata in; class probabilities and a (xmin, ymin, xmax, ymax) box out."""
+    if num_classes < 2:
+        raise ValueError(f"need at least two classes, got {num_classes}")
+    image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
+    pixels = tf_keras.layers.Lambda(
+        lambda x: tf_keras.applications.xception.preprocess_input(tf.cast(x, tf.float32)), name="normalize"
+    )(image)
+    backbone = build_backbone(model_config, image_size)
+    # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset
+    # would otherwise overwrite the ImageNet statistics. A randomly initialised one has no statistics worth keeping.
+    training_flag = False if uses_pretrained_weights(model_config) else None
+    feature_map = backbone(pixels, training=training_flag)
+
+    pooled = tf_keras.layers.GlobalAveragePooling2D(name="pool")(feature_map)
+    metadata_inputs, metadata = _metadata_tower(inputs)
+    class_features = tf_keras.layers.Concatenate(name="class_features")([pooled, metadata]) if metadata is not None else pooled
+    class_hidden = tf_keras.layers.Dropout(model_config.dropout_rate, name="class_dropout")(class_features)
+    class_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="class_hidden")(class_hidden)
+    probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(class_hidden)
+
+    # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
+    spatial = tf_keras.layers.Conv2D(64, 1, activation="relu", name="box_reduce")(feature_map)
+    spatial = tf_keras.layers.Flatten(name="box_flatten")(spatial)
+    box_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="box_hidden")(spatial)
+    center_and_size = tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
+    box = tf_keras.layers.Lambda(center_size_to_corners, name=BOX)(center_and_size)
+
+    return tf_keras.Model(
+        inputs={features_lib.IMAGE: image, **metadata_inputs},
+        outputs={PROBABILITIES: probabilities, BOX: box},
+        name="xfer",
+    )
+
+
+def center_size_to_corners(center_and_size: tf.Tensor) -> tf.Tensor:
+    """(cx, cy, w, h) in 0..1 -> (xmin, ymin, xmax, ymax) clipped to the image.
+
+    Predicting a centre and a size keeps every box well formed (positive area) from the first step; at
+    initialisation it is a centred half-size box, which already overlaps most objects, so IoU has a gradient.
+    """
+    center, size = center_and_size[:, :2], center_and_size[:, 2:]
+    return tf.clip_by_value(tf.concat([center - size / 2, center + size / 2], axis=1), 0.0, 1.0)
+
+
+def _metadata_tower(inputs: ModelInputs):
+    model_inputs, parts = {}, []
+    for name, cardinality in sorted(inputs.categorical.items()):
+        ids = tf_keras.Input(shape=(), dtype=tf.int64, name=name)
+        model_inputs[name] = ids
+        dim = inputs.embedding_dims.get(name, 0)
+        if dim > 0:
+            embedded = tf_keras.layers.Embedding(cardinality, dim, name=f"{name}_embedding")(ids)
+        else:
+            embedded = tf_keras.layers.CategoryEncoding(cardinality, output_mode="one_hot", name=f"{name}_one_hot")(ids)
+        parts.append(embedded)
+    for name in inputs.numeric:
+        value = tf_keras.Input(shape=(), dtype=tf.float32, name=name)
+        model_inputs[name] = value
+        parts.append(tf_keras.layers.Reshape((1,), name=f"{name}_column")(value))
+    if not parts:
+        return model_inputs, None
+    joined = parts[0] if len(parts) == 1 else tf_keras.layers.Concatenate(name="metadata")(parts)
+    return model_inputs, tf_keras.layers.Dense(32, activation="relu", name="metadata_tower")(joined)
+
+
+def set_backbone_trainable(model: tf_keras.Model, trainable: bool) -> None:
+    model.get_layer(BACKBONE_NAME).trainable = trainable
+
+
+def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:
+    """(Re)compiles; must be called after changing `trainable`, or the change has no effect."""
+    model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
+        loss={PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: metrics.box_loss},
+        loss_weights={PROBABILITIES: model_config.class_loss_weight, BOX: model_config.box_loss_weight},
+        metrics={
+            PROBABILITIES: [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            BOX: [metrics.BoxIoU(name="iou")],
+        },
+    )

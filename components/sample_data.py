@@ -1,0 +1,154 @@
+"""A small, deterministic, learnable sample dataset in xfer's input format.
+
+Five shape classes, each drawn in its own hue (jittered) on a varied background: a gradient, noise and distractor
+lines. One box per image, the tight bounds of the shape. The metadata columns carry signal on purpose, so that the
+metadata tower has something to learn: each class favours some hours of the day, a region (latitude/longitude)
+and a few cameras, with noise so that metadata alone is not enough.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CLASSES = ("circle", "square", "triangle", "diamond", "cross")
+# Base hue of each class, in degrees.
+_HUES = {"circle": 0, "square": 120, "triangle": 220, "diamond": 55, "cross": 290}
+# Where each class tends to be seen: (hour, latitude, longitude).
+_HABITS = {
+    "circle": (7, 48.1, 11.5),
+    "square": (11, 40.4, -3.7),
+    "triangle": (15, 52.5, 13.4),
+    "diamond": (19, 45.5, 9.2),
+    "cross": (23, 59.3, 18.1),
+}
+CAMERAS = tuple(f"cam_{index:02d}" for index in range(10))
+CSV_COLUMNS = ("filename", "label", "xmin", "ymin", "xmax", "ymax", "capture_hour", "latitude", "longitude", "camera_id")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleRecord:
+    filename: str
+    label: str
+    box: tuple[int, int, int, int]  # xmin, ymin, xmax, ymax in pixels
+    capture_hour: int
+    latitude: float
+    longitude: float
+    camera_id: str
+
+    def row(self) -> dict[str, object]:
+        xmin, ymin, xmax, ymax = self.box
+        return {
+            "filename": self.filename,
+            "label": self.label,
+            "xmin": xmin,
+            "ymin": ymin,
+            "xmax": xmax,
+            "ymax": ymax,
+            "capture_hour": self.capture_hour,
+            "latitude": f"{self.latitude:.4f}",
+            "longitude": f"{self.longitude:.4f}",
+            "camera_id": self.camera_id,
+        }
+
+
+def write_sample_dataset(out_dir: str | Path, num_images: int = 500, seed: int = 7) -> list[SampleRecord]:
+    """Writes `num_images` JPEGs and `annotations.csv` into `out_dir`; the same seed gives the same bytes."""
+    if num_images < 1:
+        raise ValueError(f"num_images must be at least 1, got {num_images}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    records = []
+    for index in range(num_images):
+        label = CLASSES[index % len(CLASSES)]
+        image, box = _draw(label, rng)
+        filename = f"img_{index:05d}.jpg"
+        image.save(out_dir / filename, format="JPEG", quality=92)
+        records.append(_metadata(filename, label, box, rng))
+    with open(out_dir / "annotations.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow(record.row())
+    return records
+
+
+def _metadata(filename: str, label: str, box: tuple[int, int, int, int], rng: np.random.Generator) -> SampleRecord:
+    hour, latitude, longitude = _HABITS[label]
+    class_index = CLASSES.index(label)
+    # 70% of images come from the class's two "home" cameras, the rest from anywhere.
+    if rng.random() < 0.7:
+        camera = CAMERAS[2 * class_index + int(rng.integers(2))]
+    else:
+        camera = CAMERAS[int(rng.integers(len(CAMERAS)))]
+    return SampleRecord(
+        filename=filename,
+        label=label,
+        box=box,
+        capture_hour=int(round(hour + rng.normal(0, 2.5))) % 24,
+        latitude=float(latitude + rng.normal(0, 3.0)),
+        longitude=float(longitude + rng.normal(0, 4.0)),
+        camera_id=camera,
+    )
+
+
+def _draw(label: str, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    width, height = int(rng.integers(96, 181)), int(rng.integers(96, 181))
+    image = Image.fromarray(_background(width, height, rng))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(1, 4))):
+        points = [(int(rng.integers(width)), int(rng.integers(height))) for _ in range(2)]
+        draw.line(points, fill=tuple(int(v) for v in rng.integers(60, 200, 3)), width=int(rng.integers(1, 4)))
+
+    side = int(rng.uniform(0.3, 0.6) * min(width, height))
+    xmin = int(rng.integers(0, width - side + 1))
+    ymin = int(rng.integers(0, height - side + 1))
+    xmax, ymax = xmin + side - 1, ymin + side - 1
+    color = _hsv_to_rgb((_HUES[label] + rng.normal(0, 8)) % 360, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0))
+    _draw_shape(draw, label, (xmin, ymin, xmax, ymax), color)
+    return image, (xmin, ymin, xmax + 1, ymax + 1)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, label: str, box: tuple[int, int, int, int], color: tuple[int, ...]) -> None:
+    xmin, ymin, xmax, ymax = box
+    cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+    if label == "circle":
+        draw.ellipse(box, fill=color)
+    elif label == "square":
+        draw.rectangle(box, fill=color)
+    elif label == "triangle":
+        draw.polygon([(cx, ymin), (xmax, ymax), (xmin, ymax)], fill=color)
+    elif label == "diamond":
+        draw.polygon([(cx, ymin), (xmax, cy), (cx, ymax), (xmin, cy)], fill=color)
+    elif label == "cross":
+        arm = (xmax - xmin) / 6
+        draw.rectangle((cx - arm, ymin, cx + arm, ymax), fill=color)
+        draw.rectangle((xmin, cy - arm, xmax, cy + arm), fill=color)
+    else:
+        raise ValueError(f"unknown class {label!r}")
+
+
+def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A dim, low-saturation gradient with noise, so the coloured object stands out but not trivially."""
+    start, end = rng.integers(20, 110, 3), rng.integers(20, 110, 3)
+    angle = rng.uniform(0, 2 * math.pi)
+    ys, xs = np.mgrid[0:height, 0:width]
+    t = (np.cos(angle) * xs / width + np.sin(angle) * ys / height + 1) / 2
+    pixels = start[None, None, :] * (1 - t[..., None]) + end[None, None, :] * t[..., None]
+    pixels += rng.normal(0, 12, (height, width, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def _hsv_to_rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
+    chroma = value * saturation
+    x = chroma * (1 - abs((hue / 60) % 2 - 1))
+    m = value - chroma
+    sector = int(hue // 60) % 6
+    r, g, b = [(chroma, x, 0), (x, chroma, 0), (0, chroma, x), (0, x, chroma), (x, 0, chroma), (chroma, 0, x)][sector]
+    return (int((r + m) * 255), int((g + m) * 255), int((b + m) * 255))

@@ -1,0 +1,45 @@
+"""TFX Trainer module: `run_fn` adapts TFX's FnArgs to the plain functions in model, training and export."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow_transform as tft
+import tf_keras
+
+from components import export, live_tracking, training
+from components import features as features_lib
+from components import model as model_lib
+from pipeline import config as config_lib
+
+HISTORY_FILE = "history.json"
+
+
+def run_fn(fn_args) -> None:
+    custom_config = fn_args.custom_config
+    settings = features_lib.TransformSettings.from_dict(custom_config["transform"])
+    model_config = config_lib.section_from_dict(config_lib.ModelConfig, custom_config["model"], "model")
+    training_config = config_lib.section_from_dict(config_lib.TrainingConfig, custom_config["training"], "training")
+
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    num_classes = len(export.read_label_names(tf_transform_output))
+    inputs = model_lib.model_inputs(settings, tf_transform_output.vocabulary_size_by_name)
+    model = model_lib.build_model(model_config, settings.image_size, inputs, num_classes)
+
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    input_names = list(model.input.keys())
+    train_dataset = training.make_dataset(
+        fn_args.train_files, feature_spec, input_names, training_config.batch_size, shuffle=True,
+        seed=training_config.seed, shuffle_buffer=training_config.shuffle_buffer,
+    )
+    eval_dataset = training.make_dataset(
+        fn_args.eval_files, feature_spec, input_names, training_config.batch_size, shuffle=False,
+        seed=training_config.seed,
+    )
+    history = training.train_two_phases(
+        model, train_dataset, eval_dataset, model_config, training_config,
+        on_epoch=live_tracking.from_environment(training.unfreeze_epoch(training_config)),
+        callbacks=[tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))],
+    )
+    training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
+    export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)

@@ -1,0 +1,142 @@
+"""Two-phase transfer learning on Transform's output, as plain functions the Trainer module calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+
+from components import features as features_lib
+from components import model as model_lib
+from pipeline import config as config_lib
+
+LABEL_KEYS = {model_lib.PROBABILITIES: features_lib.LABEL_ID, model_lib.BOX: features_lib.BOX}
+
+
+def make_dataset(
+    file_patterns: Sequence[str],
+    feature_spec: Mapping[str, Any],
+    input_names: Sequence[str],
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer: int = 1000,
+) -> tf.data.Dataset:
+    """GZIP TFRecords of transformed examples -> batches of ({input: tensor}, {output: label})."""
+    files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+
+    def split(serialized):
+        parsed = tf.io.parse_example(serialized, dict(feature_spec))
+        inputs = {name: parsed[name] for name in input_names}
+        labels = {output: parsed[key] for output, key in LABEL_KEYS.items()}
+        return inputs, labels
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class EpochLog(tf_keras.callbacks.Callback):
+    """One log line per epoch (phase, epoch, metrics, time left), and a hook for live tracking."""
+
+    def __init__(self, phase: str, total_epochs: int, on_epoch: Callable[[dict[str, Any]], None] | None = None):
+        super().__init__()
+        self._phase = phase
+        self._total_epochs = total_epochs
+        self._on_epoch = on_epoch
+        self._started = time.monotonic()
+        self._first_epoch: int | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+            self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"phase": self._phase, "epoch": epoch, **{key: float(value) for key, value in (logs or {}).items()}}
+        self.rows.append(row)
+        done = epoch - self._first_epoch + 1
+        remaining = self._total_epochs - (epoch + 1)
+        eta = (time.monotonic() - self._started) / done * max(remaining, 0)
+        shown = " ".join(f"{key}={value:.4f}" for key, value in row.items() if key not in ("phase", "epoch"))
+        logging.info("[%s] epoch %d/%d %s (ETA %.0fs)", self._phase, epoch + 1, self._total_epochs, shown, eta)
+        if self._on_epoch is not None:
+            self._on_epoch(row)
+
+
+def train_two_phases(
+    model: tf_keras.Model,
+    train_dataset: tf.data.Dataset,
+    eval_dataset: tf.data.Dataset,
+    model_config: config_lib.ModelConfig,
+    training: config_lib.TrainingConfig,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    callbacks: Sequence[tf_keras.callbacks.Callback] = (),
+) -> list[dict[str, Any]]:
+    """Phase 1 trains the heads on a frozen backbone; phase 2 unfreezes it at a lower learning rate.
+
+    Epochs are numbered on one axis across both phases; the first phase-2 epoch is the unfreeze point.
+    Returns one dict per epoch with the phase, the epoch and Keras's logs.
+    """
+    tf_keras.utils.set_random_seed(training.seed)
+    total = training.frozen.epochs + training.finetune.epochs
+    history: list[dict[str, Any]] = []
+    phases = (
+        ("frozen", False, training.frozen, 0),
+        ("finetune", True, training.finetune, training.frozen.epochs),
+    )
+    for phase, backbone_trainable, phase_config, first_epoch in phases:
+        if phase_config.epochs == 0:
+            continue
+        model_lib.set_backbone_trainable(model, backbone_trainable)
+        model_lib.compile_model(model, model_config, phase_config.learning_rate)
+        log = EpochLog(phase, total, on_epoch)
+        model.fit(
+            train_dataset,
+            validation_data=eval_dataset,
+            initial_epoch=first_epoch,
+            epochs=first_epoch + phase_config.epochs,
+            callbacks=[log, *callbacks],
+            verbose=0,
+        )
+        history.extend(log.rows)
+    return history
+
+
+def unfreeze_epoch(training: config_lib.TrainingConfig) -> int:
+    return training.frozen.epochs
+
+
+def write_history(history: list[dict[str, Any]], training: config_lib.TrainingConfig, path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as handle:
+        json.dump({"unfreeze_epoch": unfreeze_epoch(training), "epochs": history}, handle, indent=1)
+
+
+_METRIC_NAMES = {
+    "loss": "loss",
+    f"{model_lib.PROBABILITIES}_loss": "class_loss",
+    f"{model_lib.BOX}_loss": "box_loss",
+    f"{model_lib.PROBABILITIES}_accuracy": "accuracy",
+    f"{model_lib.BOX}_iou": "iou",
+}
+
+
+def tracking_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """Keras's epoch logs under stable tracking names: train_loss, val_accuracy, train_iou, ..."""
+    named = {}
+    for key, value in row.items():
+        if key in ("phase", "epoch"):
+            continue
+        split, base = ("val", key[4:]) if key.startswith("val_") else ("train", key)
+        named[f"{split}_{_METRIC_NAMES.get(base, base)}"] = float(value)
+    return named

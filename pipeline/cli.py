@@ -1,0 +1,136 @@
+"""The `xfer` command line: sample-data, run, ui, predict."""
+
+from __future__ import annotations
+
+import os
+
+# TFT, TFMA and the Transform layer are built on tf_keras (Keras 2); this must be set before anything imports
+# TensorFlow, which is why the heavy imports below happen inside the commands.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+DEFAULT_CONFIG = "configs/sample.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = commands.add_parser("sample-data", help="write the deterministic sample dataset")
+    sample.add_argument("--out", required=True, help="folder to write the images and annotations.csv into")
+    sample.add_argument("--num-images", type=int, default=500, help="number of images (default 500)")
+    sample.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same files")
+
+    run = commands.add_parser("run", help="run the whole pipeline locally (TFX LocalDagRunner on Beam)")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+    run.add_argument("--data", help="dataset folder; overrides the config's `data`")
+    run.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
+    run.add_argument("--run-name", help="name of the MLflow run")
+
+    ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
+    ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
+    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+
+    predict = commands.add_parser("predict", help="score one image with a pushed model; prints JSON")
+    predict.add_argument("--model", required=True, help="a SavedModel folder, or the serving folder of versions")
+    predict.add_argument("image", help="a JPEG or PNG file")
+    predict.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="metadata, e.g. camera_id=cam_01")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    handlers = {"sample-data": _sample_data, "run": _run, "ui": _ui, "predict": _predict}
+    try:
+        return handlers[args.command](args)
+    except Exception as error:  # One readable line for the errors users cause; the traceback is in the log.
+        from components.ingest import IngestError
+        from components.validation_gate import DataValidationError
+        from pipeline.config import ConfigError
+
+        if isinstance(error, (ConfigError, IngestError, DataValidationError, FileNotFoundError, ValueError)):
+            print(f"xfer {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _sample_data(args: argparse.Namespace) -> int:
+    from components import sample_data
+
+    records = sample_data.write_sample_dataset(args.out, num_images=args.num_images, seed=args.seed)
+    print(f"wrote {len(records)} images and annotations.csv to {args.out}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline import config as config_lib
+    from pipeline import local_runner
+
+    config = config_lib.load_config(args.config, {"data": args.data, "workspace": args.workspace})
+    if not Path(config.data).is_dir():
+        raise FileNotFoundError(f"dataset folder {config.data} does not exist (make one with `xfer sample-data`)")
+    summary = local_runner.run_local(config, run_name=args.run_name)
+    _print_run_summary(config, summary)
+    return 0
+
+
+def _print_run_summary(config, summary: dict) -> None:
+    ingest = summary.get("ingest", {})
+    lines = [
+        "",
+        f"pipeline run   {summary['pipeline_run']}",
+        f"nodes          {', '.join(f'{n}={s}' for n, s in sorted(summary['node_states'].items()))}",
+    ]
+    if ingest:
+        lines.append(f"ingest         {ingest['records']} records, {ingest['accepted']} accepted, "
+                     f"{ingest['rejected']} rejected {ingest['rejected_by_reason'] or ''}")
+    lines += [
+        f"eval accuracy  {summary.get('eval_accuracy', float('nan')):.4f} (gate >= {config.evaluation.min_accuracy})",
+        f"eval mean IoU  {summary.get('eval_iou', float('nan')):.4f} (gate >= {config.evaluation.min_iou})",
+        f"blessed        {summary['blessed']}",
+    ]
+    for failure in summary.get("gate_failures", []):
+        lines.append(f"  gate failed: {failure}")
+    lines += [
+        f"pushed to      {summary.get('pushed_path', '(not pushed)')}",
+        f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); see it with `make ui`",
+    ]
+    print("\n".join(lines))
+
+
+def _ui(args: argparse.Namespace) -> int:
+    workspace = Path(args.workspace).resolve()
+    if not (workspace / "mlflow.db").exists():
+        raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
+    command = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
+        "--host", "127.0.0.1", "--port", str(args.port),
+    ]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
+    os.execv(sys.executable, command)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from components import predict
+
+    metadata = {}
+    for item in args.meta:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ValueError(f"--meta takes KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    result = predict.predict_file(args.model, args.image, metadata)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

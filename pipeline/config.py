@@ -1,0 +1,301 @@
+"""Typed run configuration, parsed once from YAML at the entry point.
+
+Every section is a frozen dataclass. Parsing is strict: an unknown key, a missing required key or a value of the
+wrong type raises `ConfigError` with a one-line message that names the offending key by its dotted path
+(`training.finetune.learning_rate: expected a number, got 'fast'`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used as written."""
+
+
+FeatureKind = Literal["numeric", "bucketized", "vocabulary", "crossed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """One metadata column and its feature-column style treatment.
+
+    numeric: z-score normalised float. bucketized: integer bucket from fixed `boundaries`.
+    vocabulary: string -> id from a vocabulary computed on the data (`top_k`, `num_oov_buckets`).
+    crossed: hash of the bucket/ids of two or more other features into `hash_buckets`.
+    Categorical kinds feed an embedding of `embedding_dim` (0 means one-hot).
+    """
+
+    name: str
+    kind: FeatureKind
+    boundaries: tuple[float, ...] = ()
+    top_k: int = 1000
+    num_oov_buckets: int = 1
+    inputs: tuple[str, ...] = ()
+    hash_buckets: int = 0
+    embedding_dim: int = 0
+    default: float | str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    # Hash buckets per split; examples are assigned by a hash of their filename, so a file never changes split.
+    train: int = 4
+    eval: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    # Stop the run when more than this share of the records is rejected (every reject is listed either way).
+    max_reject_fraction: float = 0.05
+    # Decompression-bomb guard: images with more pixels are rejected before they are decoded.
+    max_pixels: int = 50_000_000
+    # When given, a record whose label is not listed is rejected; when empty, every label is a class.
+    labels: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConfig:
+    size: int = 71  # Xception's minimum input size.
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    backbone: Literal["xception"] = "xception"
+    # "imagenet" (downloaded by Keras), "none" (random init) or a path to a local weights file.
+    weights: str = "none"
+    dropout_rate: float = 0.2
+    head_units: int = 128
+    class_loss_weight: float = 1.0
+    box_loss_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseConfig:
+    epochs: int
+    learning_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    frozen: PhaseConfig
+    finetune: PhaseConfig
+    batch_size: int = 16
+    seed: int = 42
+    shuffle_buffer: int = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    min_accuracy: float = 0.5
+    min_iou: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class MlflowConfig:
+    # Empty means the workspace's own sqlite store, `sqlite:///<workspace>/mlflow.db`.
+    tracking_uri: str = ""
+    experiment: str = ""  # Empty means the pipeline name.
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    pipeline_name: str
+    data: str
+    training: TrainingConfig
+    features: tuple[FeatureConfig, ...] = ()
+    workspace: str = "workspace"
+    schema: str = "schemas/schema.pbtxt"
+    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    split: SplitConfig = SplitConfig()
+    ingest: IngestConfig = IngestConfig()
+    image: ImageConfig = ImageConfig()
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def workspace_path(self) -> Path:
+        return Path(self.workspace).resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.workspace_path / 'mlflow.db'}"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.mlflow.experiment or self.pipeline_name
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Reads a YAML file into a validated `Config`; `overrides` are top-level keys applied on top."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    config = _build(Config, raw, "")
+    _check(config)
+    return config
+
+
+def asdict(section: Any) -> dict[str, Any]:
+    return dataclasses.asdict(section)
+
+
+def section_from_dict(cls: type, raw: dict[str, Any], where: str = "") -> Any:
+    """One config section (a dataclass above) from its dict form, e.g. as carried in a component's custom_config."""
+    return _build(cls, raw, where)
+
+
+def _check(config: Config) -> None:
+    """Cross-field rules that types alone cannot express."""
+    names = [feature.name for feature in config.features]
+    for feature in config.features:
+        where = f"features.{feature.name}"
+        if names.count(feature.name) > 1:
+            raise ConfigError(f"{where}: feature declared twice")
+        if feature.kind == "bucketized":
+            if not feature.boundaries:
+                raise ConfigError(f"{where}.boundaries: a bucketized feature needs at least one boundary")
+            if list(feature.boundaries) != sorted(set(feature.boundaries)):
+                raise ConfigError(f"{where}.boundaries: must be strictly increasing")
+        if feature.kind == "crossed":
+            if len(feature.inputs) < 2:
+                raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
+            for name in feature.inputs:
+                source = next((f for f in config.features if f.name == name), None)
+                if source is None:
+                    raise ConfigError(f"{where}.inputs: unknown feature {name!r}")
+                if source.kind not in ("bucketized", "vocabulary"):
+                    raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross bucketized or vocabulary")
+            if feature.hash_buckets < 2:
+                raise ConfigError(f"{where}.hash_buckets: a crossed feature needs hash_buckets >= 2")
+        if feature.kind == "vocabulary" and feature.num_oov_buckets < 1:
+            raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
+        if feature.embedding_dim < 0:
+            raise ConfigError(f"{where}.embedding_dim: must be >= 0")
+    if config.image.size < 71:
+        raise ConfigError(f"image.size: Xception needs at least 71 pixels, got {config.image.size}")
+    if not 0 <= config.ingest.max_reject_fraction <= 1:
+        raise ConfigError("ingest.max_reject_fraction: must be between 0 and 1")
+    if config.split.train < 1 or config.split.eval < 1:
+        raise ConfigError("split: train and eval need at least one hash bucket each")
+    for phase_name in ("frozen", "finetune"):
+        phase = getattr(config.training, phase_name)
+        if phase.epochs < 0:
+            raise ConfigError(f"training.{phase_name}.epochs: must be >= 0")
+        if phase.learning_rate <= 0:
+            raise ConfigError(f"training.{phase_name}.learning_rate: must be > 0")
+    if config.training.frozen.epochs + config.training.finetune.epochs == 0:
+        raise ConfigError("training: frozen.epochs + finetune.epochs must be at least 1")
+    if config.training.batch_size < 1:
+        raise ConfigError("training.batch_size: must be >= 1")
+    for key in ("min_accuracy", "min_iou"):
+        value = getattr(config.evaluation, key)
+        if not 0 <= value <= 1.01:
+            raise ConfigError(f"evaluation.{key}: must be between 0 and 1.01, got {value}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {_show(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{_join(where, unknown[0])}: unknown key (known: {', '.join(sorted(fields))})")
+    values = {}
+    for name, field in fields.items():
+        key_path = _join(where, name)
+        if name not in raw:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key_path}: required key is missing")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key_path)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {', '.join(map(str, args))}, got {_show(value)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (arg for arg in args if arg is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(arg, "__name__", str(arg)) for arg in args if arg is not type(None))
+        raise ConfigError(f"{where}: expected {names}, got {_show(value)}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {_show(value)}")
+        item_hint = args[0]
+        if dataclasses.is_dataclass(item_hint):
+            return tuple(_build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value))
+        return tuple(_coerce(item_hint, item, f"{where}[{index}]") for index, item in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_show(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {_show(value)}")
+        return value
+    if hint is float:
+        # YAML reads `1e-4` (no dot) as a string; accept it, since people write learning rates that way.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {_show(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_show(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")
+
+
+def _item_name(item: Any, index: int) -> str:
+    return str(item["name"]) if isinstance(item, dict) and "name" in item else f"[{index}]"
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is None else repr(value)

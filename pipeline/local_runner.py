@@ -1,0 +1,55 @@
+"""Runs `create_pipeline()` with TFX's LocalDagRunner on Apache Beam's DirectRunner, tracked in MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from tfx import v1 as tfx
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+from pipeline import run_record, tracking
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """Where a local run keeps everything: pipeline outputs, ML Metadata, MLflow and the served models."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return f"{self.root}/pipeline_root"
+
+    @property
+    def metadata_path(self) -> str:
+        return f"{self.root}/metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> str:
+        return f"{self.root}/serving"
+
+    def metadata_config(self):
+        return tfx.orchestration.metadata.sqlite_metadata_connection_config(self.metadata_path)
+
+
+def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[str, Any]:
+    """Runs the whole DAG once; returns the summary logged to MLflow (metrics, blessing, pushed path)."""
+    workspace = Workspace(str(config.workspace_path))
+    config.workspace_path.mkdir(parents=True, exist_ok=True)
+    pipeline = pipeline_lib.create_pipeline(
+        config,
+        pipeline_root=workspace.pipeline_root,
+        serving_dir=workspace.serving_dir,
+        metadata_connection_config=workspace.metadata_config(),
+    )
+    with tracking.tracked_run(config, run_name) as mlflow_run_id:
+        logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        record = run_record.latest_run(workspace.metadata_config(), config.pipeline_name)
+        if record is None:
+            raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")
+        summary = tracking.log_results(config, mlflow_run_id, record)
+    return {**summary, "mlflow_run_id": mlflow_run_id, "node_states": {n: r.state for n, r in record.nodes.items()}}

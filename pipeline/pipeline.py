@@ -1,0 +1,146 @@
+"""The one DAG: `create_pipeline()` is what every runner (local Beam, Kubeflow) builds and runs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components import example_gen, features, ingest, validation_gate
+from pipeline import config as config_lib
+
+TRANSFORM_FN = "components.transform_module.preprocessing_fn"
+RUN_FN = "components.trainer_module.run_fn"
+_ROOT = Path(__file__).resolve().parent.parent
+# The modules each node's executor runs. TFX fingerprints its inputs and properties, not code loaded by
+# module path, so a hash of these files goes into each node's properties: a code change reruns the node
+# instead of being served a stale result from the cache.
+_INGEST_CODE = ("components/ingest.py", "components/example_gen.py")
+_TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
+_TRAINER_CODE = _TRANSFORM_CODE + (
+    "components/model.py", "components/training.py", "components/export.py", "components/metrics.py",
+    "components/trainer_module.py", "components/live_tracking.py",
+)
+
+
+def code_fingerprint(paths: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.encode())
+        digest.update((_ROOT / path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
+    """Accuracy and box IoU, each gated by an absolute lower bound from the config."""
+
+    def at_least(value: float) -> tfma.MetricThreshold:
+        return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                # Labels are transformed features (class index, box vector), so TFMA runs the Transform graph.
+                preprocessing_function_names=["transform_features"],
+                label_keys={"probabilities": features.LABEL_ID, "box": features.BOX},
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                output_names=["probabilities"],
+                metrics=[
+                    tfma.MetricConfig(
+                        class_name="SparseCategoricalAccuracy", threshold=at_least(config.evaluation.min_accuracy)
+                    )
+                ],
+            ),
+            tfma.MetricsSpec(
+                output_names=["box"],
+                metrics=[
+                    tfma.MetricConfig(
+                        class_name="BoxIoU",
+                        module="components.metrics",
+                        config='"name": "box_iou"',
+                        threshold=at_least(config.evaluation.min_iou),
+                    )
+                ],
+            ),
+        ],
+    )
+
+
+def create_pipeline(
+    config: config_lib.Config,
+    pipeline_root: str,
+    serving_dir: str,
+    metadata_connection_config: Any = None,
+    beam_pipeline_args: list[str] | None = None,
+) -> tfx.dsl.Pipeline:
+    transform_settings = features.TransformSettings.from_config(config)
+
+    example_gen_node = example_gen.ImageExampleGen(
+        data_dir=str(config.data),
+        split_buckets={"train": config.split.train, "eval": config.split.eval},
+        settings={
+            "column_types": ingest.schema_column_types(config.schema),
+            "max_reject_fraction": config.ingest.max_reject_fraction,
+            "max_pixels": config.ingest.max_pixels,
+            "labels": list(config.ingest.labels),
+            "code_version": code_fingerprint(_INGEST_CODE),
+        },
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen_node.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(Path(config.schema).resolve()))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomalies_gate = validation_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=example_gen_node.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=TRANSFORM_FN,
+        custom_config={**transform_settings.to_dict(), "code_version": code_fingerprint(_TRANSFORM_CODE)},
+    )
+    transform.add_upstream_node(anomalies_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={
+            "transform": transform_settings.to_dict(),
+            "model": config_lib.asdict(config.model),
+            "training": config_lib.asdict(config.training),
+            "code_version": code_fingerprint(_TRAINER_CODE),
+        },
+    )
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen_node.outputs["examples"],
+        model=trainer.outputs["model"],
+        eval_config=eval_config(config),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate,
+            transform, trainer, evaluator, pusher,
+        ],
+        enable_cache=True,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or list(config.beam_args),
+    )

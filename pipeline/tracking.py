@@ -1,0 +1,185 @@
+"""MLflow bookkeeping for `xfer run`: one MLflow run per pipeline run, FINISHED or FAILED with the reason.
+
+The Trainer logs per-epoch metrics live (components/live_tracking.py); everything else is read back from the
+pipeline's outputs once it has finished, which also covers nodes that TFX served from its cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import tensorflow as tf
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from components import example_gen, live_tracking, trainer_module, training
+from pipeline import config as config_lib
+from pipeline import run_record
+
+# Names of the TFMA metrics the eval config asks for, and what the MLflow run calls them.
+EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
+
+
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """Nested config -> {"training.frozen.epochs": "1", ...}; lists of named items are keyed by name."""
+    if isinstance(value, dict):
+        items: dict[str, str] = {}
+        for key, inner in value.items():
+            items.update(flatten(f"{prefix}.{key}" if prefix else key, inner))
+        return items
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        items = {}
+        for inner in value:
+            items.update(flatten(f"{prefix}.{inner['name']}", {k: v for k, v in inner.items() if k != "name"}))
+        return items
+    return {prefix: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)}
+
+
+def versions_and_commit() -> dict[str, str]:
+    import tensorflow_model_analysis as tfma
+    import tensorflow_transform as tft
+    import tfx
+
+    tags = {"tfx_version": tfx.__version__, "tensorflow_version": tf.__version__,
+            "tft_version": tft.__version__, "tfma_version": tfma.__version__}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        tags["git_commit"] = commit
+    except (OSError, subprocess.CalledProcessError):
+        tags["git_commit"] = "unknown"
+    return tags
+
+
+def _experiment_id(client: MlflowClient, config: config_lib.Config) -> str:
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if not config.mlflow.tracking_uri:  # The workspace's own store keeps its artifacts beside it.
+        artifact_location = (config.workspace_path / "mlartifacts").as_uri()
+    return client.create_experiment(config.experiment_name, artifact_location=artifact_location)
+
+
+@contextlib.contextmanager
+def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Iterator[str]:
+    """Opens the MLflow run, exposes it to the Trainer through the environment, and closes it FINISHED, or
+    FAILED with the reason as the tag `failure_reason` when the body raises."""
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    run = client.create_run(_experiment_id(client, config), run_name=run_name, tags=versions_and_commit())
+    run_id = run.info.run_id
+    params = flatten("", config.to_dict())
+    client.log_batch(run_id, params=[mlflow.entities.Param(k, v[:6000]) for k, v in sorted(params.items())])
+    saved_env = {key: os.environ.get(key) for key in (live_tracking.RUN_ID_ENV, live_tracking.TRACKING_URI_ENV)}
+    os.environ[live_tracking.RUN_ID_ENV] = run_id
+    os.environ[live_tracking.TRACKING_URI_ENV] = config.tracking_uri
+    try:
+        yield run_id
+    except BaseException as error:
+        reason = f"{type(error).__name__}: {error}"
+        client.set_tag(run_id, "failure_reason", reason[:5000])
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    else:
+        client.set_terminated(run_id, status="FINISHED")
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def eval_metrics(evaluation_uri: str) -> dict[str, float]:
+    """The overall (unsliced) TFMA metrics the gates look at, under xfer's names."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    found: dict[str, float] = {}
+    for slice_key, by_output in result.slicing_metrics:
+        if slice_key:
+            continue
+        for (output, metric), name in EVAL_METRICS.items():
+            value = by_output.get(output, {}).get("", {}).get(metric, {})
+            if "doubleValue" in value:
+                found[name] = float(value["doubleValue"])
+    return found
+
+
+def gate_failures(evaluation_uri: str) -> list[str]:
+    import tensorflow_model_analysis as tfma
+
+    validation = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append(f"{failure.metric_key.name} ({failure.metric_key.output_name}) = "
+                            f"{failure.metric_value.double_value.value:.4f}, threshold {failure.metric_threshold}"
+                            .replace("\n", " "))
+    return failures
+
+
+def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRecord) -> dict[str, Any]:
+    """Logs what the pipeline produced to the MLflow run; returns the summary it logged."""
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    summary: dict[str, Any] = {"pipeline_run": record.run_id}
+    client.set_tag(run_id, "pipeline_run", record.run_id)
+    client.set_tag(run_id, "cached_nodes", ",".join(sorted(n for n, r in record.nodes.items() if r.state == "CACHED")))
+
+    examples = record.nodes["ImageExampleGen"].output("examples").uri
+    summary_path = os.path.join(examples, example_gen.SUMMARY_FILE)
+    if tf.io.gfile.exists(summary_path):
+        ingest = json.loads(tf.io.gfile.GFile(summary_path).read())
+        client.log_batch(run_id, metrics=[
+            Metric(f"ingest_{key}", float(ingest[key]), _now(), 0) for key in ("records", "accepted", "rejected")
+        ])
+        client.log_artifact(run_id, summary_path, "ingest")
+        client.log_artifact(run_id, os.path.join(examples, example_gen.REJECTS_FILE), "ingest")
+        summary["ingest"] = ingest
+
+    trainer = record.nodes["Trainer"]
+    history_path = os.path.join(trainer.output("model_run").uri, trainer_module.HISTORY_FILE)
+    history = json.loads(tf.io.gfile.GFile(history_path).read())
+    client.set_tag(run_id, "unfreeze_epoch", str(history["unfreeze_epoch"]))
+    if trainer.state == "CACHED":  # A trainer that ran has logged its epochs live already.
+        client.log_batch(run_id, metrics=[
+            Metric(key, value, _now(), int(row["epoch"]))
+            for row in history["epochs"] for key, value in training.tracking_metrics(row).items()
+        ])
+    client.log_artifact(run_id, history_path, "training")
+
+    evaluation = record.nodes["Evaluator"].output("evaluation").uri
+    metrics = eval_metrics(evaluation)
+    client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in metrics.items()])
+    summary.update(metrics)
+
+    blessing = record.nodes["Evaluator"].output("blessing")
+    blessed = tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED"))
+    summary["blessed"] = blessed
+    client.log_metric(run_id, "blessed", float(blessed))
+    client.set_tag(run_id, "blessed", str(blessed).lower())
+    if not blessed:
+        summary["gate_failures"] = gate_failures(evaluation)
+        client.set_tag(run_id, "gate_failures", "; ".join(summary["gate_failures"])[:5000])
+
+    pushed = record.nodes["Pusher"].output("pushed_model").properties
+    if pushed.get("pushed"):
+        summary["pushed_path"] = pushed.get("pushed_destination", "")
+        client.set_tag(run_id, "pushed_path", summary["pushed_path"])
+    logging.info("MLflow run %s: %s", run_id, summary)
+    return summary
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
