@@ -53,7 +53,7 @@ bench: $(VENV)/.installed
 
 # Re-resolves requirements.lock from pyproject.toml; commit the result.
 lock: | $(UV)
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.10 \
+	$(UV) pip compile pyproject.toml --extra dev --extra kubeflow --python-version 3.10 \
 		--python-platform x86_64-unknown-linux-gnu --generate-hashes -o requirements.lock
 
 clean:
