@@ -106,6 +106,75 @@ class MlflowConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResourcesConfig:
+    """Requests and limits of one pipeline step, in cores and gigabytes as KFP's ResourceSpec takes them."""
+
+    cpu_request: float = 1.0
+    cpu_limit: float = 2.0
+    memory_request_gb: float = 4.0
+    memory_limit_gb: float = 8.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TolerationConfig:
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+def _default_secret_env() -> dict[str, str]:
+    # Env var -> key in the Kubernetes Secret: MLflow's server and login, and the object store the pipeline
+    # root lives in (boto3, Beam's S3 filesystem and tensorflow-io all read these names).
+    return {
+        "MLFLOW_TRACKING_URI": "mlflow-tracking-uri",
+        "MLFLOW_TRACKING_USERNAME": "mlflow-tracking-username",
+        "MLFLOW_TRACKING_PASSWORD": "mlflow-tracking-password",
+        "AWS_ACCESS_KEY_ID": "aws-access-key-id",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-access-key",
+        "AWS_ENDPOINT_URL": "aws-endpoint-url",
+        "AWS_REGION": "aws-region",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """How `xfer compile` turns the one DAG into a KFP pipeline; unused by `xfer run`."""
+
+    # Where every artifact goes; the cluster has no view of the local workspace.
+    pipeline_root: str = "s3://xfer/pipeline_root"
+    # The dataset and the serving folder as the pods see them.
+    data: str = "s3://xfer/data/sample"
+    serving_dir: str = "s3://xfer/serving"
+    # The schema is baked into the image at this folder (the Dockerfile's WORKDIR), next to the code.
+    image_workdir: str = "/app"
+    image: str = "registry.example.com/xfer:0.1.0-cpu"
+    gpu_image: str = "registry.example.com/xfer:0.1.0-gpu"
+    gpu_count: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+    resources: ResourcesConfig = ResourcesConfig()
+    trainer_resources: ResourcesConfig = ResourcesConfig(
+        cpu_request=4.0, cpu_limit=8.0, memory_request_gb=16.0, memory_limit_gb=24.0
+    )
+    # Labels the GPU pool's nodes carry (the GPU operator's feature discovery sets this one).
+    node_selector: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"}
+    )
+    tolerations: tuple[TolerationConfig, ...] = (TolerationConfig(key="nvidia.com/gpu"),)
+    secret_name: str = "xfer-pipeline"
+    secret_env: dict[str, str] = dataclasses.field(default_factory=_default_secret_env)
+    # Retries absorb node preemption and flaky object-store calls; a real bug fails every attempt anyway.
+    retries: int = 2
+    retry_backoff_seconds: int = 60
+    # DirectRunner in the pod for every Beam-powered step; multi_processing uses the cores the pod's CPU
+    # limit grants, so keep direct_num_workers equal to resources.cpu_limit.
+    beam_args: tuple[str, ...] = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    # Node id -> Beam args replacing `beam_args` for that node, e.g. Flink or Dataflow for a big Transform.
+    component_beam_args: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    mlflow_experiment: str = ""  # Empty means the top-level mlflow.experiment, then the pipeline name.
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     pipeline_name: str
     data: str
@@ -120,6 +189,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -217,6 +287,48 @@ def _check(config: Config) -> None:
         value = getattr(config.evaluation, key)
         if not 0 <= value <= 1.01:
             raise ConfigError(f"evaluation.{key}: must be between 0 and 1.01, got {value}")
+    _check_kubeflow(config.kubeflow)
+
+
+# Beam flags that carry credentials. Whatever is in the beam args is written into the compiled pipeline, so
+# these must come from the Secret as environment variables instead.
+_SECRET_FLAG_WORDS = ("secret", "password", "token", "access_key", "credential")
+
+
+def _check_kubeflow(kubeflow: KubeflowConfig) -> None:
+    where = "kubeflow"
+    for key in ("pipeline_root", "data", "serving_dir"):
+        value = getattr(kubeflow, key)
+        if "://" not in value:
+            raise ConfigError(f"{where}.{key}: expected a URI the pods reach (s3://, gs://), got {value!r}")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ConfigError(f"{where}.{key}: no credentials in URIs; use the Secret {kubeflow.secret_name}")
+    if kubeflow.gpu_count < 0:
+        raise ConfigError(f"{where}.gpu_count: must be >= 0")
+    if kubeflow.retries < 0 or kubeflow.retry_backoff_seconds < 0:
+        raise ConfigError(f"{where}.retries: retries and retry_backoff_seconds must be >= 0")
+    for name in ("resources", "trainer_resources"):
+        resources = getattr(kubeflow, name)
+        if not 0 < resources.cpu_request <= resources.cpu_limit:
+            raise ConfigError(f"{where}.{name}: need 0 < cpu_request <= cpu_limit")
+        if not 0 < resources.memory_request_gb <= resources.memory_limit_gb:
+            raise ConfigError(f"{where}.{name}: need 0 < memory_request_gb <= memory_limit_gb")
+    for env_name, secret_key in kubeflow.secret_env.items():
+        if not env_name.isidentifier() or not secret_key:
+            raise ConfigError(f"{where}.secret_env.{env_name}: needs an env var name and a Secret key")
+    all_args = {"beam_args": kubeflow.beam_args}
+    for node, args in kubeflow.component_beam_args.items():
+        all_args[f"component_beam_args.{node}"] = args
+    for key, args in all_args.items():
+        for arg in args:
+            flag = arg.split("=", 1)[0].lower()
+            if any(word in flag for word in _SECRET_FLAG_WORDS):
+                raise ConfigError(
+                    f"{where}.{key}: {flag} carries a credential, which would be written into the compiled "
+                    f"pipeline; put it in the Secret {kubeflow.secret_name} (kubeflow.secret_env) instead"
+                )
+
+
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -257,6 +369,14 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 continue
         names = " or ".join(getattr(arg, "__name__", str(arg)) for arg in args if arg is not type(None))
         raise ConfigError(f"{where}: expected {names}, got {_show(value)}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
+        key_hint, value_hint = args
+        return {
+            _coerce(key_hint, key, where): _coerce(value_hint, item, _join(where, str(key)))
+            for key, item in value.items()
+        }
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")

@@ -1,0 +1,154 @@
+"""What every pod of a Kubeflow run executes: `python -m pipeline.kubeflow_entrypoint --node ID <module> ...`.
+
+It prepares the process the way `xfer run` prepares its own, then runs TFX's container module unchanged:
+- TF_USE_LEGACY_KERAS before TensorFlow is imported;
+- S3 for TensorFlow (tensorflow-io's filesystem, configured from the same AWS_* variables boto3 reads);
+- one MLflow run per KFP run, found by the Argo workflow name, so the Trainer's live epochs, the Evaluator's
+  metrics and gate, and the Pusher's destination land in one run, FINISHED or FAILED with the reason, as
+  `xfer run` records it locally.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import runpy  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
+RUN_NAME_ENV = "XFER_KFP_RUN"
+PARAMS_ENV = "XFER_MLFLOW_PARAMS"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"  # What components/live_tracking.py reads in the Trainer.
+KFP_RUN_TAG = "kfp_run"
+LAST_NODE = "Pusher"
+
+
+def s3_environment(environ: dict[str, str]) -> dict[str, str]:
+    """tensorflow-io's S3 filesystem wants S3_ENDPOINT as host:port plus S3_USE_HTTPS; boto3 and Beam read
+    AWS_ENDPOINT_URL. Derives the former from the latter so the Secret holds one endpoint."""
+    endpoint = environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint or "S3_ENDPOINT" in environ:
+        return {}
+    parts = urlsplit(endpoint)
+    use_https = "1" if parts.scheme == "https" else "0"
+    return {"S3_ENDPOINT": parts.netloc or parts.path, "S3_USE_HTTPS": use_https}
+
+
+def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: dict[str, str]) -> str:
+    """The MLflow run of this KFP run. Root nodes start in parallel and may both create one: every pod keeps
+    the oldest, so they converge on the same run, and the extra one is deleted."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
+    runs = client.search_runs([experiment_id], filter_string=query)
+    if not runs:
+        from mlflow.entities import Param
+
+        tags = {KFP_RUN_TAG: kfp_run, "runner": "kubeflow"}
+        created = client.create_run(experiment_id, run_name=kfp_run, tags=tags)
+        if params:
+            batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
+            client.log_batch(created.info.run_id, params=batch)
+        runs = client.search_runs([experiment_id], filter_string=query)
+    runs = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+    for duplicate in runs[1:]:
+        client.delete_run(duplicate.info.run_id)
+    return runs[0].info.run_id
+
+
+def output_uri(invocation_json: str, output: str) -> str:
+    """The URI KFP assigned to one output artifact, from the executor input TFX's module receives."""
+    executor_input = json.loads(invocation_json)
+    return executor_input["outputs"]["artifacts"][output]["artifacts"][0]["uri"]
+
+
+def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) -> None:
+    """After a node succeeded: what `xfer run` logs for it once the local DAG has finished."""
+    import tensorflow as tf
+    from mlflow.entities import Metric
+
+    from pipeline import tracking
+
+    now = int(time.time() * 1000)
+    if node == "Evaluator":
+        evaluation = output_uri(invocation_json, "evaluation")
+        metrics = tracking.eval_metrics(evaluation)
+        client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics.items()])
+        blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
+        client.log_metric(run_id, "blessed", float(blessed))
+        client.set_tag(run_id, "blessed", str(blessed).lower())
+        if not blessed:
+            client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
+    if node == LAST_NODE:
+        client.set_tag(run_id, "pushed_model", output_uri(invocation_json, "pushed_model"))
+
+
+def _invocation_json(argv: list[str]) -> str:
+    return argv[argv.index("--json_serialized_invocation_args") + 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeflow_entrypoint")
+    parser.add_argument("--node", required=True, help="the TFX node id this pod runs")
+    parser.add_argument("module", help="the TFX container module to run, e.g. its kubeflow_v2_run_executor")
+    args, module_argv = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO)
+    os.environ.update(s3_environment(dict(os.environ)))
+    try:
+        import tensorflow_io  # noqa: F401  Registers the s3:// filesystem with tf.io.gfile.
+    except ImportError:
+        logging.warning("tensorflow-io is not installed: tf.io.gfile cannot read or write s3:// paths")
+
+    client = run_id = None
+    if os.environ.get(TRACKING_URI_ENV) and os.environ.get(RUN_NAME_ENV):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=os.environ[TRACKING_URI_ENV])
+        params = json.loads(os.environ.get(PARAMS_ENV, "{}"))
+        if params:
+            from pipeline import tracking
+
+            params = tracking.flatten("", params)
+        experiment = os.environ.get(EXPERIMENT_ENV) or "xfer"
+        run_id = find_or_create_run(client, experiment, os.environ[RUN_NAME_ENV], params)
+        client.update_run(run_id, status="RUNNING")  # A retry after a failed attempt reopens the run.
+        os.environ[RUN_ID_ENV] = run_id
+    else:
+        logging.warning("no %s or %s: this step is not tracked in MLflow", TRACKING_URI_ENV, RUN_NAME_ENV)
+
+    sys.argv = [args.module, *module_argv]
+    try:
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            _fail(client, run_id, args.node, f"exit status {exit_.code}")
+            raise
+    except BaseException as error:
+        _fail(client, run_id, args.node, f"{type(error).__name__}: {error}")
+        raise
+    if client is not None:
+        if "--json_serialized_invocation_args" in module_argv and args.module.endswith("run_executor"):
+            log_node_results(client, run_id, args.node, _invocation_json(module_argv))
+        if args.node == LAST_NODE:
+            client.set_terminated(run_id, status="FINISHED")
+    return 0
+
+
+def _fail(client: Any, run_id: str | None, node: str, reason: str) -> None:
+    if client is None or run_id is None:
+        return
+    client.set_tag(run_id, "failure_reason", f"{node}: {reason}"[:5000])
+    client.set_terminated(run_id, status="FAILED")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Compiles `create_pipeline()` for Kubeflow Pipelines: TFX's KubeflowV2DagRunner, then Kubernetes settings.
+
+The DAG is the local one. What only the cluster needs is applied here, by node id, to the compiled spec:
+images, resources (a GPU for the Trainer), retries, and the KFP platform spec (node selector and toleration
+for the GPU pool, the Secret as environment variables). The result is a two-document YAML, PipelineSpec then
+PlatformSpec, which is the package format `kfp.Client` uploads and self-hosted KFP runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner, pipeline_builder
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+
+GPU_NODE = "Trainer"
+SCHEMA_NODE = "ImportSchemaGen"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT_MODULE = "pipeline.kubeflow_entrypoint"
+# Argo labels every pod of a run with the workflow's name, which is unique per run: the pods use it to find
+# the run's one MLflow run (pipeline/kubeflow_entrypoint.py).
+RUN_NAME_ENV = "XFER_KFP_RUN"
+RUN_NAME_FIELD = "metadata.labels['workflows.argoproj.io/workflow']"
+PARAMS_ENV = "XFER_MLFLOW_PARAMS"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+
+
+def cluster_config(config: config_lib.Config) -> config_lib.Config:
+    """The config as the pods see it: the dataset in the object store."""
+    return config.replace(data=config.kubeflow.data)
+
+
+def image_schema_path(config: config_lib.Config) -> str:
+    """Where the schema is inside the image. The compiling machine reads it at `config.schema` (the DAG takes
+    column types from it); the ImportSchemaGen pod reads the copy the Dockerfile put under its WORKDIR."""
+    if "://" in config.schema:
+        return config.schema
+    relative = Path(config.schema).resolve().relative_to(PROJECT_ROOT)
+    return f"{config.kubeflow.image_workdir.rstrip('/')}/{relative.as_posix()}"
+
+
+def build_pipeline(config: config_lib.Config) -> tfx.dsl.Pipeline:
+    kubeflow = config.kubeflow
+    pipeline = pipeline_lib.create_pipeline(
+        cluster_config(config),
+        pipeline_root=kubeflow.pipeline_root,
+        serving_dir=kubeflow.serving_dir,
+        beam_pipeline_args=list(kubeflow.beam_args),
+    )
+    nodes = {node.id: node for node in pipeline.components}
+    nodes[SCHEMA_NODE].exec_properties["schema_file"] = image_schema_path(config)
+    for node_id, args in kubeflow.component_beam_args.items():
+        if node_id not in nodes:
+            raise config_lib.ConfigError(
+                f"kubeflow.component_beam_args.{node_id}: no such node (nodes: {', '.join(nodes)})"
+            )
+        if not hasattr(nodes[node_id].executor_spec, "beam_pipeline_args"):
+            raise config_lib.ConfigError(f"kubeflow.component_beam_args.{node_id}: not a Beam-powered node")
+        # Replaces the pipeline-level args that the Pipeline constructor already copied into this node.
+        nodes[node_id].executor_spec.beam_pipeline_args = list(args)
+    return pipeline
+
+
+def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, Any]:
+    """Writes the KFP package to `out` (.yaml); returns {"pipeline_spec": ..., "platform_spec": ...}."""
+    out = Path(out)
+    if out.suffix not in (".yaml", ".yml"):
+        raise ValueError(f"--out must end in .yaml, the package format self-hosted KFP takes; got {out.name}")
+    kubeflow = config.kubeflow
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image={
+                pipeline_builder.DEFAULT_IMAGE_PATH_KEY: kubeflow.image, GPU_NODE: kubeflow.gpu_image
+            },
+            # Schema 2.1 is the one self-hosted KFP's driver reads (2.0 is Vertex's legacy format).
+            use_pipeline_spec_2_1=True,
+        ),
+        output_dir=str(out.parent),
+        output_filename=out.name,
+    )
+    pipeline_spec = runner.run(build_pipeline(config), write_out=False)["pipelineSpec"]
+    apply_kubernetes(pipeline_spec, config)
+    platform_spec = platform_spec_for(pipeline_spec, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as handle:
+        handle.write(f"# {config.pipeline_name}: `xfer compile` with {pipeline_spec['sdkVersion']}\n")
+        yaml.safe_dump_all([pipeline_spec, platform_spec], handle, sort_keys=True)
+    return {"pipeline_spec": pipeline_spec, "platform_spec": platform_spec}
+
+
+def executor_labels(pipeline_spec: dict[str, Any]) -> dict[str, str]:
+    """Node id -> the executor label its container runs under."""
+    components = pipeline_spec["components"]
+    return {
+        node_id: components[task["componentRef"]["name"]]["executorLabel"]
+        for node_id, task in pipeline_spec["root"]["dag"]["tasks"].items()
+    }
+
+
+def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -> None:
+    """Resources, retries, entrypoint and plain (non-secret) environment, in place."""
+    kubeflow = config.kubeflow
+    pipeline_spec["defaultPipelineRoot"] = kubeflow.pipeline_root
+    executors = pipeline_spec["deploymentSpec"]["executors"]
+    for node_id, label in executor_labels(pipeline_spec).items():
+        task = pipeline_spec["root"]["dag"]["tasks"][node_id]
+        task["retryPolicy"] = {
+            "maxRetryCount": kubeflow.retries,
+            "backoffDuration": f"{kubeflow.retry_backoff_seconds}s",
+            "backoffFactor": 2.0,
+            "backoffMaxDuration": "3600s",
+        }
+        container = executors[label]["container"]
+        is_gpu_node = node_id == GPU_NODE
+        # Set here rather than with TFX's with_platform_config, which the FileBasedExampleGen step ignores.
+        container["resources"] = _resources(
+            kubeflow.trainer_resources if is_gpu_node else kubeflow.resources,
+            kubeflow.gpu_resource if is_gpu_node and kubeflow.gpu_count else "",
+            kubeflow.gpu_count,
+        )
+        tfx_command = container.get("command", list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD))
+        container["command"] = _wrapped(tfx_command, node_id)
+        pre_cache_check = container.get("lifecycle", {}).get("preCacheCheck")
+        if pre_cache_check:
+            pre_cache_check["command"] = _wrapped(pre_cache_check["command"], node_id)
+        env = [{"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name}]
+        if is_gpu_node:
+            # The run's parameters, as `xfer run` logs them; env is not part of KFP's cache key.
+            env.append({"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)})
+        container["env"] = env
+
+
+def _wrapped(command: list[str], node_id: str) -> list[str]:
+    """`python -m <tfx module>` -> `python -m pipeline.kubeflow_entrypoint --node <id> <tfx module>`."""
+    if command[:2] != ["python", "-m"] or len(command) != 3:
+        raise ValueError(f"unexpected TFX container command {shlex.join(command)}")
+    return ["python", "-m", ENTRYPOINT_MODULE, "--node", node_id, command[2]]
+
+
+def _resources(resources: config_lib.ResourcesConfig, gpu_resource: str, gpu_count: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "cpuRequest": resources.cpu_request,
+        "cpuLimit": resources.cpu_limit,
+        "memoryRequest": resources.memory_request_gb,
+        "memoryLimit": resources.memory_limit_gb,
+    }
+    if gpu_resource:
+        # Self-hosted KFP puts `type` verbatim into the pod's resource limits, so it is the Kubernetes
+        # resource name (nvidia.com/gpu), not a Vertex accelerator name.
+        spec["accelerator"] = {"type": gpu_resource, "count": str(gpu_count)}
+    return spec
+
+
+def platform_spec_for(pipeline_spec: dict[str, Any], config: config_lib.Config) -> dict[str, Any]:
+    """The KFP Kubernetes platform spec: per executor, the Secret as env vars and the run name from the pod's
+    labels; for the Trainer, also the GPU pool's node selector and toleration."""
+    kubeflow = config.kubeflow
+    executors: dict[str, Any] = {}
+    for node_id, label in executor_labels(pipeline_spec).items():
+        executor: dict[str, Any] = {
+            "secretAsEnv": [{
+                "secretName": kubeflow.secret_name,
+                "keyToEnv": [
+                    {"secretKey": key, "envVar": env} for env, key in sorted(kubeflow.secret_env.items())
+                ],
+            }],
+            "fieldPathAsEnv": [{"name": RUN_NAME_ENV, "fieldPath": RUN_NAME_FIELD}],
+        }
+        if node_id == GPU_NODE:
+            executor["nodeSelector"] = {"labels": dict(kubeflow.node_selector)}
+            executor["tolerations"] = [
+                {key: value for key, value in config_lib.asdict(toleration).items() if value}
+                for toleration in kubeflow.tolerations
+            ]
+        executors[label] = executor
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
