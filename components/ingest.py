@@ -1,106 +1,53 @@
-"""Plain functions that turn one annotated image into a `tf.Example`, or into a reject with a reason.
+"""Plain functions that turn one `Record` (from any format) and its image into a `tf.Example`, or a reject.
 
 The Beam ExampleGen (`components/example_gen.py`) is a thin wrapper around these. Nothing is dropped silently:
-a record either becomes an example or a `Reject` that is written to `rejects.jsonl` beside the examples.
+a record either becomes an example or raises `RecordError`, which becomes a line of `rejects.jsonl`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
+import math
 import os
+import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
 
-REQUIRED_COLUMNS = ("filename", "label", "xmin", "ymin", "xmax", "ymax")
+from components import image_io
+from components.records import Box, Record, RecordError
+
 BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
-# Features every example gets besides the CSV columns; a metadata column may not reuse these names.
-RESERVED_FEATURES = ("image", "image_width", "image_height")
-# Decompression-bomb guard: larger images are rejected before they are decoded.
-DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS
 
 ColumnType = Literal["int", "float", "string"]
-
-
-class IngestError(ValueError):
-    """The input as a whole cannot be read (as opposed to one bad record, which is rejected)."""
-
-
-class RecordError(ValueError):
-    """One record cannot be used; `reason` is a stable code for reports, the message says why."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
+# Which pixel grid boxes refer to in a photo with an EXIF orientation, when the annotation does not say (COCO
+# and VOC state the image size, which settles it). "displayed": the upright image, as browsers and most
+# labeling tools show it. "stored": the file's raw pixel grid.
+ExifBoxFrame = Literal["displayed", "stored"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Record:
-    """One row of `annotations.csv`, as strings, with the line it came from."""
+class ExampleSettings:
+    """How records become examples; parsed once from the config and carried to the Beam workers."""
 
-    line: int
-    values: Mapping[str, str]
-
-    @property
-    def filename(self) -> str:
-        return self.values.get("filename", "")
-
-
-@dataclasses.dataclass(frozen=True)
-class Reject:
-    filename: str
-    reason: str
-    detail: str
-    line: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-
-def read_annotations(csv_path: str | Path) -> tuple[list[str], list[Record]]:
-    """Parses `annotations.csv`; returns its metadata column names and one `Record` per data row."""
-    with tf.io.gfile.GFile(str(csv_path), "r") as handle:
-        text = handle.read()
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise IngestError(f"{csv_path}: missing column(s) {', '.join(missing)}; the header is {','.join(header)}")
-    reader.fieldnames = header
-    records = [
-        Record(line=reader.line_num, values={key: (value or "").strip() for key, value in row.items() if key})
-        for row in reader
-    ]
-    metadata = [name for name in header if name not in REQUIRED_COLUMNS]
-    clashes = [name for name in metadata if name in RESERVED_FEATURES]
-    if clashes:
-        raise IngestError(f"{csv_path}: column(s) {', '.join(clashes)} clash with features ingest writes itself")
-    return metadata, records
-
-
-def normalize_box(box: Mapping[str, float], width: int, height: int) -> tuple[float, float, float, float]:
-    """Pixel box (xmin, ymin, xmax, ymax) -> fractions of the image size; raises RecordError when invalid."""
-    xmin, ymin, xmax, ymax = (float(box[key]) for key in BOX_KEYS)
-    if xmax <= xmin or ymax <= ymin:
-        raise RecordError("bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is inverted or has zero area")
-    if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
-        raise RecordError("bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the {width}x{height} image")
-    return (xmin / width, ymin / height, xmax / width, ymax / height)
+    column_types: Mapping[str, ColumnType] = dataclasses.field(default_factory=dict)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    labels: tuple[str, ...] = ()
+    exif_box_frame: ExifBoxFrame = "displayed"
 
 
 def resolve_inside(root: str, filename: str) -> str:
-    """The path of `filename` under `root`; raises RecordError if it escapes the root (../, absolute, symlink)."""
+    """The path of `filename` under `root`; RecordError if it escapes the root (../, absolute, symlink)."""
     if not filename:
         raise RecordError("path_escape", "empty filename")
-    if os.path.isabs(filename) or "://" in filename:
-        raise RecordError("path_escape", f"{filename!r} is an absolute path; filenames are relative to the dataset folder")
-    path = os.path.join(root, filename)
+    if os.path.isabs(filename) or "://" in filename or filename.startswith("\\"):
+        raise RecordError(
+            "path_escape", f"{filename!r} is an absolute path; filenames are relative to the dataset folder"
+        )
+    path = posixpath.join(root, filename)
     if "://" in root:  # Remote filesystems have no symlinks; check the path syntactically.
         if ".." in Path(filename).parts:
             raise RecordError("path_escape", f"{filename!r} escapes the dataset folder")
@@ -112,54 +59,110 @@ def resolve_inside(root: str, filename: str) -> str:
     return path
 
 
-def image_size(image_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an encoded JPEG or PNG after fully decoding it; RecordError if unusable."""
-    if not image_bytes:
-        raise RecordError("empty_file", "the file has zero bytes")
+def locate(root: str, record: Record) -> tuple[str, str]:
+    """(filename relative to root, path) of the record's image: its filename, or the first fallback found."""
+    candidates = (record.filename, *record.fallback_filenames)
+    for candidate in candidates:
+        path = resolve_inside(root, candidate)
+        if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+            return candidate, path
+    tried = f" (also looked for {', '.join(record.fallback_filenames)})" if record.fallback_filenames else ""
+    raise RecordError("missing_file", f"{record.filename} does not exist in the dataset folder{tried}")
+
+
+def check_label(label: str, labels: tuple[str, ...]) -> None:
+    if not label:
+        raise RecordError("no_annotation", "empty label")
+    if labels and label not in labels:
+        raise RecordError("unknown_label", f"label {label!r} is not in the configured label list")
+
+
+def box_numbers(box: Box) -> tuple[float, float, float, float]:
+    values = (box.xmin, box.ymin, box.xmax, box.ymax)
     try:
-        with Image.open(io.BytesIO(image_bytes)) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise RecordError("too_many_pixels", f"{width}x{height} exceeds the pixel limit of {max_pixels}")
-            if image.format not in ("JPEG", "PNG"):
-                raise RecordError("unreadable_image", f"unsupported image format {image.format}")
-            image.load()  # Forces a full decode, which catches truncated files.
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise RecordError("unreadable_image", f"cannot decode: {error}") from None
-    except Image.DecompressionBombError as error:
-        raise RecordError("too_many_pixels", str(error)) from None
-    return width, height
+        numbers = tuple(float(value) for value in values)
+    except (TypeError, ValueError):
+        raise RecordError(
+            "bad_box", "box coordinates are not numbers: " + ", ".join(map(str, values))
+        ) from None
+    if not all(math.isfinite(number) for number in numbers):
+        raise RecordError("bad_box", "box coordinates are not finite: " + ", ".join(map(str, values)))
+    return numbers  # type: ignore[return-value]
+
+
+def normalize_box(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float, float, float]:
+    """Pixel box (xmin, ymin, xmax, ymax) -> fractions of the image size; raises RecordError when invalid."""
+    xmin, ymin, xmax, ymax = box
+    if xmax <= xmin or ymax <= ymin:
+        raise RecordError(
+            "bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is inverted or has zero area"
+        )
+    if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
+        raise RecordError(
+            "bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the {width}x{height} image"
+        )
+    return (xmin / width, ymin / height, xmax / width, ymax / height)
+
+
+def displayed_box(
+    box: tuple[float, float, float, float], image: image_io.StoredImage, record: Record, frame: ExifBoxFrame
+) -> tuple[float, float, float, float]:
+    """The pixel box on the upright image that is stored, whichever grid the annotation drew it on."""
+    upright = (image.width, image.height)
+    stored = (image.stored_width, image.stored_height)
+    if record.declared_size is not None:
+        if record.declared_size == upright:
+            return box
+        if record.declared_size == stored:
+            return image_io.orient_box(box, image.stored_width, image.stored_height, image.orientation)
+        width, height = record.declared_size
+        raise RecordError(
+            "size_mismatch",
+            f"the annotation says {width}x{height}, the file is "
+            f"{image.width}x{image.height}; its boxes cannot be trusted",
+        )
+    if frame == "stored":
+        return image_io.orient_box(box, image.stored_width, image.stored_height, image.orientation)
+    return box
 
 
 def record_to_example(
-    record: Record,
-    image_bytes: bytes,
-    column_types: Mapping[str, ColumnType],
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    record: Record, filename: str, image_bytes: bytes, settings: ExampleSettings
 ) -> tf.train.Example:
-    """Builds the raw `tf.Example`; raises RecordError when the record is unusable."""
-    width, height = image_size(image_bytes, max_pixels)
-    try:
-        pixel_box = {key: float(record.values[key]) for key in BOX_KEYS}
-    except ValueError:
-        raise RecordError("bad_box", "box coordinates are not numbers: " + ", ".join(record.values[k] for k in BOX_KEYS)) from None
-    box = normalize_box(pixel_box, width, height)
-    label = record.values["label"]
-    if not label:
-        raise RecordError("bad_label", "empty label")
+    """Builds the raw `tf.Example` (image stored upright, box as fractions); raises RecordError when unusable.
+
+    A record without a box (classification) gets no box features at all, rather than a made-up box.
+    """
+    check_label(record.label, settings.labels)
+    box = box_numbers(record.box) if record.box is not None else None
+    image = image_io.normalize(image_bytes, settings.max_pixels)
     features = {
-        "filename": _bytes_feature(record.filename),
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes])),
-        "label": _bytes_feature(label),
-        "image_width": _int_feature(width),
-        "image_height": _int_feature(height),
+        "filename": _bytes_feature(filename),
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.data])),
+        "label": _bytes_feature(record.label),
+        "image_width": _int_feature(image.width),
+        "image_height": _int_feature(image.height),
     }
-    for key, value in zip(BOX_KEYS, box, strict=True):
-        features[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-    for column, text in record.values.items():
-        if column in REQUIRED_COLUMNS or text == "":
+    if box is not None:
+        fractions = normalize_box(
+            displayed_box(box, image, record, settings.exif_box_frame), image.width, image.height
+        )
+        for key, value in zip(BOX_KEYS, fractions, strict=True):
+            features[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    elif record.declared_size is not None and record.declared_size not in (
+        (image.width, image.height),
+        (image.stored_width, image.stored_height),
+    ):
+        raise RecordError(
+            "size_mismatch",
+            f"the annotation says {record.declared_size}, the file is {image.width}x{image.height}",
+        )
+    for column, text in record.metadata.items():
+        if text == "":
             continue  # Missing metadata stays missing; the schema says whether that is allowed.
-        features[column] = _typed_feature(column, text, column_types.get(column, "string"))
+        features[column] = _typed_feature(column, text, settings.column_types.get(column, "string"))
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
@@ -170,6 +173,8 @@ def _typed_feature(column: str, text: str, column_type: ColumnType) -> tf.train.
         number = float(text)
     except ValueError:
         raise RecordError("bad_metadata", f"column {column!r} should be a number, got {text!r}") from None
+    if not math.isfinite(number):
+        raise RecordError("bad_metadata", f"column {column!r} should be a finite number, got {text!r}")
     if column_type == "int":
         if not number.is_integer():
             raise RecordError("bad_metadata", f"column {column!r} should be a whole number, got {text!r}")
@@ -186,10 +191,14 @@ def _int_feature(value: int) -> tf.train.Feature:
 
 
 def schema_column_types(schema_path: str | Path) -> dict[str, ColumnType]:
-    """Each feature of the curated schema and its column type; a CSV column the schema lacks is read as a string."""
+    """Each feature of the curated schema and its column type; others are read as strings."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
-    types: dict[int, ColumnType] = {schema_pb2.INT: "int", schema_pb2.FLOAT: "float", schema_pb2.BYTES: "string"}
+    types: dict[int, ColumnType] = {
+        schema_pb2.INT: "int",
+        schema_pb2.FLOAT: "float",
+        schema_pb2.BYTES: "string",
+    }
     return {feature.name: types.get(feature.type, "string") for feature in schema.feature}

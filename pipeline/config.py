@@ -59,6 +59,13 @@ class IngestConfig:
     max_pixels: int = 50_000_000
     # When given, a record whose label is not listed is rejected; when empty, every label is a class.
     labels: tuple[str, ...] = ()
+    # Annotation format of the dataset folder; "auto" detects it (see components/formats.py for the layouts).
+    format: Literal["auto", "csv", "class_folders", "coco", "voc"] = "auto"
+    # An image with several boxes (COCO, VOC) keeps its largest box, or is rejected; the log counts them.
+    multi_box_policy: Literal["largest", "reject"] = "largest"
+    # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
+    # image size: "displayed" (upright, as browsers and most labeling tools show it) or "stored" (the raw grid).
+    exif_box_frame: Literal["displayed", "stored"] = "displayed"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 # The modules each node's executor runs. TFX fingerprints its inputs and properties, not code loaded by
 # module path, so a hash of these files goes into each node's properties: a code change reruns the node
 # instead of being served a stale result from the cache.
-_INGEST_CODE = ("components/ingest.py", "components/example_gen.py")
+_INGEST_CODE = (
+    "components/ingest.py", "components/example_gen.py", "components/formats.py", "components/image_io.py",
+    "components/records.py",
+)
 _TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
 _TRAINER_CODE = _TRANSFORM_CODE + (
     "components/model.py", "components/training.py", "components/export.py", "components/metrics.py",
@@ -74,6 +78,42 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class DataValidationNodes:
+    """Ingest, statistics and schema validation: the head of the DAG, also run alone by `xfer validate`."""
+
+    example_gen: Any
+    statistics_gen: Any
+    schema_gen: Any
+    example_validator: Any
+    anomalies_gate: Any
+
+    def as_list(self) -> list[Any]:
+        return [
+            self.example_gen, self.statistics_gen, self.schema_gen, self.example_validator, self.anomalies_gate,
+        ]
+
+
+def data_validation_nodes(config: config_lib.Config) -> DataValidationNodes:
+    example_gen_node = example_gen.ImageExampleGen(
+        data_dir=str(config.data),
+        split_buckets={"train": config.split.train, "eval": config.split.eval},
+        settings=example_gen.IngestSettings.from_config(
+            config.ingest, ingest.schema_column_types(config.schema)
+        ),
+        code_version=code_fingerprint(_INGEST_CODE),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen_node.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(Path(config.schema).resolve()))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomalies_gate = validation_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    return DataValidationNodes(
+        example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate
+    )
+
+
 def create_pipeline(
     config: config_lib.Config,
     pipeline_root: str,
@@ -83,30 +123,15 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     transform_settings = features.TransformSettings.from_config(config)
 
-    example_gen_node = example_gen.ImageExampleGen(
-        data_dir=str(config.data),
-        split_buckets={"train": config.split.train, "eval": config.split.eval},
-        settings={
-            "column_types": ingest.schema_column_types(config.schema),
-            "max_reject_fraction": config.ingest.max_reject_fraction,
-            "max_pixels": config.ingest.max_pixels,
-            "labels": list(config.ingest.labels),
-            "code_version": code_fingerprint(_INGEST_CODE),
-        },
-    )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen_node.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(Path(config.schema).resolve()))
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    anomalies_gate = validation_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    data_nodes = data_validation_nodes(config)
+    example_gen_node, schema_gen = data_nodes.example_gen, data_nodes.schema_gen
     transform = tfx.components.Transform(
         examples=example_gen_node.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
         custom_config={**transform_settings.to_dict(), "code_version": code_fingerprint(_TRANSFORM_CODE)},
     )
-    transform.add_upstream_node(anomalies_gate)
+    transform.add_upstream_node(data_nodes.anomalies_gate)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -136,10 +161,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate,
-            transform, trainer, evaluator, pusher,
-        ],
+        components=[*data_nodes.as_list(), transform, trainer, evaluator, pusher],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or list(config.beam_args),
