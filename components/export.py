@@ -108,7 +108,9 @@ def make_raw_example(image_bytes: bytes, metadata: Mapping[str, Any], types: Map
             else:
                 feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
         except ValueError:
-            raise ValueError(f"{name} must be {'a whole number' if kind == 'int' else 'a number'}, got {value!r}") from None
+            raise ValueError(
+                f"{name} must be {'a whole number' if kind == 'int' else 'a number'}, got {value!r}"
+            ) from None
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 

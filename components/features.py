@@ -57,7 +57,9 @@ class TransformSettings:
 def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
     """preprocessing_fn: raw batch -> model inputs (image, metadata features) and labels (label_id, box)."""
     outputs: dict[str, tf.Tensor] = {IMAGE: decode_and_resize(dense_column(inputs[IMAGE], b""), settings.image_size)}
-    outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY)
+    outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(
+        dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY
+    )
     outputs[BOX] = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
     # Crossed features read the bucket/vocabulary ids of the others, so those come first.
     for feature in sorted(settings.features, key=lambda feature: feature.kind == "crossed"):

@@ -32,8 +32,7 @@ def from_environment(unfreeze_epoch: int) -> Callable[[dict[str, Any]], None] | 
     def log_epoch(row: dict[str, Any]) -> None:
         timestamp = int(time.time() * 1000)
         metrics = [
-            Metric(key, value, timestamp, int(row["epoch"]))
-            for key, value in training.tracking_metrics(row).items()
+            Metric(key, value, timestamp, int(row["epoch"])) for key, value in training.tracking_metrics(row).items()
         ]
         try:
             client.log_batch(run_id, metrics=metrics)

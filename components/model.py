@@ -15,6 +15,8 @@ from pipeline import config as config_lib
 BACKBONE_NAME = "backbone"
 PROBABILITIES = "probabilities"
 BOX = "box"
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
+_MIDDLE_FLOW_OUTPUT = "block13_sepconv1_act"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,17 @@ def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_
     backbone = tf_keras.applications.Xception(
         include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
     )
-    return tf_keras.Model(backbone.inputs, backbone.outputs, name=BACKBONE_NAME)
+    if weights is None:
+        # Trained from scratch, BatchNorm's moving statistics must track weights that change fast. At Keras's
+        # default momentum (0.99) they still reflect the first steps after a few hundred, and the eval-mode
+        # network, which uses them, scores far below the train-mode one.
+        for layer in backbone.layers:
+            if isinstance(layer, tf_keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
+    # Two outputs: the final 2048-channel map (3x3 at 71 px) for the class, and the end of the middle flow
+    # (728 channels, 5x5 at 71 px) for the box, where finer spatial detail survives.
+    middle = backbone.get_layer(_MIDDLE_FLOW_OUTPUT).output
+    return tf_keras.Model(backbone.inputs, [middle, backbone.output], name=BACKBONE_NAME)
 
 
 def build_model(
@@ -62,18 +74,26 @@ def build_model(
     # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset
     # would otherwise overwrite the ImageNet statistics. A randomly initialised one has no statistics worth keeping.
     training_flag = False if uses_pretrained_weights(model_config) else None
-    feature_map = backbone(pixels, training=training_flag)
+    middle_map, feature_map = backbone(pixels, training=training_flag)
 
     pooled = tf_keras.layers.GlobalAveragePooling2D(name="pool")(feature_map)
     metadata_inputs, metadata = _metadata_tower(inputs)
-    class_features = tf_keras.layers.Concatenate(name="class_features")([pooled, metadata]) if metadata is not None else pooled
+    class_features = (
+        tf_keras.layers.Concatenate(name="class_features")([pooled, metadata]) if metadata is not None else pooled
+    )
     class_hidden = tf_keras.layers.Dropout(model_config.dropout_rate, name="class_dropout")(class_features)
     class_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="class_hidden")(class_hidden)
     probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(class_hidden)
 
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
-    spatial = tf_keras.layers.Conv2D(64, 1, activation="relu", name="box_reduce")(feature_map)
-    spatial = tf_keras.layers.Flatten(name="box_flatten")(spatial)
+    fine = tf_keras.layers.Conv2D(32, 1, activation="relu", name="box_reduce_middle")(middle_map)
+    coarse = tf_keras.layers.Conv2D(32, 1, activation="relu", name="box_reduce_final")(feature_map)
+    spatial = tf_keras.layers.Concatenate(name="box_features")(
+        [
+            tf_keras.layers.Flatten(name="box_flatten_middle")(fine),
+            tf_keras.layers.Flatten(name="box_flatten_final")(coarse),
+        ]
+    )
     box_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="box_hidden")(spatial)
     center_and_size = tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
     box = tf_keras.layers.Lambda(center_size_to_corners, name=BOX)(center_and_size)

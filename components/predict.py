@@ -15,8 +15,11 @@ def resolve_model_dir(model_dir: str) -> str:
     """A SavedModel folder itself, or the newest numbered version inside a serving folder."""
     if tf.io.gfile.exists(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = [name.rstrip("/") for name in tf.io.gfile.listdir(model_dir) if name.rstrip("/").isdigit()] \
-        if tf.io.gfile.isdir(model_dir) else []
+    versions = (
+        [name.rstrip("/") for name in tf.io.gfile.listdir(model_dir) if name.rstrip("/").isdigit()]
+        if tf.io.gfile.isdir(model_dir)
+        else []
+    )
     if not versions:
         raise FileNotFoundError(f"{model_dir} is neither a SavedModel nor a folder of numbered model versions")
     return os.path.join(model_dir, max(versions, key=int))
@@ -29,12 +32,19 @@ def predict_serialized(model_dir: str, serialized: list[bytes]) -> list[dict[str
     for index in range(len(serialized)):
         classes = [name.decode() for name in outputs["classes"][index].numpy()]
         probabilities = outputs["probabilities"][index].numpy().tolist()
-        results.append({
-            "class": outputs["label"][index].numpy().decode(),
-            "probabilities": {name: round(p, 6) for name, p in zip(classes, probabilities, strict=True)},
-            "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v, 6) for v in outputs["box"][index].numpy().tolist()),
-                            strict=True)),
-        })
+        results.append(
+            {
+                "class": outputs["label"][index].numpy().decode(),
+                "probabilities": {name: round(p, 6) for name, p in zip(classes, probabilities, strict=True)},
+                "box": dict(
+                    zip(
+                        ("xmin", "ymin", "xmax", "ymax"),
+                        (round(v, 6) for v in outputs["box"][index].numpy().tolist()),
+                        strict=True,
+                    )
+                ),
+            }
+        )
     return results
 
 

@@ -28,7 +28,18 @@ _HABITS = {
     "cross": (23, 59.3, 18.1),
 }
 CAMERAS = tuple(f"cam_{index:02d}" for index in range(10))
-CSV_COLUMNS = ("filename", "label", "xmin", "ymin", "xmax", "ymax", "capture_hour", "latitude", "longitude", "camera_id")
+CSV_COLUMNS = (
+    "filename",
+    "label",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "capture_hour",
+    "latitude",
+    "longitude",
+    "camera_id",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,8 @@ def run_fn(fn_args) -> None:
     model_config = config_lib.section_from_dict(config_lib.ModelConfig, custom_config["model"], "model")
     training_config = config_lib.section_from_dict(config_lib.TrainingConfig, custom_config["training"], "training")
 
+    # Seeded before the model is built, so weight initialisation is reproducible too.
+    tf_keras.utils.set_random_seed(training_config.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     num_classes = len(export.read_label_names(tf_transform_output))
     inputs = model_lib.model_inputs(settings, tf_transform_output.vocabulary_size_by_name)
@@ -29,15 +31,28 @@ def run_fn(fn_args) -> None:
     feature_spec = tf_transform_output.transformed_feature_spec()
     input_names = list(model.input.keys())
     train_dataset = training.make_dataset(
-        fn_args.train_files, feature_spec, input_names, training_config.batch_size, shuffle=True,
-        seed=training_config.seed, shuffle_buffer=training_config.shuffle_buffer,
+        fn_args.train_files,
+        feature_spec,
+        input_names,
+        training_config.batch_size,
+        shuffle=True,
+        seed=training_config.seed,
+        shuffle_buffer=training_config.shuffle_buffer,
     )
     eval_dataset = training.make_dataset(
-        fn_args.eval_files, feature_spec, input_names, training_config.batch_size, shuffle=False,
+        fn_args.eval_files,
+        feature_spec,
+        input_names,
+        training_config.batch_size,
+        shuffle=False,
         seed=training_config.seed,
     )
     history = training.train_two_phases(
-        model, train_dataset, eval_dataset, model_config, training_config,
+        model,
+        train_dataset,
+        eval_dataset,
+        model_config,
+        training_config,
         on_epoch=live_tracking.from_environment(training.unfreeze_epoch(training_config)),
         callbacks=[tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))],
     )

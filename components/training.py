@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -88,7 +89,6 @@ def train_two_phases(
     Epochs are numbered on one axis across both phases; the first phase-2 epoch is the unfreeze point.
     Returns one dict per epoch with the phase, the epoch and Keras's logs.
     """
-    tf_keras.utils.set_random_seed(training.seed)
     total = training.frozen.epochs + training.finetune.epochs
     history: list[dict[str, Any]] = []
     phases = (
@@ -101,16 +101,26 @@ def train_two_phases(
         model_lib.set_backbone_trainable(model, backbone_trainable)
         model_lib.compile_model(model, model_config, phase_config.learning_rate)
         log = EpochLog(phase, total, on_epoch)
+        schedule = tf_keras.callbacks.LearningRateScheduler(
+            lambda epoch, _, first=first_epoch, config=phase_config: phase_learning_rate(config, epoch - first)
+        )
         model.fit(
             train_dataset,
             validation_data=eval_dataset,
             initial_epoch=first_epoch,
             epochs=first_epoch + phase_config.epochs,
-            callbacks=[log, *callbacks],
+            callbacks=[schedule, log, *callbacks],
             verbose=0,
         )
         history.extend(log.rows)
     return history
+
+
+def phase_learning_rate(phase: config_lib.PhaseConfig, epoch_in_phase: int) -> float:
+    """The learning rate of an epoch of a phase (0-based within the phase)."""
+    if phase.schedule == "cosine":
+        return phase.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch_in_phase / max(phase.epochs, 1)))
+    return phase.learning_rate
 
 
 def unfreeze_epoch(training: config_lib.TrainingConfig) -> int:

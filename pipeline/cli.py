@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    _configure_logging()
     handlers = {
         "sample-data": _sample_data, "run": _run, "ui": _ui, "predict": _predict,
         "compile": _compile, "submit": _submit, "schedule": _schedule,
@@ -79,6 +79,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"xfer {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise
+
+
+class _ProgressOnly(logging.Filter):
+    """TFX logs every resolved artifact as a multi-line proto at INFO; keep its progress lines and problems."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "absl" or record.levelno >= logging.WARNING:
+            return True
+        return str(record.msg).startswith("Component ")
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_ProgressOnly())
 
 
 def _sample_data(args: argparse.Namespace) -> int:

@@ -88,6 +88,8 @@ class ModelConfig:
 class PhaseConfig:
     epochs: int
     learning_rate: float
+    # "constant", or "cosine": decays from learning_rate towards 0 over the phase's epochs.
+    schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,9 +166,7 @@ class KubeflowConfig:
         cpu_request=4.0, cpu_limit=8.0, memory_request_gb=16.0, memory_limit_gb=24.0
     )
     # Labels the GPU pool's nodes carry (the GPU operator's feature discovery sets this one).
-    node_selector: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {"nvidia.com/gpu.present": "true"}
-    )
+    node_selector: dict[str, str] = dataclasses.field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
     tolerations: tuple[TolerationConfig, ...] = (TolerationConfig(key="nvidia.com/gpu"),)
     secret_name: str = "xfer-pipeline"
     secret_env: dict[str, str] = dataclasses.field(default_factory=_default_secret_env)
@@ -336,8 +336,6 @@ def _check_kubeflow(kubeflow: KubeflowConfig) -> None:
                 )
 
 
-
-
 def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {_show(raw)}")
@@ -385,11 +383,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             for key, item in value.items()
         }
     if origin is tuple:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")
         item_hint = args[0]
         if dataclasses.is_dataclass(item_hint):
-            return tuple(_build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value))
+            return tuple(
+                _build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value)
+            )
         return tuple(_coerce(item_hint, item, f"{where}[{index}]") for index, item in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):

@@ -20,13 +20,20 @@ _ROOT = Path(__file__).resolve().parent.parent
 # module path, so a hash of these files goes into each node's properties: a code change reruns the node
 # instead of being served a stale result from the cache.
 _INGEST_CODE = (
-    "components/ingest.py", "components/example_gen.py", "components/formats.py", "components/image_io.py",
+    "components/ingest.py",
+    "components/example_gen.py",
+    "components/formats.py",
+    "components/image_io.py",
     "components/records.py",
 )
 _TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
 _TRAINER_CODE = _TRANSFORM_CODE + (
-    "components/model.py", "components/training.py", "components/export.py", "components/metrics.py",
-    "components/trainer_module.py", "components/live_tracking.py",
+    "components/model.py",
+    "components/training.py",
+    "components/export.py",
+    "components/metrics.py",
+    "components/trainer_module.py",
+    "components/live_tracking.py",
 )
 
 
@@ -90,7 +97,11 @@ class DataValidationNodes:
 
     def as_list(self) -> list[Any]:
         return [
-            self.example_gen, self.statistics_gen, self.schema_gen, self.example_validator, self.anomalies_gate,
+            self.example_gen,
+            self.statistics_gen,
+            self.schema_gen,
+            self.example_validator,
+            self.anomalies_gate,
         ]
 
 
@@ -98,9 +109,7 @@ def data_validation_nodes(config: config_lib.Config) -> DataValidationNodes:
     example_gen_node = example_gen.ImageExampleGen(
         data_dir=str(config.data),
         split_buckets={"train": config.split.train, "eval": config.split.eval},
-        settings=example_gen.IngestSettings.from_config(
-            config.ingest, ingest.schema_column_types(config.schema)
-        ),
+        settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
         code_version=code_fingerprint(_INGEST_CODE),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen_node.outputs["examples"])
@@ -109,9 +118,7 @@ def data_validation_nodes(config: config_lib.Config) -> DataValidationNodes:
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomalies_gate = validation_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
-    return DataValidationNodes(
-        example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate
-    )
+    return DataValidationNodes(example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate)
 
 
 def create_pipeline(

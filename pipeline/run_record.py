@@ -68,7 +68,9 @@ def latest_run(connection_config: metadata_store_pb2.ConnectionConfig, pipeline_
     for execution in executions:
         node_contexts = [c for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type.id]
         node_id = node_contexts[0].name.split(".", 1)[-1] if node_contexts else str(execution.id)
-        nodes[node_id] = NodeRecord(node_id, _STATES.get(execution.last_known_state, "UNKNOWN"), _outputs(store, execution))
+        nodes[node_id] = NodeRecord(
+            node_id, _STATES.get(execution.last_known_state, "UNKNOWN"), _outputs(store, execution)
+        )
     return RunRecord(run.name, nodes)
 
 

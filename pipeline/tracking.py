@@ -49,11 +49,18 @@ def versions_and_commit() -> dict[str, str]:
     import tensorflow_transform as tft
     import tfx
 
-    tags = {"tfx_version": tfx.__version__, "tensorflow_version": tf.__version__,
-            "tft_version": tft.__version__, "tfma_version": tfma.__version__}
+    tags = {
+        "tfx_version": tfx.__version__,
+        "tensorflow_version": tf.__version__,
+        "tft_version": tft.__version__,
+        "tfma_version": tfma.__version__,
+    }
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
         tags["git_commit"] = commit
@@ -124,9 +131,16 @@ def gate_failures(evaluation_uri: str) -> list[str]:
     failures = []
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            failures.append(f"{failure.metric_key.name} ({failure.metric_key.output_name}) = "
-                            f"{failure.metric_value.double_value.value:.4f}, threshold {failure.metric_threshold}"
-                            .replace("\n", " "))
+            bounds = failure.metric_threshold.value_threshold
+            wanted = []
+            if bounds.HasField("lower_bound"):
+                wanted.append(f">= {bounds.lower_bound.value:g}")
+            if bounds.HasField("upper_bound"):
+                wanted.append(f"<= {bounds.upper_bound.value:g}")
+            failures.append(
+                f"{failure.metric_key.name} ({failure.metric_key.output_name}) = "
+                f"{failure.metric_value.double_value.value:.4f}, needs {' and '.join(wanted) or failure.message}"
+            )
     return failures
 
 
@@ -141,9 +155,12 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     summary_path = os.path.join(examples, example_gen.SUMMARY_FILE)
     if tf.io.gfile.exists(summary_path):
         ingest = json.loads(tf.io.gfile.GFile(summary_path).read())
-        client.log_batch(run_id, metrics=[
-            Metric(f"ingest_{key}", float(ingest[key]), _now(), 0) for key in ("records", "accepted", "rejected")
-        ])
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(f"ingest_{key}", float(ingest[key]), _now(), 0) for key in ("records", "accepted", "rejected")
+            ],
+        )
         client.log_artifact(run_id, summary_path, "ingest")
         client.log_artifact(run_id, os.path.join(examples, example_gen.REJECTS_FILE), "ingest")
         summary["ingest"] = ingest
@@ -153,10 +170,14 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     history = json.loads(tf.io.gfile.GFile(history_path).read())
     client.set_tag(run_id, "unfreeze_epoch", str(history["unfreeze_epoch"]))
     if trainer.state == "CACHED":  # A trainer that ran has logged its epochs live already.
-        client.log_batch(run_id, metrics=[
-            Metric(key, value, _now(), int(row["epoch"]))
-            for row in history["epochs"] for key, value in training.tracking_metrics(row).items()
-        ])
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(key, value, _now(), int(row["epoch"]))
+                for row in history["epochs"]
+                for key, value in training.tracking_metrics(row).items()
+            ],
+        )
     client.log_artifact(run_id, history_path, "training")
 
     evaluation = record.nodes["Evaluator"].output("evaluation").uri

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as config_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "configs" / "sample.yaml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+pipeline_name: p
+data: d
+training:
+  frozen: {epochs: 1, learning_rate: 1e-3}
+  finetune: {epochs: 1, learning_rate: 1e-4}
+"""
+
+
+def test_sample_config_parses_into_typed_objects():
+    config = config_lib.load_config(SAMPLE)
+    assert config.pipeline_name == "xfer-sample"
+    assert config.image.size >= 71
+    assert isinstance(config.training.finetune.learning_rate, float)
+    kinds = {feature.kind for feature in config.features}
+    assert {"bucketized", "vocabulary", "crossed"} <= kinds
+
+
+def test_minimal_config_gets_defaults_and_reads_exponent_learning_rates(tmp_path):
+    config = config_lib.load_config(_write(tmp_path, MINIMAL))
+    assert config.training.finetune.learning_rate == pytest.approx(1e-4)
+    assert config.workspace == "workspace"
+    assert config.tracking_uri.endswith("workspace/mlflow.db")
+    assert config.experiment_name == "p"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("colour: red\n", "colour: unknown key"),
+        ("image: {size: 64}\n", "image.size: Xception needs at least 71 pixels"),
+        ("image: {size: big}\n", "image.size: expected a whole number, got 'big'"),
+        ("model: {weights: none, dropout: 0.1}\n", "model.dropout: unknown key"),
+        ("evaluation: {min_accuracy: 2}\n", "evaluation.min_accuracy: must be between 0 and 1.01"),
+        ("features: [{name: h, kind: bucketized}]\n", "features.h.boundaries: a bucketized feature needs"),
+        ("features: [{name: h, kind: bucketized, boundaries: [3, 1]}]\n", "features.h.boundaries: must be strictly"),
+        ("features: [{name: h, kind: magic}]\n", "features.h.kind: expected one of"),
+        (
+            "features: [{name: c, kind: crossed, inputs: [a, b], hash_buckets: 8}]\n",
+            "features.c.inputs: unknown feature",
+        ),
+    ],
+)
+def test_bad_values_get_one_line_errors_that_name_the_key(tmp_path, extra, message):
+    with pytest.raises(config_lib.ConfigError) as error:
+        config_lib.load_config(_write(tmp_path, MINIMAL + extra))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_required_key_is_named(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="^training: required key is missing$"):
+        config_lib.load_config(_write(tmp_path, "pipeline_name: p\ndata: d\n"))
+
+
+def test_learning_rate_must_be_a_number(tmp_path):
+    text = MINIMAL.replace("learning_rate: 1e-4", "learning_rate: fast")
+    with pytest.raises(config_lib.ConfigError, match=r"training.finetune.learning_rate: expected a number, got 'fast'"):
+        config_lib.load_config(_write(tmp_path, text))
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="config file not found"):
+        config_lib.load_config(tmp_path / "nope.yaml")
+    with pytest.raises(config_lib.ConfigError, match="not valid YAML"):
+        config_lib.load_config(_write(tmp_path, "a: [1, 2"))
+
+
+def test_overrides_replace_top_level_keys(tmp_path):
+    config = config_lib.load_config(_write(tmp_path, MINIMAL), {"data": "elsewhere", "workspace": None})
+    assert config.data == "elsewhere"
+    assert config.workspace == "workspace"
+
+
+def test_sections_round_trip_through_dicts():
+    config = config_lib.load_config(SAMPLE)
+    training = config_lib.section_from_dict(config_lib.TrainingConfig, config_lib.asdict(config.training))
+    assert training == config.training
+    feature = config.features[0]
+    assert config_lib.section_from_dict(config_lib.FeatureConfig, config_lib.asdict(feature)) == feature

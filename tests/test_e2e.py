@@ -1,0 +1,146 @@
+"""The real DAG, end to end, on a tiny generated dataset: LocalDagRunner, Beam, MLMD, MLflow.
+
+One module-scoped run is shared by the assertions; the cache and gate tests then run the pipeline again.
+"""
+
+import os
+
+import mlflow
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import export, predict, sample_data
+from pipeline import config as config_lib
+from pipeline import local_runner
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(tmp_path, **evaluation) -> config_lib.Config:
+    base = config_lib.load_config(os.path.join(ROOT, "configs", "sample.yaml"))
+    raw = base.to_dict()
+    raw.update(
+        pipeline_name="xfer-e2e",
+        data=str(tmp_path / "data"),
+        workspace=str(tmp_path / "workspace"),
+        schema=os.path.join(ROOT, "schemas", "schema.pbtxt"),
+        training={
+            **raw["training"],
+            "batch_size": 8,
+            "frozen": {"epochs": 1, "learning_rate": 1e-3},
+            "finetune": {"epochs": 1, "learning_rate": 1e-4},
+        },
+        # Two epochs on 30 images learn little; these gates check the plumbing, the blocking test below checks
+        # that a gate can block.
+        evaluation={"min_accuracy": 0.0, "min_iou": 0.0, **evaluation},
+    )
+    return config_lib.config_from_dict(raw)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    sample_data.write_sample_dataset(tmp_path / "data", num_images=30, seed=11)
+    config = _config(tmp_path)
+    return tmp_path, config, local_runner.run_local(config)
+
+
+def _mlflow_run(config, run_id):
+    return mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri).get_run(run_id)
+
+
+def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
+    _, config, summary = first_run
+    assert set(summary["node_states"]) == {
+        "ImageExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "ExampleValidator",
+        "AnomaliesGate",
+        "Transform",
+        "Trainer",
+        "Evaluator",
+        "Pusher",
+    }
+    assert all(state in ("COMPLETE", "CACHED") for state in summary["node_states"].values())
+    assert summary["node_states"]["Trainer"] == "COMPLETE"
+    assert summary["blessed"] is True
+    assert summary["pushed_path"].startswith(str(config.workspace_path / "serving"))
+    assert tf.io.gfile.exists(os.path.join(summary["pushed_path"], "saved_model.pb"))
+    assert summary["ingest"] == {"records": 30, "accepted": 30, "rejected": 0, "rejected_by_reason": {}}
+
+
+def test_pushed_model_scores_a_raw_example(first_run):
+    tmp_path, config, summary = first_run
+    model_dir = predict.resolve_model_dir(str(config.workspace_path / "serving"))
+    assert model_dir == summary["pushed_path"]
+    image = (tmp_path / "data" / "img_00000.jpg").read_bytes()
+    types = export.load_raw_feature_types(model_dir)
+    assert types == {
+        "image": "string",
+        "capture_hour": "int",
+        "camera_id": "string",
+        "latitude": "float",
+        "longitude": "float",
+    }
+    serialized = export.make_raw_example(
+        image, {"capture_hour": 7, "camera_id": "cam_01", "latitude": 48.0, "longitude": 11.0}, types
+    )
+    # Missing metadata and an unseen camera are served too: defaults and the OOV bucket.
+    partial = export.make_raw_example(image, {"camera_id": "never-seen"}, types)
+    results = predict.predict_serialized(model_dir, [serialized, partial])
+    for result in results:
+        assert set(result["probabilities"]) == set(sample_data.CLASSES)
+        assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert result["class"] == max(result["probabilities"], key=result["probabilities"].get)
+        box = result["box"]
+        assert 0 <= box["xmin"] <= box["xmax"] <= 1 and 0 <= box["ymin"] <= box["ymax"] <= 1
+
+
+def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
+    _, config, summary = first_run
+    run = _mlflow_run(config, summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["training.finetune.epochs"] == "1"
+    assert run.data.params["features.place.inputs"] == '["latitude", "longitude"]'
+    assert run.data.metrics["eval_accuracy"] == pytest.approx(summary["eval_accuracy"])
+    assert 0.0 <= run.data.metrics["eval_iou"] <= 1.0
+    assert run.data.metrics["blessed"] == 1.0
+    assert run.data.tags["pushed_path"] == summary["pushed_path"]
+    assert run.data.tags["unfreeze_epoch"] == "1"
+    assert run.data.tags["tfx_version"] == "1.16.0"
+    client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
+    val_loss = client.get_metric_history(run.info.run_id, "val_loss")
+    assert sorted(metric.step for metric in val_loss) == [0, 1]  # Both phases, one epoch axis.
+    assert np.isfinite([metric.value for metric in val_loss]).all()
+
+
+def test_second_run_is_served_from_the_cache(first_run):
+    _, config, first = first_run
+    second = local_runner.run_local(config)
+    assert set(second["node_states"].values()) == {"CACHED"}, second["node_states"]
+    assert second["eval_accuracy"] == pytest.approx(first["eval_accuracy"])
+    run = _mlflow_run(config, second["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert "eval_iou" in run.data.metrics
+    # The cached Trainer did not log live, so its epochs were copied from its history.
+    assert "val_loss" in run.data.metrics
+
+
+def test_an_unreachable_gate_blocks_the_push(first_run):
+    _, config, _ = first_run
+    serving = config.workspace_path / "serving"
+    versions_before = sorted(os.listdir(serving))
+    blocked = local_runner.run_local(config.replace(evaluation=config_lib.EvaluationConfig(min_accuracy=1.01)))
+    assert blocked["node_states"]["Trainer"] == "CACHED"
+    assert blocked["node_states"]["Evaluator"] == "COMPLETE"
+    assert blocked["blessed"] is False
+    assert "pushed_path" not in blocked
+    assert any("sparse_categorical_accuracy" in failure for failure in blocked["gate_failures"])
+    assert sorted(os.listdir(serving)) == versions_before
+    run = _mlflow_run(config, blocked["mlflow_run_id"])
+    assert run.data.metrics["blessed"] == 0.0
+    assert run.info.status == "FINISHED"

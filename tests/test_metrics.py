@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import metrics
+
+# Hand-computed cases: (box a, box b, IoU).
+CASES = [
+    ((0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0),
+    ((0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0), 0.0),  # Touching corners: no area in common.
+    ((0.0, 0.0, 0.4, 0.4), (0.2, 0.2, 0.6, 0.6), 0.04 / (0.16 + 0.16 - 0.04)),
+    ((0.0, 0.0, 1.0, 0.5), (0.0, 0.0, 0.5, 1.0), 0.25 / 0.75),
+    ((0.1, 0.1, 0.3, 0.3), (0.0, 0.0, 1.0, 1.0), 0.04),  # One inside the other: ratio of areas.
+    ((0.5, 0.5, 0.5, 0.9), (0.5, 0.5, 0.5, 0.9), 0.0),  # Degenerate (zero width): defined as 0, not NaN.
+]
+
+
+@pytest.mark.parametrize("box_a, box_b, expected", CASES)
+def test_box_iou_matches_hand_computed_values(box_a, box_b, expected):
+    assert metrics.box_iou(tf.constant([box_a]), tf.constant([box_b])).numpy()[0] == pytest.approx(expected, abs=1e-6)
+    assert metrics.box_iou_numpy([box_a], [box_b])[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_box_iou_is_symmetric_and_bounded_on_random_boxes():
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 1, (200, 2, 4))
+    a = np.concatenate(
+        [np.minimum(corners[:, 0, :2], corners[:, 0, 2:]), np.maximum(corners[:, 0, :2], corners[:, 0, 2:])], 1
+    )
+    b = np.concatenate(
+        [np.minimum(corners[:, 1, :2], corners[:, 1, 2:]), np.maximum(corners[:, 1, :2], corners[:, 1, 2:])], 1
+    )
+    tf_iou = metrics.box_iou(tf.constant(a), tf.constant(b)).numpy()
+    np.testing.assert_allclose(tf_iou, metrics.box_iou_numpy(a, b), atol=1e-5)
+    np.testing.assert_allclose(tf_iou, metrics.box_iou(tf.constant(b), tf.constant(a)).numpy(), atol=1e-6)
+    assert (tf_iou >= 0).all() and (tf_iou <= 1).all()
+
+
+def test_box_iou_metric_averages_over_batches_with_weights():
+    metric = metrics.BoxIoU()
+    boxes_a = np.array([case[0] for case in CASES[:4]], dtype=np.float32)
+    boxes_b = np.array([case[1] for case in CASES[:4]], dtype=np.float32)
+    expected = np.array([case[2] for case in CASES[:4]])
+    metric.update_state(boxes_a[:2], boxes_b[:2])
+    metric.update_state(boxes_a[2:], boxes_b[2:])
+    assert metric.result().numpy() == pytest.approx(expected.mean(), abs=1e-6)
+    metric.reset_state()
+    metric.update_state(boxes_a, boxes_b, sample_weight=np.array([0.0, 0.0, 1.0, 3.0]))
+    assert metric.result().numpy() == pytest.approx((expected[2] + 3 * expected[3]) / 4, abs=1e-6)
+
+
+def test_box_loss_is_zero_for_a_perfect_box_and_grows_with_the_error():
+    truth = tf.constant([[0.2, 0.2, 0.6, 0.6]])
+    losses = [float(metrics.box_loss(truth, truth + shift).numpy()[0]) for shift in (0.0, 0.05, 0.1, 0.3)]
+    assert losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert losses == sorted(losses) and losses[-1] > losses[1]

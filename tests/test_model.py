@@ -1,0 +1,111 @@
+"""The network at Xception's minimum size (71 px), and the two-phase recipe on a few in-memory examples."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from components import model as model_lib
+from components import training
+from pipeline import config as config_lib
+
+SIZE = 71
+INPUTS = model_lib.ModelInputs(
+    categorical={"camera": 3, "cell": 8}, numeric=("altitude",), embedding_dims={"camera": 2, "cell": 0}
+)
+
+
+def _batch(count=4, seed=0):
+    rng = np.random.default_rng(seed)
+    features = {
+        "image": rng.integers(0, 256, (count, SIZE, SIZE, 3)).astype(np.int64),
+        "camera": rng.integers(0, 3, count).astype(np.int64),
+        "cell": rng.integers(0, 8, count).astype(np.int64),
+        "altitude": rng.normal(size=count).astype(np.float32),
+    }
+    corners = np.sort(rng.uniform(0, 1, (count, 2, 2)), axis=1)
+    labels = {
+        "probabilities": rng.integers(0, 3, count).astype(np.int64),
+        "box": np.concatenate([corners[:, 0], corners[:, 1]], axis=1).astype(np.float32),
+    }
+    return features, labels
+
+
+@pytest.fixture(scope="module")
+def scratch_model():
+    return model_lib.build_model(config_lib.ModelConfig(weights="none", dropout_rate=0.0), SIZE, INPUTS, 3)
+
+
+def test_outputs_are_probabilities_and_well_formed_boxes(scratch_model):
+    features, _ = _batch()
+    outputs = scratch_model(features, training=False)
+    probabilities, boxes = outputs["probabilities"].numpy(), outputs["box"].numpy()
+    assert probabilities.shape == (4, 3) and boxes.shape == (4, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert (boxes >= 0).all() and (boxes <= 1).all()
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+
+
+def test_inputs_are_the_image_and_each_declared_feature(scratch_model):
+    assert set(scratch_model.input) == {"image", "camera", "cell", "altitude"}
+    assert scratch_model.get_layer("camera_embedding").output_shape == (None, 2)
+    assert scratch_model.get_layer("cell_one_hot").output_shape == (None, 8)
+
+
+def test_center_size_to_corners():
+    corners = model_lib.center_size_to_corners(tf.constant([[0.5, 0.5, 0.2, 0.4], [0.1, 0.9, 0.4, 0.4]]))
+    np.testing.assert_allclose(corners.numpy(), [[0.4, 0.3, 0.6, 0.7], [0.0, 0.7, 0.3, 1.0]], atol=1e-6)
+
+
+def test_scratch_backbone_uses_fast_batchnorm_statistics(scratch_model):
+    backbone = scratch_model.get_layer(model_lib.BACKBONE_NAME)
+    momenta = {layer.momentum for layer in backbone.layers if isinstance(layer, tf_keras.layers.BatchNormalization)}
+    assert momenta == {model_lib.SCRATCH_BATCHNORM_MOMENTUM}
+
+
+def test_pretrained_backbone_keeps_batchnorm_in_inference_mode(tmp_path, scratch_model):
+    """With weights from a file, training=True must not switch BatchNorm to batch statistics."""
+    weights = tmp_path / "backbone.h5"
+    scratch_model.get_layer(model_lib.BACKBONE_NAME).save_weights(str(weights))
+    pretrained = model_lib.build_model(config_lib.ModelConfig(weights=str(weights), dropout_rate=0.0), SIZE, INPUTS, 3)
+    features, _ = _batch()
+    np.testing.assert_allclose(
+        pretrained(features, training=True)["box"].numpy(),
+        pretrained(features, training=False)["box"].numpy(),
+        atol=1e-6,
+    )
+    # The scratch model, by contrast, trains its BatchNorm normally: the two modes differ.
+    assert not np.allclose(
+        scratch_model(features, training=True)["box"].numpy(),
+        scratch_model(features, training=False)["box"].numpy(),
+        atol=1e-6,
+    )
+
+
+def test_two_phases_freeze_then_fine_tune_on_one_epoch_axis():
+    model_config = config_lib.ModelConfig(weights="none")
+    model = model_lib.build_model(model_config, SIZE, INPUTS, 3)
+    features, labels = _batch(count=8, seed=1)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(4)
+    backbone = model.get_layer(model_lib.BACKBONE_NAME)
+    first_conv = next(w for w in backbone.weights if "kernel" in w.name)
+    start = first_conv.numpy().copy()
+    head_start = model.get_layer("class_hidden").kernel.numpy().copy()
+    seen = []
+    config = config_lib.TrainingConfig(
+        frozen=config_lib.PhaseConfig(epochs=1, learning_rate=1e-3),
+        finetune=config_lib.PhaseConfig(epochs=2, learning_rate=1e-4),
+        batch_size=4,
+    )
+
+    class Watch(tf_keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, first_conv.numpy().copy()))
+
+    history = training.train_two_phases(model, dataset, dataset, model_config, config, callbacks=[Watch()])
+    assert [(row["phase"], row["epoch"]) for row in history] == [("frozen", 0), ("finetune", 1), ("finetune", 2)]
+    assert {"loss", "val_loss", "probabilities_accuracy", "val_box_iou"} <= set(history[0])
+    np.testing.assert_array_equal(seen[0][1], start)  # Frozen: the backbone did not move...
+    assert not np.allclose(model.get_layer("class_hidden").kernel.numpy(), head_start)  # ...the heads did.
+    assert not np.allclose(seen[-1][1], start)  # Fine-tuning moved the backbone.
+    assert training.tracking_metrics(history[0]).keys() >= {"train_loss", "val_accuracy", "val_iou", "train_box_loss"}

@@ -1,0 +1,47 @@
+import csv
+import hashlib
+
+from PIL import Image
+
+from components import sample_data
+
+
+def _digest(folder):
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
+    sample_data.write_sample_dataset(tmp_path / "a", num_images=6, seed=3)
+    sample_data.write_sample_dataset(tmp_path / "b", num_images=6, seed=3)
+    sample_data.write_sample_dataset(tmp_path / "c", num_images=6, seed=4)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_annotations_match_the_images(tmp_path):
+    records = sample_data.write_sample_dataset(tmp_path, num_images=10, seed=1)
+    with open(tmp_path / "annotations.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == sample_data.CSV_COLUMNS
+    assert [row["filename"] for row in rows] == [record.filename for record in records]
+    assert {row["label"] for row in rows} == set(sample_data.CLASSES)
+    for row in rows:
+        with Image.open(tmp_path / row["filename"]) as image:
+            width, height = image.size
+        xmin, ymin, xmax, ymax = (int(row[key]) for key in ("xmin", "ymin", "xmax", "ymax"))
+        assert 0 <= xmin < xmax <= width and 0 <= ymin < ymax <= height
+        assert 0 <= int(row["capture_hour"]) <= 23
+        assert row["camera_id"] in sample_data.CAMERAS
+
+
+def test_the_box_encloses_the_coloured_object(tmp_path):
+    """Pixels far brighter than the dim background lie inside the box (the object is what the box marks)."""
+    records = sample_data.write_sample_dataset(tmp_path, num_images=5, seed=2)
+    square = next(record for record in records if record.label == "square")
+    with Image.open(tmp_path / square.filename) as image:
+        pixels = image.convert("HSV")
+        xmin, ymin, xmax, ymax = square.box
+        centre = pixels.getpixel(((xmin + xmax) // 2, (ymin + ymax) // 2))
+        outside = pixels.getpixel((xmin - 2, ymin)) if xmin >= 2 else pixels.getpixel((xmax + 1, ymax - 1))
+    assert centre[2] > 180  # The object is bright.
+    assert centre[1] > outside[1]  # And more saturated than the background next to it.
