@@ -1,0 +1,107 @@
+"""`xfer submit` and `xfer schedule` against a local stub of the KFP REST API (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kfp
+import pytest
+from kfp_stub import KfpStub
+
+from pipeline import cli, kubeflow_client, kubeflow_runner
+from pipeline import config as config_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = str(ROOT / "configs" / "sample.yaml")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    kubeflow_runner.compile_pipeline(config_lib.load_config(SAMPLE), out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def kfp_context(tmp_path, monkeypatch):
+    # kfp.Client records its context in ~/.config/kfp; keep that in the test's folder.
+    monkeypatch.setattr(kfp.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp" / "context.json"))
+
+
+@pytest.fixture
+def stub():
+    with KfpStub() as server:
+        yield server
+
+
+def test_submit_creates_the_experiment_and_the_run(stub, package):
+    result = kubeflow_client.submit(stub.url, package, "xfer-nightly", "first", "s3://xfer/pipeline_root")
+    assert result["run_id"] == "run-1"
+    (experiment,) = stub.calls("POST", "/apis/v2beta1/experiments")
+    assert experiment["body"]["display_name"] == "xfer-nightly"
+    (run,) = stub.calls("POST", "/apis/v2beta1/runs")
+    body = run["body"]
+    assert body["display_name"] == "first"
+    assert body["experiment_id"] == "exp-1"
+    assert body["runtime_config"]["pipeline_root"] == "s3://xfer/pipeline_root"
+    # The platform spec travels with the pipeline spec, or the GPU pool settings would be lost.
+    executors = body["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors["Trainer_executor"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert set(body["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]) >= {"Trainer", "Pusher"}
+
+
+def test_schedule_creates_an_enabled_cron_recurring_run(stub, package):
+    result = kubeflow_client.schedule(stub.url, package, "xfer-nightly", None, "0 0 2 * * *", "s3://xfer/root")
+    assert result["recurring_run_id"] == "recurring-1"
+    (recurring,) = stub.calls("POST", "/apis/v2beta1/recurringruns")
+    body = recurring["body"]
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 2 * * *"}}
+    assert body["mode"] == "ENABLE"
+    assert body["max_concurrency"] == "1" or body["max_concurrency"] == 1
+    assert body["no_catchup"] is True
+    assert body["display_name"] == "xfer-sample-scheduled"
+    assert body["runtime_config"]["pipeline_root"] == "s3://xfer/root"
+
+
+def test_schedule_reuses_an_existing_experiment(stub, package):
+    kubeflow_client.submit(stub.url, package, "xfer-nightly", None, None)
+    kubeflow_client.schedule(stub.url, package, "xfer-nightly", None, "0 0 2 * * *", None)
+    assert len(stub.calls("POST", "/apis/v2beta1/experiments")) == 1
+
+
+def test_five_field_cron_is_refused_before_sending(stub, package):
+    with pytest.raises(ValueError, match="6 fields"):
+        kubeflow_client.schedule(stub.url, package, "x", None, "0 2 * * *", None)
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("command", [
+    ["submit", "--run-name", "dry"],
+    ["schedule", "--cron", "0 0 2 * * *"],
+])
+def test_cli_dry_run_prints_the_request_and_sends_nothing(stub, package, capsys, command):
+    code = cli.main([command[0], "--host", stub.url, "--package", str(package), "--config", SAMPLE,
+                     "--dry-run", *command[1:]])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["host"] == stub.url
+    assert printed["package"]["pipeline"] == "xfer-sample"
+    assert "Trainer" in printed["package"]["tasks"]
+    assert stub.requests == []
+
+
+def test_cli_submit_sends_the_run(stub, package, capsys):
+    code = cli.main(["submit", "--host", stub.url, "--package", str(package), "--config", SAMPLE,
+                     "--experiment", "cli", "--run-name", "from-cli"])
+    assert code == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.index("{\n"):])  # kfp.Client prints its own links first.
+    assert printed["run_id"] == "run-1"
+    (run,) = stub.calls("POST", "/apis/v2beta1/runs")
+    assert run["body"]["display_name"] == "from-cli"
+
+
+def test_a_missing_package_is_a_one_line_error(stub, tmp_path):
+    with pytest.raises(FileNotFoundError, match="xfer compile"):
+        kubeflow_client.submit(stub.url, tmp_path / "nope.yaml", "x", None, None)
