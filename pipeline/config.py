@@ -59,6 +59,13 @@ class IngestConfig:
     max_pixels: int = 50_000_000
     # When given, a record whose label is not listed is rejected; when empty, every label is a class.
     labels: tuple[str, ...] = ()
+    # Annotation format of the dataset folder; "auto" detects it (see components/formats.py for the layouts).
+    format: Literal["auto", "csv", "class_folders", "coco", "voc"] = "auto"
+    # An image with several boxes (COCO, VOC) keeps its largest box, or is rejected; the log counts them.
+    multi_box_policy: Literal["largest", "reject"] = "largest"
+    # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
+    # image size: "displayed" (upright, as browsers and most labeling tools show it) or "stored" (the raw grid).
+    exif_box_frame: Literal["displayed", "stored"] = "displayed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +88,8 @@ class ModelConfig:
 class PhaseConfig:
     epochs: int
     learning_rate: float
+    # "constant", or "cosine": decays from learning_rate towards 0 over the phase's epochs.
+    schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,11 +383,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             for key, item in value.items()
         }
     if origin is tuple:
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")
         item_hint = args[0]
         if dataclasses.is_dataclass(item_hint):
-            return tuple(_build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value))
+            return tuple(
+                _build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value)
+            )
         return tuple(_coerce(item_hint, item, f"{where}[{index}]") for index, item in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
