@@ -1,4 +1,4 @@
-"""The `xfer` command line: sample-data, run, ui, predict, compile, submit, schedule."""
+"""The `xfer` command line: sample-data, run, validate, schema infer, ui, predict, compile, submit, schedule."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="dataset folder; overrides the config's `data`")
     run.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
     run.add_argument("--run-name", help="name of the MLflow run")
+    _add_ingest_options(run)
+
+    validate = commands.add_parser("validate", help="ingest, statistics and schema validation only; prints anomalies")
+    validate.add_argument("--data", required=True, help="dataset folder")
+    validate.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+    validate.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
+    _add_ingest_options(validate)
+
+    schema = commands.add_parser("schema", help="schema tools")
+    schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="SCHEMA_COMMAND")
+    infer = schema_commands.add_parser("infer", help="bootstrap a schema from a dataset, for you to curate")
+    infer.add_argument("--data", required=True, help="dataset folder")
+    infer.add_argument("--out", required=True, help="schema file to write (text proto)")
+    infer.add_argument("--config", default=DEFAULT_CONFIG, help=f"config for ingest (default {DEFAULT_CONFIG})")
+    _add_ingest_options(infer)
 
     ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
     ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
@@ -61,17 +76,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_ingest_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--format", choices=("auto", "csv", "class_folders", "coco", "voc"),
+                         help="annotation format; overrides the config's ingest.format (default: detect it)")
+    command.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                         help="Beam pipeline option, after the config's beam_args (repeatable), "
+                              "e.g. --beam-arg=--direct_num_workers=2")
+
+
+def _load_config(args: argparse.Namespace):
+    """The config with the command line's --data, --workspace, --format and --beam-arg applied on top."""
+    import dataclasses
+
+    from pipeline import config as config_lib
+
+    config = config_lib.load_config(args.config, {"data": args.data, "workspace": getattr(args, "workspace", None)})
+    if args.format:
+        config = config.replace(ingest=dataclasses.replace(config.ingest, format=args.format))
+    # Later options win in Beam's parser, so the command line's come last.
+    return config.replace(beam_args=(*config.beam_args, *args.beam_arg))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging()
     handlers = {
-        "sample-data": _sample_data, "run": _run, "ui": _ui, "predict": _predict,
+        "sample-data": _sample_data, "run": _run, "validate": _validate, "schema": _schema,
+        "ui": _ui, "predict": _predict,
         "compile": _compile, "submit": _submit, "schedule": _schedule,
     }
     try:
         return handlers[args.command](args)
     except Exception as error:  # One readable line for the errors users cause; the traceback is in the log.
-        from components.ingest import IngestError
+        from components.records import IngestError
         from components.validation_gate import DataValidationError
         from pipeline.config import ConfigError
 
@@ -105,10 +142,9 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import config as config_lib
     from pipeline import local_runner
 
-    config = config_lib.load_config(args.config, {"data": args.data, "workspace": args.workspace})
+    config = _load_config(args)
     if not Path(config.data).is_dir():
         raise FileNotFoundError(f"dataset folder {config.data} does not exist (make one with `xfer sample-data`)")
     summary = local_runner.run_local(config, run_name=args.run_name)
@@ -138,6 +174,43 @@ def _print_run_summary(config, summary: dict) -> None:
         f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); see it with `make ui`",
     ]
     print("\n".join(lines))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pipeline import validate
+
+    report = validate.run_validation(_load_config(args))
+    ingest = report.ingest
+    print(f"\ningest         {ingest['format']} dataset, boxes {'on' if ingest['has_boxes'] else 'off'}: "
+          f"{ingest['records']} records, {ingest['accepted']} accepted, {ingest['rejected']} rejected "
+          f"{ingest['rejected_by_reason'] or ''}")
+    if ingest["rejected"]:
+        print(f"rejects        {report.rejects_path}")
+    print(f"statistics     {report.statistics_html}")
+    if not report.anomalies:
+        print("anomalies      none: the data matches the schema")
+        return 0
+    print(f"anomalies      {len(report.anomalies)}; fix the data, or curate the schema if the data is right:")
+    for line in report.anomalies:
+        print(f"  {line}")
+    return 1
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from components import data_report, example_gen
+
+    config = _load_config(args)
+    # No column types from a schema: this command is how the first schema gets made; infer_schema reads them.
+    settings = example_gen.IngestSettings.from_config(config.ingest, {})
+    with tempfile.TemporaryDirectory(prefix="xfer-schema-") as work_dir:
+        schema, summary = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args))
+    data_report.write_schema(schema, args.out, args.data)
+    print(f"inferred {len(schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "
+          f"boxes {'on' if summary['has_boxes'] else 'off'}; {summary['rejected']} records rejected)")
+    print(f"wrote {args.out}: curate it (presence, ranges, vocabularies), then point the config's `schema` at it")
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:

@@ -1,0 +1,74 @@
+"""`xfer validate`: the data-validation head of the DAG (ingest, statistics, schema check) run on its own.
+
+The nodes come from `pipeline.data_validation_nodes`, the same builder `create_pipeline` uses, so validate
+judges the data exactly as a full run would. The anomalies gate is left out: validate reports the anomalies
+instead of stopping on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from components import data_report, example_gen, validation_gate
+from pipeline import config as config_lib
+from pipeline import local_runner, run_record
+from pipeline import pipeline as pipeline_lib
+
+SPLITS = ("train", "eval")
+STATISTICS_HTML = "statistics.html"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationReport:
+    ingest: dict[str, Any]
+    anomalies: list[str]
+    statistics_html: str
+    rejects_path: str
+
+
+def validation_pipeline(
+    config: config_lib.Config, pipeline_root: str, metadata_connection_config: Any = None
+) -> tfx.dsl.Pipeline:
+    nodes = pipeline_lib.data_validation_nodes(config)
+    return tfx.dsl.Pipeline(
+        # A name of its own, so that validate runs never pass for training runs in ML Metadata.
+        pipeline_name=f"{config.pipeline_name}-validate",
+        pipeline_root=pipeline_root,
+        components=[nodes.example_gen, nodes.statistics_gen, nodes.schema_gen, nodes.example_validator],
+        enable_cache=True,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_args),
+    )
+
+
+def run_validation(config: config_lib.Config) -> ValidationReport:
+    """Runs ingest, statistics and validation; saves the statistics as HTML in the workspace."""
+    workspace = local_runner.Workspace(str(config.workspace_path))
+    config.workspace_path.mkdir(parents=True, exist_ok=True)
+    pipeline = validation_pipeline(config, workspace.pipeline_root, workspace.metadata_config())
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    record = run_record.latest_run(workspace.metadata_config(), pipeline.pipeline_info.pipeline_name)
+    if record is None:
+        raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
+    examples_uri = record.nodes["ImageExampleGen"].output("examples").uri
+    with tf.io.gfile.GFile(os.path.join(examples_uri, example_gen.SUMMARY_FILE)) as handle:
+        summary = json.loads(handle.read())
+    anomalies_uri = record.nodes["ExampleValidator"].output("anomalies").uri
+    lines = [
+        line
+        for split in SPLITS
+        for line in validation_gate.describe_anomalies(split, validation_gate.load_anomalies(anomalies_uri, split))
+    ]
+    statistics_uri = record.nodes["StatisticsGen"].output("statistics").uri
+    html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
+    os.makedirs(os.path.dirname(html_path), exist_ok=True)
+    statistics = {split: data_report.load_statistics(statistics_uri, split) for split in SPLITS}
+    with open(html_path, "w") as handle:
+        handle.write(data_report.statistics_html(statistics))
+    return ValidationReport(summary, lines, html_path, os.path.join(examples_uri, example_gen.REJECTS_FILE))
