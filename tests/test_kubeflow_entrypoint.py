@@ -50,3 +50,46 @@ def test_duplicates_from_parallel_root_pods_converge_on_the_oldest(client):
     newer = client.create_run(experiment_id, tags=tags, start_time=2_000).info.run_id
     assert kubeflow_entrypoint.find_or_create_run(client, "xfer", "run-x", {}) == oldest
     assert client.get_run(newer).info.lifecycle_stage == "deleted"
+
+
+@pytest.fixture
+def pod_env(tmp_path, monkeypatch):
+    """A pod's environment: MLflow from the Secret, the run name from the pod's labels, a stand-in TFX module."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("XFER_KFP_RUN", "xfer-sample-run42")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "xfer-sample")
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps({"training": {"seed": 7}}))
+    monkeypatch.delenv("XFER_MLFLOW_RUN_ID", raising=False)
+    (tmp_path / "fake_step_ok.py").write_text(
+        "import os, sys\nassert os.environ['XFER_MLFLOW_RUN_ID']\nassert sys.argv[1:] == ['--flag', 'x']\n"
+    )
+    (tmp_path / "fake_step_broken.py").write_text("raise RuntimeError('disk full')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["entrypoint"])
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def kfp_run(client):
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("xfer-sample").experiment_id], "tags.kfp_run = 'xfer-sample-run42'"
+    )
+    return run
+
+
+def test_a_failing_step_marks_the_run_failed_with_the_reason(pod_env):
+    with pytest.raises(RuntimeError, match="disk full"):
+        kubeflow_entrypoint.main(["--node", "Transform", "fake_step_broken"])
+    run = kfp_run(pod_env)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"] == "Transform: RuntimeError: disk full"
+    assert run.data.params == {"training.seed": "7"}
+
+
+def test_the_last_step_finishes_the_run_a_retry_reopened(pod_env):
+    with pytest.raises(RuntimeError):
+        kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_broken"])
+    assert kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_ok", "--flag", "x"]) == 0
+    assert kfp_run(pod_env).info.status == "FINISHED"
