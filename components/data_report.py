@@ -1,7 +1,7 @@
 """Schema bootstrapping and statistics reports for a dataset folder, on top of the ingest Beam pipeline.
 
 `xfer schema infer` writes a first schema for the user to curate; `xfer validate` saves the TFDV statistics
-as HTML. Both see the data exactly as the pipeline does, because both start from `example_gen`'s ingest.
+as HTML. Both see the data exactly as the pipeline does, because both start from the same ingest (`ingest_beam`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components import example_gen, formats, ingest
+from components import formats, ingest, ingest_beam
 from components.records import Record
 
 # Written by ingest for bookkeeping and training; a client at serving time sends none of them.
@@ -91,7 +91,7 @@ def curate_defaults(schema: schema_pb2.Schema, has_boxes: bool) -> schema_pb2.Sc
 
 
 def infer_schema(
-    data_dir: str, settings: example_gen.IngestSettings, work_dir: str, beam_args: list[str] | None = None
+    data_dir: str, settings: ingest_beam.IngestSettings, work_dir: str, beam_args: list[str] | None = None
 ) -> tuple[schema_pb2.Schema, dict[str, Any]]:
     """Ingests the folder into `work_dir`, computes TFDV statistics and infers a schema; returns it and the
     ingest summary. Metadata column types are inferred from the values, so numbers come out as numbers."""
@@ -104,10 +104,10 @@ def infer_schema(
         labels=settings.example.labels,
         exif_box_frame=settings.example.exif_box_frame,
     )
-    settings = example_gen.IngestSettings(
+    settings = ingest_beam.IngestSettings(
         settings.format, settings.multi_box_policy, settings.max_reject_fraction, example
     )
-    summary = example_gen.ingest_to_tfrecords(data_dir, settings, work_dir, beam_args)
+    summary = ingest_beam.ingest_to_tfrecords(data_dir, settings, work_dir, beam_args)
     statistics = tfdv.generate_statistics_from_tfrecord(
         posixpath.join(work_dir, "examples*.tfrecord.gz"), pipeline_options=PipelineOptions(beam_args or [])
     )

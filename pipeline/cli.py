@@ -199,11 +199,11 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import tempfile
 
-    from components import data_report, example_gen
+    from components import data_report, ingest_beam
 
     config = _load_config(args)
     # No column types from a schema: this command is how the first schema gets made; infer_schema reads them.
-    settings = example_gen.IngestSettings.from_config(config.ingest, {})
+    settings = ingest_beam.IngestSettings.from_config(config.ingest, {})
     with tempfile.TemporaryDirectory(prefix="xfer-schema-") as work_dir:
         schema, summary = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args))
     data_report.write_schema(schema, args.out, args.data)

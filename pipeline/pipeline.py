@@ -24,7 +24,7 @@ _INGEST_CODE = (
     "components/example_gen.py",
     "components/formats.py",
     "components/image_io.py",
-    "components/records.py",
+    "components/records.py", "components/ingest_beam.py",
 )
 _TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
 _TRAINER_CODE = _TRANSFORM_CODE + (

@@ -7,10 +7,10 @@ import image_fixtures
 import pytest
 import tensorflow as tf
 
-from components import example_gen, ingest
+from components import ingest, ingest_beam
 from components.records import REASONS, IngestError
 
-LENIENT = example_gen.IngestSettings(max_reject_fraction=1.0)
+LENIENT = ingest_beam.IngestSettings(max_reject_fraction=1.0)
 
 
 def read_examples(output_dir) -> dict[str, tf.train.Example]:
@@ -22,7 +22,7 @@ def read_examples(output_dir) -> dict[str, tf.train.Example]:
 
 
 def read_rejects(output_dir) -> list[dict]:
-    with open(os.path.join(output_dir, example_gen.REJECTS_FILE)) as handle:
+    with open(os.path.join(output_dir, ingest_beam.REJECTS_FILE)) as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
@@ -79,13 +79,13 @@ def messy_csv_dataset(root):
 def test_every_csv_record_is_accounted_for(tmp_path):
     root, out = tmp_path / "data", tmp_path / "out"
     num_rows = messy_csv_dataset(root)
-    settings = example_gen.IngestSettings(
+    settings = ingest_beam.IngestSettings(
         max_reject_fraction=1.0,
         example=ingest.ExampleSettings(
             column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")
         ),
     )
-    summary = example_gen.ingest_to_tfrecords(str(root), settings, str(out))
+    summary = ingest_beam.ingest_to_tfrecords(str(root), settings, str(out))
 
     examples = read_examples(out)
     assert sorted(examples) == ["good.png", "sub/good2.jpg"]
@@ -119,7 +119,7 @@ def test_every_csv_record_is_accounted_for(tmp_path):
     assert (summary["accepted"], summary["rejected"]) == (2, 16)
     assert summary["rejected_by_reason"]["bad_box"] == 2
     assert (summary["format"], summary["has_boxes"]) == ("csv", True)
-    with open(out / example_gen.SUMMARY_FILE) as handle:
+    with open(out / ingest_beam.SUMMARY_FILE) as handle:
         assert json.load(handle) == summary
 
 
@@ -129,14 +129,14 @@ def test_too_many_rejects_stop_the_run_with_the_reasons(tmp_path):
     with pytest.raises(
         IngestError, match=r"rejected \(72.2%\), more than max_reject_fraction 5.0%.*missing_file: 1"
     ):
-        example_gen.ingest_to_tfrecords(str(root), example_gen.IngestSettings(), str(out))
-    assert (out / example_gen.SUMMARY_FILE).exists()  # The evidence is kept for the user to read.
+        ingest_beam.ingest_to_tfrecords(str(root), ingest_beam.IngestSettings(), str(out))
+    assert (out / ingest_beam.SUMMARY_FILE).exists()  # The evidence is kept for the user to read.
 
 
 def test_an_empty_dataset_is_an_error_not_a_success(tmp_path):
     image_fixtures.write_csv(tmp_path / "data", [], columns=("filename", "label"))
     with pytest.raises(IngestError, match="no records"):
-        example_gen.ingest_to_tfrecords(str(tmp_path / "data"), LENIENT, str(tmp_path / "out"))
+        ingest_beam.ingest_to_tfrecords(str(tmp_path / "data"), LENIENT, str(tmp_path / "out"))
 
 
 def same_image_in(root, fmt):
@@ -167,7 +167,7 @@ def same_image_in(root, fmt):
 def test_every_format_gives_the_same_example(tmp_path, fmt):
     root, out = tmp_path / "data", tmp_path / "out"
     same_image_in(root, fmt)
-    summary = example_gen.ingest_to_tfrecords(str(root), LENIENT, str(out))
+    summary = ingest_beam.ingest_to_tfrecords(str(root), LENIENT, str(out))
     ((filename, example),) = read_examples(out).items()
     assert (summary["format"], summary["records"], summary["accepted"]) == (fmt, 1, 1)
     assert example.features.feature["label"].bytes_list.value == [b"dog"]
@@ -195,15 +195,15 @@ def test_coco_multi_box_images_are_counted(tmp_path):
         ],
         ["cat", "dog"],
     )
-    largest = example_gen.ingest_to_tfrecords(
-        str(root), example_gen.IngestSettings(max_reject_fraction=1.0), str(tmp_path / "largest")
+    largest = ingest_beam.ingest_to_tfrecords(
+        str(root), ingest_beam.IngestSettings(max_reject_fraction=1.0), str(tmp_path / "largest")
     )
     assert (largest["records"], largest["accepted"], largest["multi_box_images"]) == (3, 2, 1)
     assert largest["rejected_by_reason"] == {"bad_annotation": 1}
     assert read_examples(tmp_path / "largest")["a.png"].features.feature["label"].bytes_list.value == [b"dog"]
-    rejecting = example_gen.ingest_to_tfrecords(
+    rejecting = ingest_beam.ingest_to_tfrecords(
         str(root),
-        example_gen.IngestSettings(multi_box_policy="reject", max_reject_fraction=1.0),
+        ingest_beam.IngestSettings(multi_box_policy="reject", max_reject_fraction=1.0),
         str(tmp_path / "reject"),
     )
     assert rejecting["rejected_by_reason"] == {"bad_annotation": 1, "multiple_boxes": 1}
@@ -218,14 +218,14 @@ def test_reject_reasons_are_all_documented():
 def test_two_worker_processes_give_the_same_result(tmp_path):
     root = tmp_path / "data"
     messy_csv_dataset(root)
-    settings = example_gen.IngestSettings(
+    settings = ingest_beam.IngestSettings(
         max_reject_fraction=1.0,
         example=ingest.ExampleSettings(
             column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")
         ),
     )
-    one = example_gen.ingest_to_tfrecords(str(root), settings, str(tmp_path / "one"))
-    two = example_gen.ingest_to_tfrecords(
+    one = ingest_beam.ingest_to_tfrecords(str(root), settings, str(tmp_path / "one"))
+    two = ingest_beam.ingest_to_tfrecords(
         str(root),
         settings,
         str(tmp_path / "two"),
