@@ -4,6 +4,7 @@ The Transform graph is attached to the model, so serving applies exactly the tra
 - `serving_default`: raw examples (no label or box needed) -> probabilities, the class names, the predicted
   label and the box.
 - `transform_features`: raw examples -> transformed features (labels included); TFMA uses it to find labels.
+- `transformed_inputs`: raw examples, parsed as `serving_default` parses them -> the network's inputs.
 `assets.extra/raw_features.json` lists the raw inputs and their types, for clients such as `xfer predict`.
 """
 
@@ -69,17 +70,28 @@ def export_serving_model(
             "probabilities": probabilities,
             "classes": tf.tile(classes[tf.newaxis, :], [tf.shape(probabilities)[0], 1]),
             "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
-            "box": outputs[model_lib.BOX],
+            # The model predicts in the resized image; clients want the box in the image they sent.
+            "box": features_lib.box_from_frame(outputs[model_lib.BOX], transformed[features_lib.IMAGE_FRAME]),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transformed_inputs(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        return {name: transformed[name] for name in input_names}
+
     model.save(
         output_dir,
         save_format="tf",
-        signatures={"serving_default": serve, "transform_features": transform_features},
+        signatures={
+            "serving_default": serve,
+            "transform_features": transform_features,
+            # What serving feeds the network; the skew test compares it with what training read.
+            "transformed_inputs": transformed_inputs,
+        },
     )
     extra = os.path.join(output_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)

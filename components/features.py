@@ -23,8 +23,9 @@ LABEL = "label"  # The raw column: a class name.
 LABEL_ID = "label_id"
 BOX = "box"
 BOX_COORDINATES = ("xmin", "ymin", "xmax", "ymax")
+# How the resized image sits in the original one; see decode_and_resize.
+IMAGE_FRAME = "image_frame"
 LABEL_VOCABULARY = "label"
-CATEGORICAL_KINDS = ("bucketized", "vocabulary", "crossed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TransformSettings:
 
     image_size: int
     features: tuple[config_lib.FeatureConfig, ...]
+    resize: str = "stretch"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -42,11 +44,12 @@ class TransformSettings:
         return cls(
             image_size=int(raw["image_size"]),
             features=tuple(config_lib.section_from_dict(config_lib.FeatureConfig, f) for f in raw["features"]),
+            resize=str(raw.get("resize", "stretch")),
         )
 
     @classmethod
     def from_config(cls, config: config_lib.Config) -> TransformSettings:
-        return cls(image_size=config.image.size, features=config.features)
+        return cls(image_size=config.image.size, features=config.features, resize=config.image.resize)
 
     @property
     def raw_metadata_columns(self) -> list[str]:
@@ -56,11 +59,13 @@ class TransformSettings:
 
 def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
     """preprocessing_fn: raw batch -> model inputs (image, metadata features) and labels (label_id, box)."""
-    outputs: dict[str, tf.Tensor] = {IMAGE: decode_and_resize(dense_column(inputs[IMAGE], b""), settings.image_size)}
+    images, frames = decode_and_resize(dense_column(inputs[IMAGE], b""), settings.image_size, settings.resize)
+    outputs: dict[str, tf.Tensor] = {IMAGE: images, IMAGE_FRAME: frames}
     outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(
         dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY
     )
-    outputs[BOX] = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
+    box = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
+    outputs[BOX] = box_to_frame(box, frames)
     # Crossed features read the bucket/vocabulary ids of the others, so those come first.
     for feature in sorted(settings.features, key=lambda feature: feature.kind == "crossed"):
         outputs[feature.name] = transform_feature(feature, inputs, outputs)
@@ -70,22 +75,54 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
 def transform_feature(
     feature: config_lib.FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]
 ) -> tf.Tensor:
+    """One declared feature -> its model input: a float for numeric kinds, an int64 id for categorical ones."""
     if feature.kind == "crossed":
         return cross_hashed([done[name] for name in feature.inputs], feature.hash_buckets)
     if feature.name not in inputs:
         raise ValueError(f"feature {feature.name!r} is declared in the config but is not a column of the data")
     raw = inputs[feature.name]
-    if feature.kind == "vocabulary":
-        values = dense_column(raw, b"" if feature.default is None else str(feature.default).encode())
-        return tft.compute_and_apply_vocabulary(
-            values, top_k=feature.top_k, num_oov_buckets=feature.num_oov_buckets, vocab_filename=feature.name
-        )
-    values = tf.cast(dense_column(raw, 0 if feature.default is None else feature.default), tf.float32)
+    if feature.kind in ("vocabulary", "vocabulary_list", "hash"):
+        values = _as_string(dense_column(raw, _default(feature, raw)))
+        if feature.kind == "vocabulary":
+            return tft.compute_and_apply_vocabulary(
+                values, top_k=feature.top_k, num_oov_buckets=feature.num_oov_buckets, vocab_filename=feature.name
+            )
+        if feature.kind == "vocabulary_list":
+            table = tf.lookup.StaticVocabularyTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(feature.vocabulary), tf.range(len(feature.vocabulary), dtype=tf.int64)
+                ),
+                num_oov_buckets=feature.num_oov_buckets,
+            )
+            return table.lookup(values)
+        return tf.strings.to_hash_bucket_fast(values, feature.hash_buckets)
+    if feature.kind == "identity":
+        ids = tf.cast(dense_column(raw, _default(feature, raw)), tf.int64)
+        in_range = (ids >= 0) & (ids < feature.num_buckets)
+        return tf.where(in_range, ids, tf.constant(feature.num_buckets, tf.int64))
+    values = tf.cast(dense_column(raw, _default(feature, raw)), tf.float32)
     if feature.kind == "numeric":
-        return tft.scale_to_z_score(values)
+        if feature.normalization == "zscore":
+            return tft.scale_to_z_score(values)
+        if feature.normalization == "minmax":
+            return tft.scale_to_0_1(values)
+        return values
     if feature.kind == "bucketized":
+        if feature.quantiles:
+            return tft.bucketize(values, num_buckets=feature.quantiles)
         return tft.apply_buckets(values, bucket_boundaries=[list(feature.boundaries)])
     raise ValueError(f"feature {feature.name!r}: unsupported kind {feature.kind!r}")
+
+
+def _default(feature: config_lib.FeatureConfig, raw: Any) -> Any:
+    """The fill value for a missing entry, in the column's own dtype."""
+    if raw.dtype == tf.string:
+        return b"" if feature.default is None else str(feature.default).encode()
+    return 0 if feature.default is None else feature.default
+
+
+def _as_string(values: tf.Tensor) -> tf.Tensor:
+    return values if values.dtype == tf.string else tf.strings.as_string(values)
 
 
 def cross_hashed(columns: Sequence[tf.Tensor], hash_buckets: int) -> tf.Tensor:
@@ -104,19 +141,52 @@ def dense_column(values: Any, default: Any) -> tf.Tensor:
     return tf.reshape(values, [-1])
 
 
-def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
-    """Encoded JPEG/PNG bytes -> [batch, size, size, 3] pixels in 0..255.
+def decode_and_resize(encoded: tf.Tensor, size: int, resize: str = "stretch") -> tuple[tf.Tensor, tf.Tensor]:
+    """Encoded JPEG/PNG bytes -> ([batch, size, size, 3] pixels in 0..255, [batch, 4] frames).
 
-    Stretching (not cropping) keeps box coordinates, which are fractions of the image, valid unchanged. The
-    pixels are int64 because tf.Example has no uint8; normalisation for the backbone happens in the model.
+    The pixels are int64 because tf.Example has no uint8; normalisation for the backbone happens in the model.
+    A frame (x_offset, y_offset, x_scale, y_scale) maps a point of the resized image, as a fraction, back to
+    the original: original = resized * scale + offset. Stretching keeps fractions unchanged: (0, 0, 1, 1).
     """
+    if resize not in ("stretch", "crop", "pad"):
+        raise ValueError(f"unknown resize mode {resize!r}")
 
-    def decode_one(image_bytes: tf.Tensor) -> tf.Tensor:
+    def decode_one(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-        image = tf.image.resize(image, [size, size], antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.int64)
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        frame = tf.constant([0.0, 0.0, 1.0, 1.0])
+        if resize != "stretch":
+            if resize == "crop":
+                side = tf.minimum(height, width)
+                top, left = (height - side) // 2, (width - side) // 2
+                image = tf.image.crop_to_bounding_box(image, top, left, side, side)
+            else:
+                side = tf.maximum(height, width)
+                pad_top, pad_left = (side - height) // 2, (side - width) // 2
+                image = tf.image.pad_to_bounding_box(image, pad_top, pad_left, side, side)
+                top, left = -pad_top, -pad_left  # The square starts before the image.
+            w, h, s = (tf.cast(v, tf.float32) for v in (width, height, side))
+            frame = tf.stack([tf.cast(left, tf.float32) / w, tf.cast(top, tf.float32) / h, s / w, s / h])
+        resized = tf.image.resize(image, [size, size], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.int64), frame
 
-    return tf.map_fn(decode_one, encoded, fn_output_signature=tf.TensorSpec([size, size, 3], tf.int64))
+    return tf.map_fn(
+        decode_one,
+        encoded,
+        fn_output_signature=(tf.TensorSpec([size, size, 3], tf.int64), tf.TensorSpec([4], tf.float32)),
+    )
+
+
+def box_to_frame(box: tf.Tensor, frames: tf.Tensor) -> tf.Tensor:
+    """Boxes as fractions of the original image -> fractions of the resized one, clipped to it."""
+    offset = tf.tile(frames[:, :2], [1, 2])
+    scale = tf.tile(frames[:, 2:], [1, 2])
+    return tf.clip_by_value((tf.cast(box, tf.float32) - offset) / scale, 0.0, 1.0)
+
+
+def box_from_frame(box: tf.Tensor, frames: tf.Tensor) -> tf.Tensor:
+    """The inverse of `box_to_frame`: a predicted box back in the original image's fractions."""
+    return tf.clip_by_value(box * tf.tile(frames[:, 2:], [1, 2]) + tf.tile(frames[:, :2], [1, 2]), 0.0, 1.0)
 
 
 def categorical_cardinalities(settings: TransformSettings, vocabulary_size: Any) -> dict[str, int]:
@@ -124,13 +194,57 @@ def categorical_cardinalities(settings: TransformSettings, vocabulary_size: Any)
     sizes = {}
     for feature in settings.features:
         if feature.kind == "bucketized":
-            sizes[feature.name] = len(feature.boundaries) + 1
+            sizes[feature.name] = feature.quantiles or len(feature.boundaries) + 1
         elif feature.kind == "vocabulary":
             sizes[feature.name] = int(vocabulary_size(feature.name)) + feature.num_oov_buckets
-        elif feature.kind == "crossed":
+        elif feature.kind == "vocabulary_list":
+            sizes[feature.name] = len(feature.vocabulary) + feature.num_oov_buckets
+        elif feature.kind == "identity":
+            sizes[feature.name] = feature.num_buckets + 1
+        elif feature.kind in ("hash", "crossed"):
             sizes[feature.name] = feature.hash_buckets
     return sizes
 
 
 def numeric_features(settings: TransformSettings) -> list[str]:
     return [feature.name for feature in settings.features if feature.kind == "numeric"]
+
+
+def describe(settings: TransformSettings, vocabulary_size: Any, num_classes: int) -> list[tuple[str, str, str]]:
+    """(feature, transform, what the model gets) for each transformed feature: the readable Transform summary."""
+    rows = [
+        (
+            IMAGE,
+            f"decode JPEG/PNG, {settings.resize} to {settings.image_size}x{settings.image_size}",
+            f"int64 [{settings.image_size}, {settings.image_size}, 3], 0..255",
+        ),
+        (LABEL_ID, "vocabulary of the label column", f"int64 class id in [0, {num_classes})"),
+        (BOX, "corners as fractions, mapped into the resized image", "float32 [4]"),
+    ]
+    cardinalities = categorical_cardinalities(settings, vocabulary_size)
+    for feature in settings.features:
+        if feature.kind == "numeric":
+            rows.append((feature.name, f"numeric, {feature.normalization}", "float32"))
+            continue
+        how = {
+            "bucketized": f"{feature.quantiles} quantile buckets"
+            if feature.quantiles
+            else f"buckets at {list(feature.boundaries)}",
+            "vocabulary": f"vocabulary (top {feature.top_k}) + {feature.num_oov_buckets} OOV",
+            "vocabulary_list": f"list of {len(feature.vocabulary)} + {feature.num_oov_buckets} OOV",
+            "hash": f"hash into {feature.hash_buckets}",
+            "identity": f"identity 0..{feature.num_buckets - 1} (+1 out of range)",
+            "crossed": f"cross of {' x '.join(feature.inputs)} hashed into {feature.hash_buckets}",
+        }[feature.kind]
+        into = f"embedding {feature.embedding_dim}" if feature.embedding_dim else "one-hot"
+        rows.append((feature.name, how, f"int64 id in [0, {cardinalities[feature.name]}) -> {into}"))
+    return rows
+
+
+def format_table(rows: list[tuple[str, str, str]]) -> str:
+    header = ("feature", "transform", "model input")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(3)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)

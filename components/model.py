@@ -86,8 +86,8 @@ def build_model(
     probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(class_hidden)
 
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
-    fine = tf_keras.layers.Conv2D(32, 1, activation="relu", name="box_reduce_middle")(middle_map)
-    coarse = tf_keras.layers.Conv2D(32, 1, activation="relu", name="box_reduce_final")(feature_map)
+    fine = _reduce(middle_map, "box_reduce_middle")
+    coarse = _reduce(feature_map, "box_reduce_final")
     spatial = tf_keras.layers.Concatenate(name="box_features")(
         [
             tf_keras.layers.Flatten(name="box_flatten_middle")(fine),
@@ -103,6 +103,14 @@ def build_model(
         outputs={PROBABILITIES: probabilities, BOX: box},
         name="xfer",
     )
+
+
+def _reduce(feature_map: tf.Tensor, name: str) -> tf.Tensor:
+    """1x1 conv to 32 channels, normalised: backbone maps (random ones especially) vary widely in scale, and
+    an unnormalised one saturates the box head's sigmoid."""
+    reduced = tf_keras.layers.Conv2D(32, 1, use_bias=False, name=name)(feature_map)
+    reduced = tf_keras.layers.BatchNormalization(name=f"{name}_bn")(reduced)
+    return tf_keras.layers.Activation("relu", name=f"{name}_relu")(reduced)
 
 
 def center_size_to_corners(center_and_size: tf.Tensor) -> tf.Tensor:

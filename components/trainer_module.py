@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 import tensorflow_transform as tft
@@ -38,6 +40,7 @@ def run_fn(fn_args) -> None:
         shuffle=True,
         seed=training_config.seed,
         shuffle_buffer=training_config.shuffle_buffer,
+        augment=training_config.augment,
     )
     eval_dataset = training.make_dataset(
         fn_args.eval_files,
@@ -55,6 +58,22 @@ def run_fn(fn_args) -> None:
         training_config,
         on_epoch=live_tracking.from_environment(training.unfreeze_epoch(training_config)),
         callbacks=[tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))],
+        checkpoint_dir=checkpoint_dir(fn_args),
     )
     training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
     export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)
+    training.Checkpoint(checkpoint_dir(fn_args)).clear()
+
+
+def checkpoint_dir(fn_args) -> str:
+    """Where this training's checkpoints live: the same folder for a rerun of the same training.
+
+    TFX gives every execution a fresh model_run_dir, so a Trainer that was killed and rerun would never see its
+    own checkpoints there. The key is what determines the training (its inputs and its config), so a rerun
+    resumes, and a changed config or new data starts afresh.
+    """
+    key = json.dumps(
+        [sorted(fn_args.train_files), fn_args.transform_output, fn_args.custom_config], sort_keys=True, default=str
+    )
+    trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_root, "checkpoints", hashlib.sha256(key.encode()).hexdigest()[:16])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from components import augment as augment_lib
 from components import features as features_lib
 from components import model as model_lib
 from pipeline import config as config_lib
@@ -27,6 +29,7 @@ def make_dataset(
     shuffle: bool,
     seed: int,
     shuffle_buffer: int = 1000,
+    augment: config_lib.AugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """GZIP TFRecords of transformed examples -> batches of ({input: tensor}, {output: label})."""
     files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
@@ -43,7 +46,22 @@ def make_dataset(
         labels = {output: parsed[key] for output, key in LABEL_KEYS.items()}
         return inputs, labels
 
-    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None and augment != config_lib.AugmentConfig():
+        # Stateless ops seeded by (seed, batch position) keep runs reproducible; the shuffle before batching
+        # pairs each example with different draws from one epoch to the next.
+        def augmented(batch_index, example):
+            inputs, labels = example
+            images, boxes = augment_lib.augment_batch(
+                inputs[features_lib.IMAGE],
+                labels[model_lib.BOX],
+                augment,
+                seed=tf.stack([tf.constant(seed, tf.int64), batch_index]),
+            )
+            return {**inputs, features_lib.IMAGE: images}, {**labels, model_lib.BOX: boxes}
+
+        dataset = dataset.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class EpochLog(tf_keras.callbacks.Callback):
@@ -83,20 +101,29 @@ def train_two_phases(
     training: config_lib.TrainingConfig,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     callbacks: Sequence[tf_keras.callbacks.Callback] = (),
+    checkpoint_dir: str | None = None,
 ) -> list[dict[str, Any]]:
     """Phase 1 trains the heads on a frozen backbone; phase 2 unfreezes it at a lower learning rate.
 
     Epochs are numbered on one axis across both phases; the first phase-2 epoch is the unfreeze point.
+    With `checkpoint_dir`, the weights and the history so far are saved after every epoch, and a run that
+    finds them there (a rerun after a kill) resumes after the last saved epoch. The optimizer's moments are
+    not saved: a resumed phase restarts Adam's statistics, which costs a few steps, not correctness.
     Returns one dict per epoch with the phase, the epoch and Keras's logs.
     """
     total = training.frozen.epochs + training.finetune.epochs
-    history: list[dict[str, Any]] = []
+    checkpoint = Checkpoint(checkpoint_dir) if checkpoint_dir else None
+    history: list[dict[str, Any]] = checkpoint.restore(model) if checkpoint else []
+    next_epoch = len(history)
+    if next_epoch:
+        logging.info("Resuming training after epoch %d from %s", next_epoch, checkpoint_dir)
     phases = (
         ("frozen", False, training.frozen, 0),
         ("finetune", True, training.finetune, training.frozen.epochs),
     )
     for phase, backbone_trainable, phase_config, first_epoch in phases:
-        if phase_config.epochs == 0:
+        last_epoch = first_epoch + phase_config.epochs
+        if next_epoch >= last_epoch:
             continue
         model_lib.set_backbone_trainable(model, backbone_trainable)
         model_lib.compile_model(model, model_config, phase_config.learning_rate)
@@ -104,16 +131,70 @@ def train_two_phases(
         schedule = tf_keras.callbacks.LearningRateScheduler(
             lambda epoch, _, first=first_epoch, config=phase_config: phase_learning_rate(config, epoch - first)
         )
+        phase_callbacks = [schedule, log]
+        if training.early_stopping_patience:
+            phase_callbacks.append(
+                tf_keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=training.early_stopping_patience, restore_best_weights=True
+                )
+            )
+        if checkpoint:
+            phase_callbacks.append(checkpoint.callback(history, log))
         model.fit(
             train_dataset,
             validation_data=eval_dataset,
-            initial_epoch=first_epoch,
-            epochs=first_epoch + phase_config.epochs,
-            callbacks=[schedule, log, *callbacks],
+            initial_epoch=max(first_epoch, next_epoch),
+            epochs=last_epoch,
+            callbacks=[*phase_callbacks, *callbacks],
             verbose=0,
         )
         history.extend(log.rows)
+        next_epoch = last_epoch
     return history
+
+
+class Checkpoint:
+    """Weights and history after the last finished epoch, each replaced atomically (write, then rename)."""
+
+    WEIGHTS = "weights.h5"
+    STATE = "state.json"
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def restore(self, model: tf_keras.Model) -> list[dict[str, Any]]:
+        state_path = os.path.join(self.directory, self.STATE)
+        if not tf.io.gfile.exists(state_path):
+            return []
+        with tf.io.gfile.GFile(state_path) as handle:
+            state = json.load(handle)
+        model.load_weights(os.path.join(self.directory, self.WEIGHTS))
+        return state["history"]
+
+    def callback(self, history: list[dict[str, Any]], log: EpochLog) -> tf_keras.callbacks.Callback:
+        checkpoint = self
+
+        class SaveEachEpoch(tf_keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                checkpoint.save(self.model, [*history, *log.rows])
+
+        return SaveEachEpoch()
+
+    def save(self, model: tf_keras.Model, history: list[dict[str, Any]]) -> None:
+        # The state names the epochs the weights contain, so the weights go first: a kill between the two
+        # renames leaves newer weights with an older state, and the resumed run repeats one epoch at worst.
+        tf.io.gfile.makedirs(self.directory)
+        weights = os.path.join(self.directory, self.WEIGHTS)
+        model.save_weights(weights + ".tmp.h5")
+        tf.io.gfile.rename(weights + ".tmp.h5", weights, overwrite=True)
+        state = os.path.join(self.directory, self.STATE)
+        with tf.io.gfile.GFile(state + ".tmp", "w") as handle:
+            json.dump({"history": history}, handle)
+        tf.io.gfile.rename(state + ".tmp", state, overwrite=True)
+
+    def clear(self) -> None:
+        if tf.io.gfile.exists(self.directory):
+            tf.io.gfile.rmtree(self.directory)
 
 
 def phase_learning_rate(phase: config_lib.PhaseConfig, epoch_in_phase: int) -> float:

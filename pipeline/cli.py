@@ -60,28 +60,41 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
     compile_.add_argument("--out", default="pipeline.yaml", help="package to write (default pipeline.yaml)")
 
-    for name, help_text in (("submit", "start one run of a compiled package on a KFP server"),
-                            ("schedule", "schedule a compiled package as a recurring run on a KFP server")):
+    for name, help_text in (
+        ("submit", "start one run of a compiled package on a KFP server"),
+        ("schedule", "schedule a compiled package as a recurring run on a KFP server"),
+    ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8888")
         command.add_argument("--package", default="pipeline.yaml", help="package (default pipeline.yaml)")
-        command.add_argument("--config", default=DEFAULT_CONFIG,
-                             help=f"config with the experiment and pipeline root (default {DEFAULT_CONFIG})")
+        command.add_argument(
+            "--config",
+            default=DEFAULT_CONFIG,
+            help=f"config with the experiment and pipeline root (default {DEFAULT_CONFIG})",
+        )
         command.add_argument("--experiment", help="KFP experiment (default: the config's pipeline name)")
         command.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     commands.choices["submit"].add_argument("--run-name", help="run name (default: the pipeline name)")
-    commands.choices["schedule"].add_argument("--cron", required=True, help="six-field cron, seconds first: "
-                                              "'0 0 2 * * *' is 02:00 every day")
+    commands.choices["schedule"].add_argument(
+        "--cron", required=True, help="six-field cron, seconds first: '0 0 2 * * *' is 02:00 every day"
+    )
     commands.choices["schedule"].add_argument("--job-name", help="recurring run name")
     return parser
 
 
 def _add_ingest_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--format", choices=("auto", "csv", "class_folders", "coco", "voc"),
-                         help="annotation format; overrides the config's ingest.format (default: detect it)")
-    command.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
-                         help="Beam pipeline option, after the config's beam_args (repeatable), "
-                              "e.g. --beam-arg=--direct_num_workers=2")
+    command.add_argument(
+        "--format",
+        choices=("auto", "csv", "class_folders", "coco", "voc"),
+        help="annotation format; overrides the config's ingest.format (default: detect it)",
+    )
+    command.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="Beam pipeline option, after the config's beam_args (repeatable), e.g. --beam-arg=--direct_num_workers=2",
+    )
 
 
 def _load_config(args: argparse.Namespace):
@@ -101,9 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging()
     handlers = {
-        "sample-data": _sample_data, "run": _run, "validate": _validate, "schema": _schema,
-        "ui": _ui, "predict": _predict,
-        "compile": _compile, "submit": _submit, "schedule": _schedule,
+        "sample-data": _sample_data,
+        "run": _run,
+        "validate": _validate,
+        "schema": _schema,
+        "ui": _ui,
+        "predict": _predict,
+        "compile": _compile,
+        "submit": _submit,
+        "schedule": _schedule,
     }
     try:
         return handlers[args.command](args)
@@ -156,12 +175,16 @@ def _print_run_summary(config, summary: dict) -> None:
     ingest = summary.get("ingest", {})
     lines = [
         "",
+        summary.get("transform_table", ""),
+        "",
         f"pipeline run   {summary['pipeline_run']}",
         f"nodes          {', '.join(f'{n}={s}' for n, s in sorted(summary['node_states'].items()))}",
     ]
     if ingest:
-        lines.append(f"ingest         {ingest['records']} records, {ingest['accepted']} accepted, "
-                     f"{ingest['rejected']} rejected {ingest['rejected_by_reason'] or ''}")
+        lines.append(
+            f"ingest         {ingest['records']} records, {ingest['accepted']} accepted, "
+            f"{ingest['rejected']} rejected {ingest['rejected_by_reason'] or ''}"
+        )
     lines += [
         f"eval accuracy  {summary.get('eval_accuracy', float('nan')):.4f} (gate >= {config.evaluation.min_accuracy})",
         f"eval mean IoU  {summary.get('eval_iou', float('nan')):.4f} (gate >= {config.evaluation.min_iou})",
@@ -181,9 +204,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     report = validate.run_validation(_load_config(args))
     ingest = report.ingest
-    print(f"\ningest         {ingest['format']} dataset, boxes {'on' if ingest['has_boxes'] else 'off'}: "
-          f"{ingest['records']} records, {ingest['accepted']} accepted, {ingest['rejected']} rejected "
-          f"{ingest['rejected_by_reason'] or ''}")
+    print(
+        f"\ningest         {ingest['format']} dataset, boxes {'on' if ingest['has_boxes'] else 'off'}: "
+        f"{ingest['records']} records, {ingest['accepted']} accepted, {ingest['rejected']} rejected "
+        f"{ingest['rejected_by_reason'] or ''}"
+    )
     if ingest["rejected"]:
         print(f"rejects        {report.rejects_path}")
     print(f"statistics     {report.statistics_html}")
@@ -207,8 +232,10 @@ def _schema(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="xfer-schema-") as work_dir:
         schema, summary = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args))
     data_report.write_schema(schema, args.out, args.data)
-    print(f"inferred {len(schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "
-          f"boxes {'on' if summary['has_boxes'] else 'off'}; {summary['rejected']} records rejected)")
+    print(
+        f"inferred {len(schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "
+        f"boxes {'on' if summary['has_boxes'] else 'off'}; {summary['rejected']} records rejected)"
+    )
     print(f"wrote {args.out}: curate it (presence, ranges, vocabularies), then point the config's `schema` at it")
     return 0
 
@@ -218,9 +245,16 @@ def _ui(args: argparse.Namespace) -> int:
     if not (workspace / "mlflow.db").exists():
         raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
     command = [
-        sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", f"sqlite:///{workspace / 'mlflow.db'}",
-        "--host", "127.0.0.1", "--port", str(args.port),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        f"sqlite:///{workspace / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
     ]
     print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     os.execv(sys.executable, command)
@@ -251,8 +285,10 @@ def _compile(args: argparse.Namespace) -> int:
     started = time.monotonic()
     package = kubeflow_runner.compile_pipeline(config, args.out)
     tasks = package["pipeline_spec"]["root"]["dag"]["tasks"]
-    print(f"wrote {args.out}: {len(tasks)} steps, schema {package['pipeline_spec']['schemaVersion']}, "
-          f"root {config.kubeflow.pipeline_root} ({time.monotonic() - started:.1f}s)")
+    print(
+        f"wrote {args.out}: {len(tasks)} steps, schema {package['pipeline_spec']['schemaVersion']}, "
+        f"root {config.kubeflow.pipeline_root} ({time.monotonic() - started:.1f}s)"
+    )
     return 0
 
 
@@ -262,8 +298,12 @@ def _submit(args: argparse.Namespace) -> int:
 
     config = config_lib.load_config(args.config)
     result = kubeflow_client.submit(
-        args.host, args.package, args.experiment or config.pipeline_name, args.run_name,
-        config.kubeflow.pipeline_root, dry_run=args.dry_run,
+        args.host,
+        args.package,
+        args.experiment or config.pipeline_name,
+        args.run_name,
+        config.kubeflow.pipeline_root,
+        dry_run=args.dry_run,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -275,8 +315,13 @@ def _schedule(args: argparse.Namespace) -> int:
 
     config = config_lib.load_config(args.config)
     result = kubeflow_client.schedule(
-        args.host, args.package, args.experiment or config.pipeline_name, args.job_name, args.cron,
-        config.kubeflow.pipeline_root, dry_run=args.dry_run,
+        args.host,
+        args.package,
+        args.experiment or config.pipeline_name,
+        args.job_name,
+        args.cron,
+        config.kubeflow.pipeline_root,
+        dry_run=args.dry_run,
     )
     print(json.dumps(result, indent=2))
     return 0

@@ -20,24 +20,38 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used as written."""
 
 
-FeatureKind = Literal["numeric", "bucketized", "vocabulary", "crossed"]
+FeatureKind = Literal["numeric", "bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed"]
+CATEGORICAL_KINDS = ("bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed")
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
-    """One metadata column and its feature-column style treatment.
+    """One metadata column and its treatment: the feature-column vocabulary, as tensorflow-transform.
 
-    numeric: z-score normalised float. bucketized: integer bucket from fixed `boundaries`.
-    vocabulary: string -> id from a vocabulary computed on the data (`top_k`, `num_oov_buckets`).
-    crossed: hash of the bucket/ids of two or more other features into `hash_buckets`.
-    Categorical kinds feed an embedding of `embedding_dim` (0 means one-hot).
+    numeric          float, normalised by `normalization` (zscore, minmax or none)   ~ numeric_column
+    bucketized       bucket id from fixed `boundaries`, or from `quantiles` buckets    ~ bucketized_column
+                     whose boundaries TFT computes on the data
+    vocabulary       id from a vocabulary computed on the data (`top_k` most frequent, ~ categorical_column_with_
+                     then `num_oov_buckets` hashed buckets for everything else)          vocabulary_file
+    vocabulary_list  id from the fixed `vocabulary` list, then `num_oov_buckets`      ~ ..._with_vocabulary_list
+    hash             hash of the value into `hash_buckets`                             ~ ..._with_hash_bucket
+    identity         an integer already in 0..num_buckets-1; anything else goes to     ~ ..._with_identity
+                     one extra bucket
+    crossed          hash of the ids of two or more categorical features into         ~ crossed_column
+                     `hash_buckets`
+    Every categorical kind feeds the model as an embedding of `embedding_dim`, or one-hot when it is 0
+    (indicator_column). `default` fills a missing value (serving requests included) before the transform.
     """
 
     name: str
     kind: FeatureKind
+    normalization: Literal["zscore", "minmax", "none"] = "zscore"
     boundaries: tuple[float, ...] = ()
+    quantiles: int = 0
     top_k: int = 1000
     num_oov_buckets: int = 1
+    vocabulary: tuple[str, ...] = ()
+    num_buckets: int = 0
     inputs: tuple[str, ...] = ()
     hash_buckets: int = 0
     embedding_dim: int = 0
@@ -71,6 +85,10 @@ class IngestConfig:
 @dataclasses.dataclass(frozen=True)
 class ImageConfig:
     size: int = 71  # Xception's minimum input size.
+    # How a non-square image becomes size x size: "stretch" (keeps everything, distorts shapes), "crop" (the
+    # centred square; may cut objects at the sides) or "pad" (letterbox). Boxes are mapped the same way, and
+    # the served box is mapped back to the original image.
+    resize: Literal["stretch", "crop", "pad"] = "stretch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +111,24 @@ class PhaseConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Train-split augmentation; the box moves with the image. All off by default."""
+
+    flip: bool = False  # Horizontal flip with probability 1/2.
+    zoom: float = 0.0  # Random square window of side 1 - zoom .. 1 of the image, resized back.
+    brightness: float = 0.0  # Uniform shift of up to +-brightness pixel levels (0..255 scale).
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     frozen: PhaseConfig
     finetune: PhaseConfig
     batch_size: int = 16
     seed: int = 42
     shuffle_buffer: int = 1000
+    augment: AugmentConfig = AugmentConfig()
+    # Stop a phase after this many epochs without a better val_loss, keeping its best weights; 0 = off.
+    early_stopping_patience: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +277,40 @@ def section_from_dict(cls: type, raw: dict[str, Any], where: str = "") -> Any:
     return _build(cls, raw, where)
 
 
+def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+    if feature.kind == "bucketized":
+        if bool(feature.boundaries) == bool(feature.quantiles):
+            raise ConfigError(f"{where}: a bucketized feature needs either boundaries or quantiles")
+        if list(feature.boundaries) != sorted(set(feature.boundaries)):
+            raise ConfigError(f"{where}.boundaries: must be strictly increasing")
+        if feature.quantiles == 1 or feature.quantiles < 0:
+            raise ConfigError(f"{where}.quantiles: needs at least 2 buckets")
+    if feature.kind in ("vocabulary", "vocabulary_list") and feature.num_oov_buckets < 1:
+        raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
+    if feature.kind == "vocabulary" and feature.top_k < 1:
+        raise ConfigError(f"{where}.top_k: must be >= 1")
+    if feature.kind == "vocabulary_list":
+        if not feature.vocabulary:
+            raise ConfigError(f"{where}.vocabulary: a vocabulary_list feature needs its list of values")
+        if len(set(feature.vocabulary)) != len(feature.vocabulary):
+            raise ConfigError(f"{where}.vocabulary: values must be unique")
+    if feature.kind == "identity" and feature.num_buckets < 1:
+        raise ConfigError(f"{where}.num_buckets: an identity feature needs num_buckets >= 1")
+    if feature.kind in ("hash", "crossed") and feature.hash_buckets < 2:
+        raise ConfigError(f"{where}.hash_buckets: a {feature.kind} feature needs hash_buckets >= 2")
+    if feature.kind == "crossed":
+        if len(feature.inputs) < 2:
+            raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
+        for name in feature.inputs:
+            source = next((f for f in declared if f.name == name), None)
+            if source is None:
+                raise ConfigError(f"{where}.inputs: unknown feature {name!r}")
+            if source.kind not in CATEGORICAL_KINDS or source.kind == "crossed":
+                raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
+    elif feature.inputs:
+        raise ConfigError(f"{where}.inputs: only crossed features take inputs")
+
+
 def _check(config: Config) -> None:
     """Cross-field rules that types alone cannot express."""
     names = [feature.name for feature in config.features]
@@ -254,24 +318,7 @@ def _check(config: Config) -> None:
         where = f"features.{feature.name}"
         if names.count(feature.name) > 1:
             raise ConfigError(f"{where}: feature declared twice")
-        if feature.kind == "bucketized":
-            if not feature.boundaries:
-                raise ConfigError(f"{where}.boundaries: a bucketized feature needs at least one boundary")
-            if list(feature.boundaries) != sorted(set(feature.boundaries)):
-                raise ConfigError(f"{where}.boundaries: must be strictly increasing")
-        if feature.kind == "crossed":
-            if len(feature.inputs) < 2:
-                raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
-            for name in feature.inputs:
-                source = next((f for f in config.features if f.name == name), None)
-                if source is None:
-                    raise ConfigError(f"{where}.inputs: unknown feature {name!r}")
-                if source.kind not in ("bucketized", "vocabulary"):
-                    raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross bucketized or vocabulary")
-            if feature.hash_buckets < 2:
-                raise ConfigError(f"{where}.hash_buckets: a crossed feature needs hash_buckets >= 2")
-        if feature.kind == "vocabulary" and feature.num_oov_buckets < 1:
-            raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
+        _check_feature(feature, where, config.features)
         if feature.embedding_dim < 0:
             raise ConfigError(f"{where}.embedding_dim: must be >= 0")
     if config.image.size < 71:
@@ -288,6 +335,11 @@ def _check(config: Config) -> None:
             raise ConfigError(f"training.{phase_name}.learning_rate: must be > 0")
     if config.training.frozen.epochs + config.training.finetune.epochs == 0:
         raise ConfigError("training: frozen.epochs + finetune.epochs must be at least 1")
+    augment = config.training.augment
+    if not 0 <= augment.zoom < 1:
+        raise ConfigError(f"training.augment.zoom: must be in [0, 1), got {augment.zoom}")
+    if not 0 <= augment.brightness <= 255:
+        raise ConfigError(f"training.augment.brightness: must be in [0, 255], got {augment.brightness}")
     if config.training.batch_size < 1:
         raise ConfigError("training.batch_size: must be >= 1")
     for key in ("min_accuracy", "min_iou"):

@@ -21,7 +21,7 @@ import tensorflow as tf
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from components import example_gen, live_tracking, trainer_module, training
+from components import example_gen, features, live_tracking, trainer_module, training
 from pipeline import config as config_lib
 from pipeline import run_record
 
@@ -165,6 +165,13 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         client.log_artifact(run_id, os.path.join(examples, example_gen.REJECTS_FILE), "ingest")
         summary["ingest"] = ingest
 
+    summary["transform_table"] = _log_transform(
+        client,
+        run_id,
+        record.nodes["Transform"].output("transform_graph").uri,
+        features.TransformSettings.from_config(config),
+    )
+
     trainer = record.nodes["Trainer"]
     history_path = os.path.join(trainer.output("model_run").uri, trainer_module.HISTORY_FILE)
     history = json.loads(tf.io.gfile.GFile(history_path).read())
@@ -200,6 +207,20 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         client.set_tag(run_id, "pushed_path", summary["pushed_path"])
     logging.info("MLflow run %s: %s", run_id, summary)
     return summary
+
+
+def _log_transform(
+    client: MlflowClient, run_id: str, transform_graph_uri: str, settings: features.TransformSettings
+) -> str:
+    """Logs the Transform graph with its vocabularies, and a readable summary of what each feature became."""
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(transform_graph_uri)
+    num_classes = output.vocabulary_size_by_name(features.LABEL_VOCABULARY)
+    table = features.format_table(features.describe(settings, output.vocabulary_size_by_name, num_classes))
+    client.log_text(run_id, table + "\n", "transform/summary.txt")
+    client.log_artifacts(run_id, transform_graph_uri, "transform/graph")
+    return table
 
 
 def _now() -> int:

@@ -48,7 +48,15 @@ def test_minimal_config_gets_defaults_and_reads_exponent_learning_rates(tmp_path
         ("image: {size: big}\n", "image.size: expected a whole number, got 'big'"),
         ("model: {weights: none, dropout: 0.1}\n", "model.dropout: unknown key"),
         ("evaluation: {min_accuracy: 2}\n", "evaluation.min_accuracy: must be between 0 and 1.01"),
-        ("features: [{name: h, kind: bucketized}]\n", "features.h.boundaries: a bucketized feature needs"),
+        ("features: [{name: h, kind: bucketized}]\n", "features.h: a bucketized feature needs either boundaries or"),
+        ("features: [{name: h, kind: identity}]\n", "features.h.num_buckets: an identity feature needs"),
+        ("features: [{name: h, kind: hash, hash_buckets: 1}]\n", "features.h.hash_buckets: a hash feature needs"),
+        ("features: [{name: h, kind: vocabulary_list}]\n", "features.h.vocabulary: a vocabulary_list feature"),
+        ("features: [{name: h, kind: numeric, normalization: log}]\n", "features.h.normalization: expected one of"),
+        (
+            "features: [{name: h, kind: numeric}, {name: c, kind: crossed, inputs: [h, h], hash_buckets: 4}]\n",
+            "features.c.inputs: 'h' is numeric; cross categorical features",
+        ),
         ("features: [{name: h, kind: bucketized, boundaries: [3, 1]}]\n", "features.h.boundaries: must be strictly"),
         ("features: [{name: h, kind: magic}]\n", "features.h.kind: expected one of"),
         (

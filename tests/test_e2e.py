@@ -144,3 +144,40 @@ def test_an_unreachable_gate_blocks_the_push(first_run):
     run = _mlflow_run(config, blocked["mlflow_run_id"])
     assert run.data.metrics["blessed"] == 0.0
     assert run.info.status == "FINISHED"
+
+
+def _records(pattern):
+    files = sorted(tf.io.gfile.glob(pattern))
+    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _rows(features_by_name, names):
+    count = len(next(iter(features_by_name.values())))
+    return sorted(
+        tuple(np.asarray(features_by_name[name][index]).tobytes() for name in names) for index in range(count)
+    )
+
+
+def test_serving_sees_exactly_what_training_saw(first_run):
+    """No training/serving skew: the eval split's raw examples, through the pushed model's own parsing and
+    Transform graph, give the very features the Trainer read from Transform's output."""
+    _, config, summary = first_run
+    root = config.workspace_path / "pipeline_root"
+    raw = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
+    model = tf.saved_model.load(summary["pushed_path"])
+    served = {
+        name: value.numpy() for name, value in model.signatures["transformed_inputs"](examples=tf.constant(raw)).items()
+    }
+
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(str(next((root / "Transform" / "transform_graph").iterdir())))
+    trained_records = _records(str(root / "Transform" / "transformed_examples" / "*" / "Split-eval" / "*"))
+    spec = {name: output.transformed_feature_spec()[name] for name in served}
+    trained = {name: value.numpy() for name, value in tf.io.parse_example(trained_records, spec).items()}
+    assert len(raw) == len(trained_records) > 0
+    names = sorted(served)
+    assert {"image", "camera_id", "place", "capture_hour"} <= set(names)
+    for name in names:
+        served[name] = served[name].astype(trained[name].dtype)
+    assert _rows(served, names) == _rows(trained, names)

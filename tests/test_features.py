@@ -17,6 +17,11 @@ FEATURES = (
     config_lib.FeatureConfig(name="camera", kind="vocabulary", top_k=10, num_oov_buckets=1, embedding_dim=4),
     config_lib.FeatureConfig(name="altitude", kind="numeric"),
     config_lib.FeatureConfig(name="cell", kind="crossed", inputs=("hour", "camera"), hash_buckets=32),
+    config_lib.FeatureConfig(name="speed", kind="numeric", normalization="minmax"),
+    config_lib.FeatureConfig(name="speed_quartile", kind="bucketized", quantiles=2),
+    config_lib.FeatureConfig(name="weather", kind="vocabulary_list", vocabulary=("sun", "rain"), num_oov_buckets=1),
+    config_lib.FeatureConfig(name="site", kind="hash", hash_buckets=16),
+    config_lib.FeatureConfig(name="lane", kind="identity", num_buckets=3),
 )
 SETTINGS = features.TransformSettings(image_size=8, features=FEATURES)
 
@@ -33,6 +38,15 @@ ROWS = [
     {"image": _png((0, 0, 255)), "label": b"cat", "hour": 20, "camera": b"a", "altitude": 3.0},
     {"image": _png((10, 20, 30)), "label": b"cat", "hour": 7, "camera": b"a", "altitude": 6.0},
 ]
+EXTRA = {
+    "speed": [10.0, 20.0, 30.0, 50.0],
+    "speed_quartile": [1.0, 2.0, 3.0, 4.0],
+    "weather": [b"sun", b"rain", b"snow", b"sun"],
+    "site": [b"north", b"south", b"north", b"east"],
+    "lane": [0, 2, 5, -1],
+}
+for index, row in enumerate(ROWS):
+    row.update({name: values[index] for name, values in EXTRA.items()})
 for index, row in enumerate(ROWS):
     row.update(xmin=0.1 * index, ymin=0.2, xmax=0.5 + 0.1 * index, ymax=0.9)
 
@@ -42,6 +56,11 @@ RAW_SPEC = {
     "hour": tf.io.FixedLenFeature([], tf.int64),
     "camera": tf.io.FixedLenFeature([], tf.string),
     "altitude": tf.io.FixedLenFeature([], tf.float32),
+    "speed": tf.io.FixedLenFeature([], tf.float32),
+    "speed_quartile": tf.io.FixedLenFeature([], tf.float32),
+    "weather": tf.io.FixedLenFeature([], tf.string),
+    "site": tf.io.FixedLenFeature([], tf.string),
+    "lane": tf.io.FixedLenFeature([], tf.int64),
     **{name: tf.io.FixedLenFeature([], tf.float32) for name in features.BOX_COORDINATES},
 }
 
@@ -94,13 +113,68 @@ def test_image_is_decoded_and_stretched_to_the_configured_size(transformed):
     assert np.asarray(rows[0]["image"]).reshape(8, 8, 3)[..., 0].min() == 255
 
 
+def test_minmax_scales_to_unit_range(transformed):
+    rows, _ = transformed
+    np.testing.assert_allclose([row["speed"] for row in rows], [0.0, 0.25, 0.5, 1.0], rtol=1e-6)
+
+
+def test_quantile_buckets_split_at_the_median(transformed):
+    rows, _ = transformed
+    assert [row["speed_quartile"] for row in rows] == [0, 0, 1, 1]
+
+
+def test_vocabulary_list_keeps_list_order_and_sends_unknowns_to_the_oov_bucket(transformed):
+    rows, _ = transformed
+    assert [row["weather"] for row in rows] == [0, 1, 2, 0]
+
+
+def test_hash_buckets_are_stable_hashes_of_the_value(transformed):
+    rows, _ = transformed
+    expected = tf.strings.to_hash_bucket_fast(EXTRA["site"], 16).numpy().tolist()
+    assert [row["site"] for row in rows] == expected
+    assert rows[0]["site"] == rows[2]["site"]
+
+
+def test_identity_passes_ids_and_sends_out_of_range_to_an_extra_bucket(transformed):
+    rows, _ = transformed
+    assert [row["lane"] for row in rows] == [0, 2, 3, 3]
+
+
 def test_cardinalities_come_from_the_declaration():
     sizes = features.categorical_cardinalities(SETTINGS, lambda name: {"camera": 2}[name])
-    assert sizes == {"hour": 4, "camera": 3, "cell": 32}
-    assert features.numeric_features(SETTINGS) == ["altitude"]
+    assert sizes == {"hour": 4, "camera": 3, "cell": 32, "speed_quartile": 2, "weather": 3, "site": 16, "lane": 4}
+    assert features.numeric_features(SETTINGS) == ["altitude", "speed"]
 
 
 def test_dense_column_fills_missing_values_with_the_default():
     sparse = tf.sparse.SparseTensor(indices=[[0, 0], [2, 0]], values=[5, 7], dense_shape=[3, 1])
     assert features.dense_column(sparse, -1).numpy().tolist() == [5, -1, 7]
     assert features.dense_column(tf.constant([[1], [2]]), 0).numpy().tolist() == [1, 2]
+
+
+def _jpeg_with_box(width, height, box):
+    """A black image with a white rectangle at `box` (pixels, exclusive max)."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    xmin, ymin, xmax, ymax = box
+    pixels[ymin:ymax, xmin:xmax] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("resize", ["stretch", "crop", "pad"])
+def test_resize_modes_keep_the_box_on_the_object_and_map_back(resize):
+    """Whatever the resize mode, the transformed box covers the white rectangle in the transformed image, and
+    mapping it back through the frame gives the original box."""
+    width, height, box = 120, 60, (50, 10, 80, 40)
+    encoded = tf.constant([_jpeg_with_box(width, height, box)])
+    images, frames = features.decode_and_resize(encoded, 32, resize)
+    original = tf.constant([[box[0] / width, box[1] / height, box[2] / width, box[3] / height]])
+    moved = features.box_to_frame(original, frames).numpy()[0]
+    image = images.numpy()[0, ..., 0]
+    bright = np.argwhere(image > 127)
+    (ymin, xmin), (ymax, xmax) = bright.min(axis=0), bright.max(axis=0) + 1
+    np.testing.assert_allclose(moved * 32, [xmin, ymin, xmax, ymax], atol=1.5)
+    np.testing.assert_allclose(features.box_from_frame(moved[None], frames).numpy(), original.numpy(), atol=1e-6)
+    if resize == "stretch":
+        np.testing.assert_allclose(frames.numpy()[0], [0, 0, 1, 1])

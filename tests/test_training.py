@@ -1,0 +1,119 @@
+"""The two-phase loop on a tiny stand-in network: resume after a kill, early stopping, schedules."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from components import model as model_lib
+from components import training
+from pipeline import config as config_lib
+
+MODEL_CONFIG = config_lib.ModelConfig(weights="none")
+
+
+def _tiny_model(seed=0):
+    """Same contract as the real network (a 'backbone' layer, probabilities and box outputs), but tiny."""
+    tf_keras.utils.set_random_seed(seed)
+    image = tf_keras.Input(shape=(8, 8, 3), dtype=tf.int64, name="image")
+    x = tf_keras.layers.Lambda(lambda t: tf.cast(t, tf.float32) / 255.0)(image)
+    backbone_input = tf_keras.Input(shape=(8, 8, 3))
+    backbone = tf_keras.Model(
+        backbone_input, tf_keras.layers.Conv2D(4, 3, name="conv")(backbone_input), name=model_lib.BACKBONE_NAME
+    )
+    pooled = tf_keras.layers.GlobalAveragePooling2D()(backbone(x))
+    probabilities = tf_keras.layers.Dense(3, activation="softmax", name=model_lib.PROBABILITIES)(pooled)
+    box = tf_keras.layers.Dense(4, activation="sigmoid", name=model_lib.BOX)(pooled)
+    return tf_keras.Model({"image": image}, {model_lib.PROBABILITIES: probabilities, model_lib.BOX: box})
+
+
+def _dataset():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 8, 8, 3)).astype(np.int64)
+    labels = {"probabilities": rng.integers(0, 3, 16), "box": np.tile([[0.1, 0.1, 0.6, 0.6]], (16, 1)).astype("f4")}
+    return tf.data.Dataset.from_tensor_slices(({"image": images}, labels)).batch(8)
+
+
+def _config(frozen=2, finetune=3, **extra):
+    return config_lib.TrainingConfig(
+        frozen=config_lib.PhaseConfig(epochs=frozen, learning_rate=1e-2),
+        finetune=config_lib.PhaseConfig(epochs=finetune, learning_rate=1e-3),
+        **extra,
+    )
+
+
+class _Kill(tf_keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt(f"simulated kill after epoch {epoch}")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    directory = str(tmp_path / "checkpoints")
+    killed = _tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        training.train_two_phases(
+            killed, _dataset(), _dataset(), MODEL_CONFIG, _config(), callbacks=[_Kill(2)], checkpoint_dir=directory
+        )
+    weights_at_kill = [w.numpy().copy() for w in killed.weights]
+
+    started = []
+
+    class Record(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    resumed = _tiny_model(seed=1)  # Different initial weights: only the checkpoint can make them equal.
+    history = training.train_two_phases(
+        resumed, _dataset(), _dataset(), MODEL_CONFIG, _config(), callbacks=[Record()], checkpoint_dir=directory
+    )
+    assert started == [3, 4]  # Epochs 0..2 were done before the kill (epoch 2 was saved before the kill).
+    assert [(row["phase"], row["epoch"]) for row in history] == [
+        ("frozen", 0),
+        ("frozen", 1),
+        ("finetune", 2),
+        ("finetune", 3),
+        ("finetune", 4),
+    ]
+    assert not all(
+        np.allclose(a, b) for a, b in zip(weights_at_kill, [w.numpy() for w in resumed.weights], strict=True)
+    )
+
+
+def test_restore_loads_the_saved_weights(tmp_path):
+    model = _tiny_model()
+    checkpoint = training.Checkpoint(str(tmp_path))
+    checkpoint.save(model, [{"phase": "frozen", "epoch": 0}])
+    other = _tiny_model(seed=5)
+    assert checkpoint.restore(other) == [{"phase": "frozen", "epoch": 0}]
+    for a, b in zip(model.weights, other.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    checkpoint.clear()
+    assert training.Checkpoint(str(tmp_path)).restore(_tiny_model()) == []
+
+
+def test_early_stopping_ends_a_phase_but_not_the_run():
+    # A zero learning rate leaves val_loss exactly flat: no improvement, so patience 1 stops after 2 epochs.
+    config = config_lib.TrainingConfig(
+        frozen=config_lib.PhaseConfig(epochs=30, learning_rate=0.0),
+        finetune=config_lib.PhaseConfig(epochs=2, learning_rate=1e-3),
+        early_stopping_patience=1,
+    )
+    history = training.train_two_phases(_tiny_model(), _dataset(), _dataset(), MODEL_CONFIG, config)
+    assert [row["epoch"] for row in history if row["phase"] == "frozen"] == [0, 1]
+    assert [row["epoch"] for row in history if row["phase"] == "finetune"] == [30, 31]
+
+
+def test_cosine_schedule_decays_within_the_phase():
+    phase = config_lib.PhaseConfig(epochs=4, learning_rate=0.1, schedule="cosine")
+    rates = [training.phase_learning_rate(phase, epoch) for epoch in range(4)]
+    assert rates[0] == pytest.approx(0.1)
+    assert rates[2] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi / 2)))
+    assert rates == sorted(rates, reverse=True)
+    assert training.phase_learning_rate(config_lib.PhaseConfig(epochs=4, learning_rate=0.1), 3) == 0.1
