@@ -83,10 +83,10 @@ def _rss(process: psutil.Process) -> int:
 def run_one(data_dir: str, out_dir: str, workers: int) -> None:
     """The measured child: imports first (not timed), then the ingest alone, timed; prints one JSON line."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from components import example_gen
+    from components import ingest_beam
 
     started = time.monotonic()
-    summary = example_gen.ingest_to_tfrecords(data_dir, example_gen.IngestSettings(), out_dir, _BEAM_ARGS[workers])
+    summary = ingest_beam.ingest_to_tfrecords(data_dir, ingest_beam.IngestSettings(), out_dir, _BEAM_ARGS[workers])
     print(json.dumps({"ingest_seconds": time.monotonic() - started, "accepted": summary["accepted"]}))
 
 
