@@ -198,3 +198,29 @@ def test_stored_image_reports_both_grids():
     _, _, data = rotated_photo()
     stored = image_io.normalize(data)
     assert (stored.width, stored.height, stored.stored_width, stored.stored_height) == (48, 30, 30, 48)
+
+
+def test_the_config_ingest_section_reaches_the_executor_intact():
+    from components import ingest_beam
+    from pipeline import config as config_lib
+
+    config = config_lib.load_config("configs/sample.yaml")
+    assert (config.ingest.format, config.ingest.multi_box_policy, config.ingest.exif_box_frame) == (
+        "auto", "largest", "displayed"
+    )
+    changed = config_lib.config_from_dict({
+        **config.to_dict(),
+        "features": [], "beam_args": [],
+        "ingest": {"format": "voc", "multi_box_policy": "reject", "exif_box_frame": "stored", "labels": ["cat"]},
+    })
+    settings = ingest_beam.IngestSettings.from_config(changed.ingest, {"hour": "int"})
+    # The ExampleGen carries settings as a protobuf Struct (all numbers floats): the round trip must be lossless.
+    from google.protobuf import json_format
+
+    from components import example_gen
+
+    packed = json_format.MessageToJson(example_gen.make_custom_config(settings.to_dict()))
+    assert ingest_beam.IngestSettings.from_dict(example_gen.read_custom_config({"custom_config": packed})) == settings
+    assert (settings.format, settings.multi_box_policy, settings.example.labels) == ("voc", "reject", ("cat",))
+    with pytest.raises(config_lib.ConfigError, match="ingest.format"):
+        config_lib.config_from_dict({**config.to_dict(), "features": [], "ingest": {"format": "yolo"}})
