@@ -83,3 +83,31 @@ class BoxIoU(tf_keras.metrics.Metric):
     def reset_state(self):
         self.total.assign(0.0)
         self.count.assign(0.0)
+
+
+@tf_keras.utils.register_keras_serializable(package="xfer")
+class BoxHitRate(tf_keras.metrics.Metric):
+    """Share of predicted boxes whose IoU with the true box is at least `iou_threshold`."""
+
+    def __init__(self, iou_threshold: float = 0.5, name: str = "box_hit_rate", dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.iou_threshold = float(iou_threshold)
+        self.hits = self.add_weight(name="hits", initializer="zeros")
+        self.count = self.add_weight(name="count", initializer="zeros")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        iou = box_iou(tf.reshape(y_true, [-1, 4]), tf.reshape(y_pred, [-1, 4]))
+        hits = tf.cast(iou >= self.iou_threshold, tf.float32)
+        weights = tf.ones_like(hits) if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        self.hits.assign_add(tf.reduce_sum(hits * weights))
+        self.count.assign_add(tf.reduce_sum(weights))
+
+    def result(self):
+        return tf.math.divide_no_nan(self.hits, self.count)
+
+    def reset_state(self):
+        self.hits.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "iou_threshold": self.iou_threshold}

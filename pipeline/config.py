@@ -133,8 +133,13 @@ class TrainingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
+    # Absolute gates: the model is blessed (and pushed) only when every one holds on the eval split.
     min_accuracy: float = 0.5
     min_iou: float = 0.3
+    # A predicted box "hits" when its IoU with the true box is at least this; TFMA reports the hit rate.
+    hit_iou: float = 0.5
+    # Raw features to slice the evaluation by (each value gets its own metrics), besides the overall slice.
+    slice_by: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,8 @@ _INGEST_CODE = (
     "components/example_gen.py",
     "components/formats.py",
     "components/image_io.py",
-    "components/records.py", "components/ingest_beam.py",
+    "components/records.py",
+    "components/ingest_beam.py",
 )
 _TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
 _TRAINER_CODE = _TRANSFORM_CODE + (
@@ -46,11 +47,49 @@ def code_fingerprint(paths: tuple[str, ...]) -> str:
 
 
 def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
-    """Accuracy and box IoU, each gated by an absolute lower bound from the config."""
+    """What TFMA computes on the eval split, and the gates (absolute lower bounds from the config).
+
+    Gated: accuracy and mean box IoU. Reported: per-class precision and recall, the confusion matrix, the share
+    of boxes with IoU >= evaluation.hit_iou; overall and for each value of the `evaluation.slice_by` features.
+    """
 
     def at_least(value: float) -> tfma.MetricThreshold:
         return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
 
+    evaluation = config.evaluation
+    class_metrics = [
+        tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=at_least(evaluation.min_accuracy)),
+        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+    ]
+    num_classes = len(config.ingest.labels) or _schema_label_count(config.schema)
+    metrics_specs = [tfma.MetricsSpec(output_names=["probabilities"], metrics=class_metrics)]
+    if num_classes:
+        # One-vs-rest per class; needs the class count up front, which the label list or the schema gives.
+        metrics_specs.append(
+            tfma.MetricsSpec(
+                output_names=["probabilities"],
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
+                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
+            )
+        )
+    metrics_specs.append(
+        tfma.MetricsSpec(
+            output_names=["box"],
+            metrics=[
+                tfma.MetricConfig(
+                    class_name="BoxIoU",
+                    module="components.metrics",
+                    config='"name": "box_iou"',
+                    threshold=at_least(evaluation.min_iou),
+                ),
+                tfma.MetricConfig(
+                    class_name="BoxHitRate",
+                    module="components.metrics",
+                    config=f'"name": "box_hit_rate", "iou_threshold": {evaluation.hit_iou}',
+                ),
+            ],
+        )
+    )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -60,29 +99,21 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
                 label_keys={"probabilities": features.LABEL_ID, "box": features.BOX},
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                output_names=["probabilities"],
-                metrics=[
-                    tfma.MetricConfig(
-                        class_name="SparseCategoricalAccuracy", threshold=at_least(config.evaluation.min_accuracy)
-                    )
-                ],
-            ),
-            tfma.MetricsSpec(
-                output_names=["box"],
-                metrics=[
-                    tfma.MetricConfig(
-                        class_name="BoxIoU",
-                        module="components.metrics",
-                        config='"name": "box_iou"',
-                        threshold=at_least(config.evaluation.min_iou),
-                    )
-                ],
-            ),
-        ],
+        slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[name]) for name in evaluation.slice_by)],
+        metrics_specs=metrics_specs,
     )
+
+
+def _schema_label_count(schema_path: str) -> int:
+    """Number of values in the curated schema's label domain; 0 when it has none."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
+    for feature in schema.feature:
+        if feature.name == features.LABEL and feature.HasField("string_domain"):
+            return len(feature.string_domain.value)
+    return 0
 
 
 @dataclasses.dataclass(frozen=True)

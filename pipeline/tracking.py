@@ -110,21 +110,30 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
 
 def eval_metrics(evaluation_uri: str) -> dict[str, float]:
     """The overall (unsliced) TFMA metrics the gates look at, under xfer's names."""
+    overall = metrics_by_slice(evaluation_uri).get("overall", {})
+    return {name: overall[key] for key, name in EVAL_METRICS.items() if key in overall}
+
+
+def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[tuple[str, str], float]]:
+    """Every scalar TFMA metric, by slice ("overall", "camera_id=cam_01", ...), keyed by (output, metric[/class])."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri)
-    found: dict[str, float] = {}
+    slices: dict[str, dict[tuple[str, str], float]] = {}
     for slice_key, by_output in result.slicing_metrics:
-        if slice_key:
-            continue
-        for (output, metric), name in EVAL_METRICS.items():
-            value = by_output.get(output, {}).get("", {}).get(metric, {})
-            if "doubleValue" in value:
-                found[name] = float(value["doubleValue"])
-    return found
+        name = ",".join(f"{feature}={value}" for feature, value in slice_key) or "overall"
+        values = slices.setdefault(name, {})
+        for output, by_sub_key in by_output.items():
+            for sub_key, by_metric in by_sub_key.items():
+                for metric, value in by_metric.items():
+                    if "doubleValue" in value:
+                        label = f"{metric}/{sub_key.replace(':', '_')}" if sub_key else metric
+                        values[(output, label)] = float(value["doubleValue"])
+    return slices
 
 
 def gate_failures(evaluation_uri: str) -> list[str]:
+    """TFMA's own account of each failed threshold, in one line each."""
     import tensorflow_model_analysis as tfma
 
     validation = tfma.load_validation_result(evaluation_uri)
@@ -142,6 +151,30 @@ def gate_failures(evaluation_uri: str) -> list[str]:
                 f"{failure.metric_value.double_value.value:.4f}, needs {' and '.join(wanted) or failure.message}"
             )
     return failures
+
+
+def gate_table(config: config_lib.Config, metrics: dict[str, float]) -> list[dict[str, Any]]:
+    """One row per gate: metric, threshold, value, passed. TFMA's blessing decides; this explains it."""
+    rows = []
+    for name, threshold in (("eval_accuracy", config.evaluation.min_accuracy), ("eval_iou", config.evaluation.min_iou)):
+        value = metrics.get(name)
+        rows.append(
+            {
+                "metric": name,
+                "threshold": f">= {threshold:g}",
+                "value": value,
+                "passed": value is not None and value >= threshold,
+            }
+        )
+    return rows
+
+
+def format_gate_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'gate':<16}{'threshold':<12}{'value':<10}result"]
+    for row in rows:
+        value = "missing" if row["value"] is None else f"{row['value']:.4f}"
+        lines.append(f"{row['metric']:<16}{row['threshold']:<12}{value:<10}{'pass' if row['passed'] else 'FAIL'}")
+    return "\n".join(lines)
 
 
 def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRecord) -> dict[str, Any]:
@@ -188,15 +221,31 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     client.log_artifact(run_id, history_path, "training")
 
     evaluation = record.nodes["Evaluator"].output("evaluation").uri
+    slices = metrics_by_slice(evaluation)
     metrics = eval_metrics(evaluation)
-    client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in metrics.items()])
+    overall = {f"eval_{output}_{name}".replace("/", "_"): value for (output, name), value in slices["overall"].items()}
+    client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in {**overall, **metrics}.items()])
+    client.log_dict(
+        run_id,
+        {
+            name: {f"{output}/{metric}": value for (output, metric), value in values.items()}
+            for name, values in slices.items()
+        },
+        "evaluation/metrics_by_slice.json",
+    )
     summary.update(metrics)
+    summary["slices"] = slices
 
     blessing = record.nodes["Evaluator"].output("blessing")
     blessed = tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED"))
     summary["blessed"] = blessed
+    summary["gates"] = gate_table(config, metrics)
+    summary["gate_table"] = format_gate_table(summary["gates"])
+    client.log_text(run_id, summary["gate_table"] + "\n", "evaluation/gates.txt")
     client.log_metric(run_id, "blessed", float(blessed))
     client.set_tag(run_id, "blessed", str(blessed).lower())
+    # A model the gates turned down is an outcome, not an error: the run is FINISHED, and this tag says which.
+    client.set_tag(run_id, "outcome", "pushed" if blessed else "blocked_by_gate")
     if not blessed:
         summary["gate_failures"] = gate_failures(evaluation)
         client.set_tag(run_id, "gate_failures", "; ".join(summary["gate_failures"])[:5000])

@@ -112,6 +112,12 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     assert run.data.tags["pushed_path"] == summary["pushed_path"]
     assert run.data.tags["unfreeze_epoch"] == "1"
     assert run.data.tags["tfx_version"] == "1.16.0"
+    assert run.data.tags["outcome"] == "pushed"
+    # Per-class precision/recall and the IoU hit rate come from TFMA too.
+    assert any(name.startswith("eval_probabilities_precision") for name in run.data.metrics)
+    assert 0.0 <= run.data.metrics["eval_box_box_hit_rate"] <= 1.0
+    camera_slices = [name for name in summary["slices"] if name.startswith("camera_id=")]
+    assert camera_slices and all(("box", "box_iou") in summary["slices"][name] for name in camera_slices)
     client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
     val_loss = client.get_metric_history(run.info.run_id, "val_loss")
     assert sorted(metric.step for metric in val_loss) == [0, 1]  # Both phases, one epoch axis.
@@ -140,10 +146,14 @@ def test_an_unreachable_gate_blocks_the_push(first_run):
     assert blocked["blessed"] is False
     assert "pushed_path" not in blocked
     assert any("sparse_categorical_accuracy" in failure for failure in blocked["gate_failures"])
+    accuracy_gate = next(row for row in blocked["gates"] if row["metric"] == "eval_accuracy")
+    assert accuracy_gate["threshold"] == ">= 1.01" and accuracy_gate["passed"] is False
+    assert "FAIL" in blocked["gate_table"]
     assert sorted(os.listdir(serving)) == versions_before
     run = _mlflow_run(config, blocked["mlflow_run_id"])
     assert run.data.metrics["blessed"] == 0.0
     assert run.info.status == "FINISHED"
+    assert run.data.tags["outcome"] == "blocked_by_gate"
 
 
 def _records(pattern):
