@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import logging
 from typing import Any
 
@@ -35,6 +37,18 @@ class Workspace:
         return tfx.orchestration.metadata.sqlite_metadata_connection_config(self.metadata_path)
 
 
+@contextlib.contextmanager
+def program_name_only_argv():
+    """TFX's Beam executors parse sys.argv as absl flags, so the caller's own arguments would be read as theirs
+    (pytest's `-v` becomes absl's --verbosity and fails). They get the program name only."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[str, Any]:
     """Runs the whole DAG once; returns the summary logged to MLflow (metrics, blessing, pushed path)."""
     workspace = Workspace(str(config.workspace_path))
@@ -47,7 +61,8 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     )
     with tracking.tracked_run(config, run_name) as mlflow_run_id:
         logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with program_name_only_argv():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
         record = run_record.latest_run(workspace.metadata_config(), config.pipeline_name)
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")

@@ -52,7 +52,8 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     workspace = local_runner.Workspace(str(config.workspace_path))
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     pipeline = validation_pipeline(config, workspace.pipeline_root, workspace.metadata_config())
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with local_runner.program_name_only_argv():
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     record = run_record.latest_run(workspace.metadata_config(), pipeline.pipeline_info.pipeline_name)
     if record is None:
         raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
