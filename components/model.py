@@ -1,9 +1,10 @@
-"""The network: an Xception backbone, a metadata tower, a class head and a box head (tf_keras Functional)."""
+"""The network: a keras.applications backbone (Xception by default), a metadata tower, a class head and a box
+head, as one tf_keras Functional model."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 import tf_keras
@@ -16,7 +17,38 @@ BACKBONE_NAME = "backbone"
 PROBABILITIES = "probabilities"
 BOX = "box"
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
-_MIDDLE_FLOW_OUTPUT = "block13_sepconv1_act"
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """A keras.applications network and what xfer needs to know about it.
+
+    `middle_layer` is a stride-16 feature map (5x5 at 71 px): the box head reads it beside the final map,
+    because finer spatial detail survives there. `preprocess` maps 0..255 pixels to what the weights expect.
+    """
+
+    constructor: Callable[..., tf_keras.Model]
+    preprocess: Callable[[tf.Tensor], tf.Tensor]
+    middle_layer: str
+    min_size: int
+
+
+BACKBONES = {
+    "xception": Backbone(
+        tf_keras.applications.Xception, tf_keras.applications.xception.preprocess_input, "block13_sepconv1_act", 71
+    ),
+    "resnet50": Backbone(
+        tf_keras.applications.ResNet50, tf_keras.applications.resnet50.preprocess_input, "conv4_block6_out", 32
+    ),
+    "mobilenet_v2": Backbone(
+        tf_keras.applications.MobileNetV2,
+        tf_keras.applications.mobilenet_v2.preprocess_input,
+        "block_13_expand_relu",
+        32,
+    ),
+    # EfficientNet normalises inside the network: it takes 0..255 pixels as they are.
+    "efficientnet_b0": Backbone(tf_keras.applications.EfficientNetB0, lambda x: x, "block6a_expand_activation", 32),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +73,14 @@ def uses_pretrained_weights(model_config: config_lib.ModelConfig) -> bool:
 
 
 def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_keras.Model:
+    """The backbone as a model with two outputs: the stride-16 map (for the box) and the final map."""
+    spec = BACKBONES.get(model_config.backbone)
+    if spec is None:
+        raise ValueError(f"unsupported backbone {model_config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if image_size < spec.min_size:
+        raise ValueError(f"{model_config.backbone} needs images of at least {spec.min_size} px, got {image_size}")
     weights = None if not uses_pretrained_weights(model_config) else model_config.weights
-    if model_config.backbone != "xception":
-        raise ValueError(f"unsupported backbone {model_config.backbone!r}")
-    backbone = tf_keras.applications.Xception(
-        include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
-    )
+    backbone = spec.constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
     if weights is None:
         # Trained from scratch, BatchNorm's moving statistics must track weights that change fast. At Keras's
         # default momentum (0.99) they still reflect the first steps after a few hundred, and the eval-mode
@@ -54,9 +88,7 @@ def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_
         for layer in backbone.layers:
             if isinstance(layer, tf_keras.layers.BatchNormalization):
                 layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
-    # Two outputs: the final 2048-channel map (3x3 at 71 px) for the class, and the end of the middle flow
-    # (728 channels, 5x5 at 71 px) for the box, where finer spatial detail survives.
-    middle = backbone.get_layer(_MIDDLE_FLOW_OUTPUT).output
+    middle = backbone.get_layer(spec.middle_layer).output
     return tf_keras.Model(backbone.inputs, [middle, backbone.output], name=BACKBONE_NAME)
 
 
@@ -67,9 +99,8 @@ def build_model(
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
     image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
-    pixels = tf_keras.layers.Lambda(
-        lambda x: tf_keras.applications.xception.preprocess_input(tf.cast(x, tf.float32)), name="normalize"
-    )(image)
+    preprocess = BACKBONES[model_config.backbone].preprocess if model_config.backbone in BACKBONES else None
+    pixels = tf_keras.layers.Lambda(lambda x: preprocess(tf.cast(x, tf.float32)), name="normalize")(image)
     backbone = build_backbone(model_config, image_size)
     # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset
     # would otherwise overwrite the ImageNet statistics. A randomly initialised one has no statistics worth keeping.
@@ -144,8 +175,13 @@ def _metadata_tower(inputs: ModelInputs):
     return model_inputs, tf_keras.layers.Dense(32, activation="relu", name="metadata_tower")(joined)
 
 
-def set_backbone_trainable(model: tf_keras.Model, trainable: bool) -> None:
-    model.get_layer(BACKBONE_NAME).trainable = trainable
+def set_backbone_trainable(model: tf_keras.Model, trainable: bool, top_layers: int = 0) -> None:
+    """Freezes or unfreezes the backbone; with `top_layers` > 0 only its last that many layers train."""
+    backbone = model.get_layer(BACKBONE_NAME)
+    backbone.trainable = trainable
+    if trainable and top_layers > 0:
+        for layer in backbone.layers[:-top_layers]:
+            layer.trainable = False
 
 
 def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:

@@ -125,7 +125,7 @@ def train_two_phases(
         last_epoch = first_epoch + phase_config.epochs
         if next_epoch >= last_epoch:
             continue
-        model_lib.set_backbone_trainable(model, backbone_trainable)
+        model_lib.set_backbone_trainable(model, backbone_trainable, phase_config.unfreeze_top_layers)
         model_lib.compile_model(model, model_config, phase_config.learning_rate)
         log = EpochLog(phase, total, on_epoch)
         schedule = tf_keras.callbacks.LearningRateScheduler(

@@ -93,7 +93,7 @@ class ImageConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    backbone: Literal["xception"] = "xception"
+    backbone: Literal["xception", "resnet50", "mobilenet_v2", "efficientnet_b0"] = "xception"
     # "imagenet" (downloaded by Keras), "none" (random init) or a path to a local weights file.
     weights: str = "none"
     dropout_rate: float = 0.2
@@ -108,6 +108,8 @@ class PhaseConfig:
     learning_rate: float
     # "constant", or "cosine": decays from learning_rate towards 0 over the phase's epochs.
     schedule: Literal["constant", "cosine"] = "constant"
+    # Fine-tuning only: 0 unfreezes the whole backbone, N > 0 only its last N layers.
+    unfreeze_top_layers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,6 +318,10 @@ def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
         raise ConfigError(f"{where}.inputs: only crossed features take inputs")
 
 
+# Smallest input each keras.applications backbone accepts (kept here so a bad config fails before TF loads).
+_BACKBONE_MIN_SIZE = {"xception": 71, "resnet50": 32, "mobilenet_v2": 32, "efficientnet_b0": 32}
+
+
 def _check(config: Config) -> None:
     """Cross-field rules that types alone cannot express."""
     names = [feature.name for feature in config.features]
@@ -326,8 +332,13 @@ def _check(config: Config) -> None:
         _check_feature(feature, where, config.features)
         if feature.embedding_dim < 0:
             raise ConfigError(f"{where}.embedding_dim: must be >= 0")
-    if config.image.size < 71:
-        raise ConfigError(f"image.size: Xception needs at least 71 pixels, got {config.image.size}")
+    min_size = _BACKBONE_MIN_SIZE[config.model.backbone]
+    if config.image.size < min_size:
+        raise ConfigError(
+            f"image.size: {config.model.backbone} needs at least {min_size} pixels, got {config.image.size}"
+        )
+    if config.training.finetune.unfreeze_top_layers < 0:
+        raise ConfigError("training.finetune.unfreeze_top_layers: must be >= 0 (0 unfreezes everything)")
     if not 0 <= config.ingest.max_reject_fraction <= 1:
         raise ConfigError("ingest.max_reject_fraction: must be between 0 and 1")
     if config.split.train < 1 or config.split.eval < 1:

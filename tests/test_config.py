@@ -44,7 +44,7 @@ def test_minimal_config_gets_defaults_and_reads_exponent_learning_rates(tmp_path
     "extra, message",
     [
         ("colour: red\n", "colour: unknown key"),
-        ("image: {size: 64}\n", "image.size: Xception needs at least 71 pixels"),
+        ("image: {size: 64}\n", "image.size: xception needs at least 71 pixels"),
         ("image: {size: big}\n", "image.size: expected a whole number, got 'big'"),
         ("model: {weights: none, dropout: 0.1}\n", "model.dropout: unknown key"),
         ("evaluation: {min_accuracy: 2}\n", "evaluation.min_accuracy: must be between 0 and 1.01"),

@@ -109,3 +109,23 @@ def test_two_phases_freeze_then_fine_tune_on_one_epoch_axis():
     assert not np.allclose(model.get_layer("class_hidden").kernel.numpy(), head_start)  # ...the heads did.
     assert not np.allclose(seen[-1][1], start)  # Fine-tuning moved the backbone.
     assert training.tracking_metrics(history[0]).keys() >= {"train_loss", "val_accuracy", "val_iou", "train_box_loss"}
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_other_backbones_build_with_both_feature_maps(backbone):
+    model = model_lib.build_model(config_lib.ModelConfig(backbone=backbone, weights="none"), 64, INPUTS, 3)
+    middle, final = model.get_layer(model_lib.BACKBONE_NAME).output
+    assert middle.shape[1] == 4 and final.shape[1] == 2  # Strides 16 and 32 at 64 px.
+    features, _ = _batch()
+    features["image"] = features["image"][:, :64, :64]
+    outputs = model(features, training=False)
+    assert outputs["probabilities"].shape == (4, 3) and outputs["box"].shape == (4, 4)
+
+
+def test_unfreezing_the_top_layers_only(scratch_model):
+    model_lib.set_backbone_trainable(scratch_model, True, top_layers=5)
+    backbone = scratch_model.get_layer(model_lib.BACKBONE_NAME)
+    trainable = [layer.trainable for layer in backbone.layers]
+    assert trainable[-5:] == [True] * 5 and not any(trainable[:-5])
+    model_lib.set_backbone_trainable(scratch_model, False)
+    assert not scratch_model.get_layer(model_lib.BACKBONE_NAME).trainable
