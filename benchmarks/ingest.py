@@ -2,6 +2,9 @@
 
     python -m benchmarks.ingest --sizes 1000 4000 16000 --workers 1 2
 
+`--scale 6` enlarges every sample image (and its box) six times, to photo sizes around 800x800: the per-image
+work of real datasets, where the sample's thumbnails are decoded too fast for a second worker to pay off.
+
 Each measurement runs in a fresh process (so one run's memory cannot hide in another's), and its memory is the
 peak of the summed resident memory of that process and all its children: with
 `--direct_running_mode=multi_processing` the Beam workers are child processes. Datasets come from
@@ -28,13 +31,39 @@ _BEAM_ARGS = {
 }
 
 
-def dataset(data_root: Path, num_images: int) -> Path:
+def dataset(data_root: Path, num_images: int, scale: int = 1) -> Path:
     from components import sample_data
 
     folder = data_root / f"sample_{num_images}"
     if not (folder / "annotations.csv").exists():
         sample_data.write_sample_dataset(folder, num_images=num_images, seed=7)
-    return folder
+    if scale == 1:
+        return folder
+    scaled = data_root / f"sample_{num_images}_x{scale}"
+    if not (scaled / "annotations.csv").exists():
+        _enlarge(folder, scaled, scale)
+    return scaled
+
+
+def _enlarge(source: Path, target: Path, scale: int) -> None:
+    import csv
+
+    from PIL import Image
+
+    target.mkdir(parents=True, exist_ok=True)
+    with open(source / "annotations.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        with Image.open(source / row["filename"]) as image:
+            large = image.resize((image.width * scale, image.height * scale), Image.Resampling.BILINEAR)
+        large.save(target / row["filename"], format="JPEG", quality=90)
+        for key in ("xmin", "ymin", "xmax", "ymax"):
+            row[key] = str(int(row[key]) * scale)
+    # Written last, so an interrupted run is redone rather than half-used.
+    with open(target / "annotations.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def measure(data_dir: Path, workers: int) -> dict[str, float]:
@@ -94,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000], help="numbers of images")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=sorted(_BEAM_ARGS))
+    parser.add_argument("--scale", type=int, default=1, help="enlarge the sample images this many times")
     parser.add_argument("--data-root", default="/tmp/xfer-bench-data", help="where generated datasets are kept")
     parser.add_argument("--one", nargs=3, metavar=("DATA", "OUT", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -103,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     data_root = Path(args.data_root)
     print(f"{'images':>7} {'workers':>7} {'ingest s':>9} {'total s':>8} {'images/s':>9} {'peak MB':>8}", flush=True)
     for num_images in args.sizes:
-        data_dir = dataset(data_root, num_images)
+        data_dir = dataset(data_root, num_images, args.scale)
         for workers in args.workers:
             result = measure(data_dir, workers)
             if result["accepted"] != num_images:
