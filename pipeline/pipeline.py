@@ -11,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components import example_gen, features, ingest, validation_gate
+from components import pusher as pusher_lib
 from pipeline import config as config_lib
 
 TRANSFORM_FN = "components.transform_module.preprocessing_fn"
@@ -189,13 +190,14 @@ def create_pipeline(
         model=trainer.outputs["model"],
         eval_config=eval_config(config),
     )
-    pusher = tfx.components.Pusher(
+    # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher.py).
+    pusher = pusher_lib.AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
-    )
+    ).with_id("Pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,

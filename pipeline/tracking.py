@@ -23,7 +23,8 @@ from mlflow.tracking import MlflowClient
 
 from components import example_gen, features, live_tracking, trainer_module, training
 from pipeline import config as config_lib
-from pipeline import run_record
+from pipeline import registry, run_record
+from pipeline import report as run_report
 
 # Names of the TFMA metrics the eval config asks for, and what the MLflow run calls them.
 EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
@@ -254,8 +255,35 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     if pushed.get("pushed"):
         summary["pushed_path"] = pushed.get("pushed_destination", "")
         client.set_tag(run_id, "pushed_path", summary["pushed_path"])
+    _report_and_register(config, client, run_id, record, summary)
     logging.info("MLflow run %s: %s", run_id, summary)
     return summary
+
+
+def _report_and_register(
+    config: config_lib.Config, client: MlflowClient, run_id: str, record: run_record.RunRecord, summary: dict[str, Any]
+) -> None:
+    """The run's report (a plot that fails is a warning, never a failed run), then, when this run's Pusher
+    pushed, the new registry version and its `champion` alias (a failure there fails the run: the serving
+    folder and the registry would disagree). A Pusher served from the cache pushed nothing new."""
+    try:
+        summary["report_failures"] = run_report.build_run_report(config, record, client, run_id, summary)["failed"]
+    except Exception as error:
+        logging.warning("MLflow run %s: no report: %s: %s", run_id, type(error).__name__, error, exc_info=True)
+        summary["report_failures"] = [f"report: {type(error).__name__}: {error}"]
+    if not summary.get("pushed_path") or record.state("Pusher") != "COMPLETE":
+        return
+    examples = run_report.read_examples(record.nodes["ImageExampleGen"].output("examples").uri, "eval")
+    name = run_report.registered_model_name(config)
+    version = registry.register_champion(
+        config.tracking_uri,
+        run_id,
+        summary["pushed_path"],
+        name,
+        registry.input_example(summary["pushed_path"], examples[:1]),
+    )
+    summary["registered_model"] = {"name": name, "version": str(version.version), "alias": registry.CHAMPION_ALIAS}
+    client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
 
 
 def _log_transform(

@@ -124,6 +124,31 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     assert np.isfinite([metric.value for metric in val_loss]).all()
 
 
+def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
+    _, config, summary = first_run
+    client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
+    run_id = summary["mlflow_run_id"]
+    logged = {os.path.basename(item.path) for item in client.list_artifacts(run_id, "report")}
+    assert summary["report_failures"] == []
+    assert {
+        "learning_curves.png",
+        "confusion_matrix.png",
+        "iou_histogram.png",
+        "eval_boxes.png",
+        "grad_cam.png",
+        "model_summary.txt",
+        "statistics.html",
+        "model_card.md",
+    } <= logged
+    champion = client.get_model_version_by_alias(config.pipeline_name, "champion")
+    assert champion.run_id == run_id
+    assert champion.tags["pushed_path"] == summary["pushed_path"]
+    assert summary["registered_model"]["version"] == str(champion.version)
+    logged_model = client.get_logged_model(champion.source.removeprefix("models:/"))
+    assert logged_model.source_run_id == run_id
+    assert logged_model.artifact_location.startswith((config.workspace_path / "mlartifacts").as_uri())
+
+
 def test_second_run_is_served_from_the_cache(first_run):
     _, config, first = first_run
     second = local_runner.run_local(config)

@@ -1,0 +1,385 @@
+"""What a run's report shows, as plain functions: learning curves, confusion matrix, IoU histogram, a grid of
+boxes, Grad-CAM heatmaps and the model card. pipeline/report.py feeds them a run's outputs and logs them.
+
+Figures are built with matplotlib's object API (`Figure`, no pyplot), which renders with Agg and leaves the
+process's global backend alone. Each plot function saves a PNG and returns the figure, so tests can check
+what was drawn, not only that a file exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from matplotlib import patches, ticker
+from matplotlib.figure import Figure
+
+from components import ingest, metrics, training
+from components import model as model_lib
+
+IOU_MARK = 0.5
+TRUE_COLOR = "limegreen"
+PREDICTED_COLOR = "red"
+
+
+def plot_learning_curves(history: Mapping[str, Any], path: str) -> Figure:
+    """Loss, accuracy and IoU per epoch, train and val, on the one epoch axis both phases share; a dashed
+    line marks where the backbone was unfrozen (between the last frozen and the first fine-tuning epoch)."""
+    rows = history["epochs"]
+    if not rows:
+        raise ValueError("the history has no epochs")
+    epochs = [int(row["epoch"]) for row in rows]
+    named = [training.tracking_metrics(row) for row in rows]
+    unfreeze = int(history["unfreeze_epoch"])
+    figure = Figure(figsize=(13, 4), layout="constrained")
+    for axes, (metric, title) in zip(
+        figure.subplots(1, 3), (("loss", "Loss"), ("accuracy", "Accuracy"), ("iou", "Box IoU")), strict=True
+    ):
+        for split, style in (("train", "o-"), ("val", "s--")):
+            values = [row.get(f"{split}_{metric}", np.nan) for row in named]
+            axes.plot(epochs, values, style, label=split)
+        if min(epochs) < unfreeze <= max(epochs):
+            axes.axvline(unfreeze - 0.5, color="gray", linestyle=":", label=f"unfrozen at epoch {unfreeze}")
+        axes.set_title(title)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    figure.suptitle("Learning curves (frozen backbone, then fine-tuning)")
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def confusion_matrix(labels: Sequence[str], predicted: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class, in the order of `class_names`."""
+    index = {name: position for position, name in enumerate(class_names)}
+    unknown = sorted({name for name in (*labels, *predicted) if name not in index})
+    if unknown:
+        raise ValueError(f"labels not among the classes {list(class_names)}: {unknown}")
+    matrix = np.zeros((len(class_names), len(class_names)), dtype=np.int64)
+    for true_name, predicted_name in zip(labels, predicted, strict=True):
+        matrix[index[true_name], index[predicted_name]] += 1
+    return matrix
+
+
+def plot_confusion_matrix(
+    labels: Sequence[str], predicted: Sequence[str], class_names: Sequence[str], path: str
+) -> Figure:
+    matrix = confusion_matrix(labels, predicted, class_names)
+    size = max(4.0, 0.8 * len(class_names) + 2)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0)
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    ticks = range(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axes.set_yticks(ticks, class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for row in ticks:
+        for column in ticks:
+            count = matrix[row, column]
+            axes.text(
+                column, row, str(count), ha="center", va="center", color="white" if count > threshold else "black"
+            )
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    axes.set_title(f"Confusion matrix (eval, n={matrix.sum()}, accuracy {accuracy:.3f})")
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def plot_iou_histogram(ious: Sequence[float], path: str) -> Figure:
+    ious = np.asarray(ious, dtype=np.float64)
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.hist(ious, bins=np.linspace(0.0, 1.0, 21), color="steelblue", edgecolor="white")
+    axes.axvline(IOU_MARK, color="red", linestyle="--", label=f"IoU = {IOU_MARK}")
+    share = float(np.mean(ious >= IOU_MARK)) if ious.size else 0.0
+    mean = float(np.mean(ious)) if ious.size else float("nan")
+    axes.set_title(f"Box IoU on eval (n={ious.size}, mean {mean:.3f}, {share:.0%} at or above {IOU_MARK})")
+    axes.set_xlabel("IoU of predicted and true box")
+    axes.set_ylabel("images")
+    axes.set_xlim(0, 1)
+    axes.legend()
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def plot_box_grid(
+    images: Sequence[np.ndarray],
+    true_boxes: np.ndarray,
+    pred_boxes: np.ndarray,
+    true_names: Sequence[str],
+    pred_names: Sequence[str],
+    path: str,
+    columns: int = 4,
+) -> Figure:
+    """Each image with its true box (green, solid) and predicted box (red, dashed); boxes are
+    (xmin, ymin, xmax, ymax) fractions of the image, as in the examples and the served `box`."""
+    count = len(images)
+    if not count:
+        raise ValueError("no images to draw")
+    rows = -(-count // columns)
+    figure = Figure(figsize=(3 * min(count, columns), 3.2 * rows), layout="constrained")
+    grid = np.atleast_1d(figure.subplots(rows, min(count, columns), squeeze=False).ravel())
+    ious = metrics.box_iou_numpy(true_boxes, pred_boxes)
+    for index, axes in enumerate(grid):
+        axes.axis("off")
+        if index >= count:
+            continue
+        image = images[index]
+        height, width = image.shape[:2]
+        axes.imshow(image)
+        for box, color, style in ((true_boxes[index], TRUE_COLOR, "-"), (pred_boxes[index], PREDICTED_COLOR, "--")):
+            xmin, ymin, xmax, ymax = box
+            axes.add_patch(
+                patches.Rectangle(
+                    (xmin * width, ymin * height),
+                    (xmax - xmin) * width,
+                    (ymax - ymin) * height,
+                    fill=False,
+                    edgecolor=color,
+                    linestyle=style,
+                    linewidth=2,
+                )
+            )
+        correct = true_names[index] == pred_names[index]
+        axes.set_title(
+            f"true {true_names[index]} / pred {pred_names[index]}\nIoU {ious[index]:.2f}",
+            fontsize=9,
+            color="black" if correct else "red",
+        )
+    figure.suptitle("Eval images: true box green (solid), predicted box red (dashed)")
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def _outer_output(layer: tf_keras.layers.Layer) -> Any:
+    """What a nested layer (the backbone sub-model) produces inside the enclosing model: its last call's
+    output. `layer.output` would be the sub-model's own graph, which the outer inputs do not reach."""
+    return layer.get_output_at(len(layer.inbound_nodes) - 1)
+
+
+def grad_cam(
+    model: tf_keras.Model,
+    inputs: Mapping[str, tf.Tensor],
+    class_indices: Sequence[int] | None = None,
+    backbone_name: str = model_lib.BACKBONE_NAME,
+    head_name: str = model_lib.PROBABILITIES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM on the backbone's last feature map: the map's channels weighted by the mean gradient of a
+    class score, summed, ReLU'd and scaled to 0..1 per image. Returns (heatmaps [N, h, w] at feature-map
+    resolution, the class index explained for each image: `class_indices`, or else the predicted class).
+
+    The score is the class's logit, recomputed from the softmax head's input and weights: the probability
+    itself saturates, and its gradient vanishes for confident predictions (as in the Grad-CAM paper).
+    """
+    backbone = model.get_layer(backbone_name)
+    head = model.get_layer(head_name)
+    feature_map = tf.nest.flatten(_outer_output(backbone))[-1]  # The last map: the one the class head pools.
+    explained = tf_keras.Model(model.inputs, [feature_map, head.input, _outer_output(head)])
+    with tf.GradientTape() as tape:
+        maps, head_input, probabilities = explained(dict(inputs), training=False)
+        logits = tf.matmul(head_input, head.kernel) + head.bias
+        if class_indices is None:
+            class_indices = tf.argmax(probabilities, axis=1).numpy().tolist()
+        chosen = tf.gather(logits, tf.constant(class_indices, tf.int32), axis=1, batch_dims=1)
+    gradients = tape.gradient(chosen, maps)
+    weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    heatmaps = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
+    peaks = heatmaps.max(axis=(1, 2), keepdims=True)
+    heatmaps = np.divide(heatmaps, peaks, out=np.zeros_like(heatmaps), where=peaks > 0)
+    return heatmaps, np.asarray(class_indices)
+
+
+def plot_grad_cam(images: Sequence[np.ndarray], heatmaps: np.ndarray, titles: Sequence[str], path: str) -> Figure:
+    """Each image beside itself with the heatmap, upsampled bilinearly to the image, laid over it."""
+    count = len(images)
+    figure = Figure(figsize=(5, 2.6 * count), layout="constrained")
+    grid = figure.subplots(count, 2, squeeze=False)
+    for index in range(count):
+        image = np.asarray(images[index])
+        height, width = image.shape[:2]
+        upsampled = tf.image.resize(heatmaps[index][..., np.newaxis], (height, width), method="bilinear")
+        plain, overlaid = grid[index]
+        plain.imshow(image)
+        plain.set_title(titles[index], fontsize=9)
+        overlaid.imshow(image)
+        overlaid.imshow(upsampled.numpy()[..., 0], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        # An all-zero map means no channel of the last feature map speaks for the class (often an untrained
+        # or collapsed network); say so rather than show a uniform tint that looks like a result.
+        overlaid.set_title("Grad-CAM" if heatmaps[index].max() > 0 else "Grad-CAM: no positive evidence", fontsize=9)
+        plain.axis("off")
+        overlaid.axis("off")
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalScores:
+    """The served model's answers on the eval split, next to the truth from the raw examples."""
+
+    class_names: tuple[str, ...]
+    true_labels: tuple[str, ...]
+    predicted_labels: tuple[str, ...]
+    true_boxes: np.ndarray
+    predicted_boxes: np.ndarray
+
+    @property
+    def ious(self) -> np.ndarray:
+        return metrics.box_iou_numpy(self.true_boxes, self.predicted_boxes)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(np.asarray(self.true_labels) == np.asarray(self.predicted_labels)))
+
+    def per_class_accuracy(self) -> dict[str, tuple[int, float]]:
+        """Class -> (eval images of that class, share predicted right)."""
+        result = {}
+        truth, predicted = np.asarray(self.true_labels), np.asarray(self.predicted_labels)
+        for name in self.class_names:
+            mask = truth == name
+            result[name] = (int(mask.sum()), float(np.mean(predicted[mask] == name)) if mask.any() else float("nan"))
+        return result
+
+
+def truth_from_examples(serialized: Sequence[bytes]) -> tuple[list[str], np.ndarray]:
+    """Labels and boxes of raw examples, as ImageExampleGen wrote them (box as fractions of the image)."""
+    labels, boxes = [], []
+    for record in serialized:
+        feature = tf.train.Example.FromString(record).features.feature
+        labels.append(feature["label"].bytes_list.value[0].decode())
+        boxes.append([feature[key].float_list.value[0] for key in ingest.BOX_KEYS])
+    return labels, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> EvalScores:
+    """Runs raw serialized examples through a `serving_default` signature, in batches."""
+    if not serialized:
+        raise ValueError("no examples to score")
+    labels, boxes = truth_from_examples(serialized)
+    predicted, predicted_boxes, class_names = [], [], None
+    for start in range(0, len(serialized), batch_size):
+        outputs = serve(examples=tf.constant(list(serialized[start : start + batch_size]), dtype=tf.string))
+        predicted.extend(label.decode() for label in outputs["label"].numpy())
+        predicted_boxes.append(outputs["box"].numpy())
+        class_names = class_names or tuple(name.decode() for name in outputs["classes"][0].numpy())
+    return EvalScores(
+        class_names=class_names,
+        true_labels=tuple(labels),
+        predicted_labels=tuple(predicted),
+        true_boxes=boxes,
+        predicted_boxes=np.concatenate(predicted_boxes).astype(np.float64),
+    )
+
+
+def decode_images(serialized: Sequence[bytes], feature_name: str = "image") -> list[np.ndarray]:
+    images = []
+    for record in serialized:
+        data = tf.train.Example.FromString(record).features.feature[feature_name].bytes_list.value[0]
+        images.append(tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
+    return images
+
+
+def model_summary(model: tf_keras.Model) -> str:
+    """Keras's layer table; the backbone, one row there, gets a line of its own (its 100+ layers would
+    drown the heads in an expanded table)."""
+    lines: list[str] = []
+    model.summary(print_fn=lines.append, line_length=120, expand_nested=False)
+    for layer in model.layers:
+        if layer.name == model_lib.BACKBONE_NAME:
+            lines += ["", f"{layer.name}: {len(layer.layers)} layers, {layer.count_params():,} parameters"]
+    return "\n".join(lines) + "\n"
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def model_card(config: Any, summary: Mapping[str, Any], scores: EvalScores | None, registered_model: str = "") -> str:
+    """A Markdown model card: what the model is, what it was trained and judged on, and where not to use it.
+
+    `config` is the run's `pipeline.config.Config`; `summary` what tracking logged (ingest counts, eval
+    metrics, blessing, gate failures, pushed path).
+    """
+    training_config, model_config, evaluation = config.training, config.model, config.evaluation
+    ingest_summary = summary.get("ingest") or {}
+    blessed = summary.get("blessed")
+    lines = [
+        f"# Model card: {config.pipeline_name}",
+        "",
+        "## Model",
+        f"- Backbone: {model_config.backbone}, weights `{model_config.weights}`; a class head and a box head "
+        f"({model_config.head_units} units each, dropout {model_config.dropout_rate}) and a metadata tower.",
+        f"- Input: one image ({config.image.size}x{config.image.size} px after `{config.image.resize}` resizing) "
+        f"and the metadata features {', '.join(f'`{f.name}` ({f.kind})' for f in config.features) or '(none)'}.",
+        "- Output: class probabilities, the predicted class and one box (xmin, ymin, xmax, ymax as fractions of "
+        "the image sent).",
+        "",
+        "## Training",
+        f"- Phase 1, frozen backbone: {_epochs(training_config.frozen.epochs)} at learning rate "
+        f"{training_config.frozen.learning_rate:g} ({training_config.frozen.schedule}).",
+        f"- Phase 2, unfrozen: {_epochs(training_config.finetune.epochs)} at learning rate "
+        f"{training_config.finetune.learning_rate:g} ({training_config.finetune.schedule}).",
+        f"- Batch size {training_config.batch_size}, seed {training_config.seed}.",
+        "",
+        "## Data",
+        f"- Source: `{config.data}`; train/eval split by a hash of the filename "
+        f"({config.split.train}:{config.split.eval}).",
+    ]
+    if ingest_summary:
+        lines.append(
+            f"- Records: {ingest_summary.get('records')} read, {ingest_summary.get('accepted')} accepted, "
+            f"{ingest_summary.get('rejected')} rejected."
+        )
+    if scores is not None:
+        lines += [f"- Classes: {', '.join(scores.class_names)}.", f"- Eval images scored: {len(scores.true_labels)}."]
+    lines += ["", "## Evaluation (eval split)", "", "| metric | value | gate |", "| --- | --- | --- |"]
+    lines.append(f"| accuracy (TFMA) | {_fmt(summary.get('eval_accuracy', 'n/a'))} | >= {evaluation.min_accuracy:g} |")
+    lines.append(f"| mean box IoU (TFMA) | {_fmt(summary.get('eval_iou', 'n/a'))} | >= {evaluation.min_iou:g} |")
+    if scores is not None:
+        ious = scores.ious
+        lines.append(f"| share of boxes with IoU >= {IOU_MARK} | {float(np.mean(ious >= IOU_MARK)):.4f} | |")
+        lines += ["", "| class | eval images | accuracy |", "| --- | --- | --- |"]
+        for name, (count, accuracy) in scores.per_class_accuracy().items():
+            lines.append(f"| {name} | {count} | {'n/a' if count == 0 else f'{accuracy:.4f}'} |")
+    lines += ["", "## Gates and blessing"]
+    if blessed is None:
+        lines.append("- Blessing: unknown.")
+    elif blessed:
+        lines.append("- **Blessed**: every gate passed.")
+    else:
+        failures = summary.get("gate_failures") or []
+        lines.append("- **Not blessed**: " + ("; ".join(failures) if failures else "a gate failed."))
+    if summary.get("pushed_path"):
+        registered = f"; registered in MLflow as `{registered_model}`, alias `champion`" if registered_model else ""
+        lines.append(f"- Pushed to `{summary['pushed_path']}`{registered}.")
+    elif blessed is not None:
+        lines.append("- Not pushed: the serving folder and the registry's `champion` keep the previous model.")
+    lines += [
+        "",
+        "## Intended use",
+        "- Classify an image into one of the classes above and locate the one object in it, given the metadata "
+        "the training data carried; for images like the training data (same cameras, subjects and framing).",
+        "- As a decision aid with a person reviewing low-probability predictions, not as an unattended decision maker.",
+        "",
+        "## Limitations",
+        "- One box per image: images with several objects get one box, those with none still get a box.",
+        "- Only the classes above; anything else is forced into one of them (there is no 'other' class).",
+        "- Metadata carries signal: a camera, hour or place unlike the training data (OOV bucket, defaults for "
+        "missing values) can shift predictions even when the image is clear.",
+        "- Judged on the eval split only, a hash of the same source as training: no measure of performance on "
+        "other cameras, places or times.",
+    ]
+    if model_config.weights.lower() == "none":
+        lines.append("- Trained from random weights (no ImageNet pretraining): expect little beyond the training data.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,155 @@
+"""The MLflow Model Registry side of a push: each pushed model becomes a new version of one registered model,
+with its signature and an input example, and the alias `champion` moves to it. Earlier versions stay.
+
+The registered model is the pushed SavedModel itself, unchanged, behind an `mlflow.pyfunc` wrapper that takes
+raw features (one column per input the model's `raw_features.json` lists, the image as encoded bytes) and
+calls its `serving_default` signature. `mlflow.tensorflow.log_model` would re-save the model through
+`tf.saved_model.save`, and its pyfunc calls the module rather than a signature, so it cannot serve this one.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from mlflow.tracking import MlflowClient
+
+from components import export
+from components import features as features_lib
+
+CHAMPION_ALIAS = "champion"
+_ARTIFACT_KEY = "saved_model"
+_ROOT = Path(__file__).resolve().parent.parent
+# What the wrapper imports when MLflow loads it elsewhere: xfer's own code ships with the model (code_paths).
+_REQUIRED_DISTRIBUTIONS = ("tensorflow", "tensorflow-transform", "tf-keras", "pandas", "pyyaml")
+
+
+class ServingModel(mlflow.pyfunc.PythonModel):
+    """Raw features in (a DataFrame, one row per image); label, class probabilities and box out."""
+
+    def load_context(self, context) -> None:
+        model_dir = context.artifacts[_ARTIFACT_KEY]
+        self._model = tf.saved_model.load(model_dir)
+        self._serve = self._model.signatures["serving_default"]
+        self._types = export.load_raw_feature_types(model_dir)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return predict_frame(self._serve, self._types, model_input)
+
+
+def predict_frame(serve, types: dict[str, str], frame: pd.DataFrame) -> pd.DataFrame:
+    serialized = [
+        export.make_raw_example(
+            _as_bytes(row[features_lib.IMAGE]),
+            {name: row[name] for name in types if name != features_lib.IMAGE and name in row},
+            types,
+        )
+        for _, row in frame.iterrows()
+    ]
+    outputs = serve(examples=tf.constant(serialized, dtype=tf.string))
+    classes = [name.decode() for name in outputs["classes"][0].numpy()] if serialized else []
+    probabilities = outputs["probabilities"].numpy().astype(np.float64)
+    box = outputs["box"].numpy().astype(np.float64)
+    result = pd.DataFrame({"label": [label.decode() for label in outputs["label"].numpy()]})
+    for index, name in enumerate(classes):
+        result[f"probability_{name}"] = probabilities[:, index]
+    for index, corner in enumerate(("xmin", "ymin", "xmax", "ymax")):
+        result[corner] = box[:, index]
+    return result
+
+
+def _as_bytes(value: Any) -> bytes:
+    # Binary columns arrive as bytes after MLflow's schema enforcement; a frame read back from the saved input
+    # example (MLflow stores bytes in its JSON as base64 text) without enforcement carries the text.
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    return bytes(value)
+
+
+def input_example(model_dir: str, serialized_examples: Sequence[bytes]) -> pd.DataFrame:
+    """Raw `tf.Example`s (as ImageExampleGen writes them) -> the DataFrame the registered model takes."""
+    types = export.load_raw_feature_types(model_dir)
+    rows = []
+    for serialized in serialized_examples:
+        feature = tf.train.Example.FromString(serialized).features.feature
+        row = {}
+        for name, kind in types.items():
+            if name not in feature:
+                raise ValueError(f"the example has no feature {name!r}, which the model takes")
+            values = feature[name]
+            if kind == "int":
+                row[name] = int(values.int64_list.value[0])
+            elif kind == "float":
+                row[name] = float(values.float_list.value[0])
+            elif name == features_lib.IMAGE:
+                row[name] = bytes(values.bytes_list.value[0])
+            else:
+                row[name] = values.bytes_list.value[0].decode()
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(types))
+
+
+def register_champion(
+    tracking_uri: str, run_id: str, model_dir: str, name: str, example: pd.DataFrame
+) -> mlflow.entities.model_registry.ModelVersion:
+    """Logs `model_dir` (a pushed SavedModel) to the MLflow run as a pyfunc model, registers it as a new
+    version of `name` and points the alias `champion` at it. Returns the new version."""
+    if example.empty:
+        raise ValueError("the input example needs at least one row")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    # The signature is inferred from what the model really returns for the example, computed here without
+    # MLflow so that a model that cannot score its own example fails before anything is registered.
+    predictions = predict_frame(
+        tf.saved_model.load(model_dir).signatures["serving_default"], export.load_raw_feature_types(model_dir), example
+    )
+    signature = mlflow.models.infer_signature(example, predictions)
+    # Created here in the run's experiment: left to Model.log, the logged model would go to the active (default)
+    # experiment, whose artifacts live wherever the process happens to run.
+    logged_model = client.create_logged_model(
+        experiment_id=client.get_run(run_id).info.experiment_id, name="model", source_run_id=run_id
+    )
+    # Model.log reads the global tracking URI; it is restored afterwards so the caller's MLflow state is unchanged.
+    # Given the run id, it logs into that run without the fluent API's start_run, which would end the run.
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        info = mlflow.models.Model.log(
+            artifact_path=None,
+            name="model",
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            model_id=logged_model.model_id,
+            python_model=ServingModel(),
+            artifacts={_ARTIFACT_KEY: model_dir},
+            code_paths=[str(_ROOT / "components"), str(_ROOT / "pipeline")],
+            signature=signature,
+            input_example=example,
+            pip_requirements=_pinned_requirements(),
+            registered_model_name=name,
+        )
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    client.set_model_version_tag(name, version, "pushed_path", model_dir)
+    logging.info("Registered %s version %s as %s", name, version, CHAMPION_ALIAS)
+    return client.get_model_version(name, version)
+
+
+def _pinned_requirements() -> list[str]:
+    # Pinned from this environment, so MLflow does not load the model in a subprocess to guess them.
+    return [f"{name}=={importlib.metadata.version(name)}" for name in _REQUIRED_DISTRIBUTIONS] + [
+        f"mlflow=={mlflow.__version__}"
+    ]
+
+
+def champion(tracking_uri: str, name: str) -> mlflow.entities.model_registry.ModelVersion:
+    return MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS)
