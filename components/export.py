@@ -71,7 +71,11 @@ def export_serving_model(
             "classes": tf.tile(classes[tf.newaxis, :], [tf.shape(probabilities)[0], 1]),
             "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
             # The model predicts in the resized image; clients want the box in the image they sent.
-            "box": features_lib.box_from_frame(outputs[model_lib.BOX], transformed[features_lib.IMAGE_FRAME]),
+            **(
+                {"box": features_lib.box_from_frame(outputs[model_lib.BOX], transformed[features_lib.IMAGE_FRAME])}
+                if model_lib.BOX in outputs
+                else {}
+            ),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -35,6 +35,7 @@ class TransformSettings:
     image_size: int
     features: tuple[config_lib.FeatureConfig, ...]
     resize: str = "stretch"
+    boxes: bool = True  # False for classification-only data, which has no box features.
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -45,11 +46,17 @@ class TransformSettings:
             image_size=int(raw["image_size"]),
             features=tuple(config_lib.section_from_dict(config_lib.FeatureConfig, f) for f in raw["features"]),
             resize=str(raw.get("resize", "stretch")),
+            boxes=bool(raw.get("boxes", True)),
         )
 
     @classmethod
     def from_config(cls, config: config_lib.Config) -> TransformSettings:
-        return cls(image_size=config.image.size, features=config.features, resize=config.image.resize)
+        return cls(
+            image_size=config.image.size,
+            features=config.features,
+            resize=config.image.resize,
+            boxes=config.task == "detection",
+        )
 
     @property
     def raw_metadata_columns(self) -> list[str]:
@@ -64,8 +71,9 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
     outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(
         dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY
     )
-    box = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
-    outputs[BOX] = box_to_frame(box, frames)
+    if settings.boxes:
+        box = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
+        outputs[BOX] = box_to_frame(box, frames)
     # Crossed features read the bucket/vocabulary ids of the others, so those come first.
     for feature in sorted(settings.features, key=lambda feature: feature.kind == "crossed"):
         outputs[feature.name] = transform_feature(feature, inputs, outputs)
@@ -219,8 +227,9 @@ def describe(settings: TransformSettings, vocabulary_size: Any, num_classes: int
             f"int64 [{settings.image_size}, {settings.image_size}, 3], 0..255",
         ),
         (LABEL_ID, "vocabulary of the label column", f"int64 class id in [0, {num_classes})"),
-        (BOX, "corners as fractions, mapped into the resized image", "float32 [4]"),
     ]
+    if settings.boxes:
+        rows.append((BOX, "corners as fractions, mapped into the resized image", "float32 [4]"))
     cardinalities = categorical_cardinalities(settings, vocabulary_size)
     for feature in settings.features:
         if feature.kind == "numeric":

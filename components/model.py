@@ -93,9 +93,14 @@ def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_
 
 
 def build_model(
-    model_config: config_lib.ModelConfig, image_size: int, inputs: ModelInputs, num_classes: int
+    model_config: config_lib.ModelConfig,
+    image_size: int,
+    inputs: ModelInputs,
+    num_classes: int,
+    with_box: bool = True,
 ) -> tf_keras.Model:
-    """Image (0..255 pixels) and metadata in; class probabilities and a (xmin, ymin, xmax, ymax) box out."""
+    """Image (0..255 pixels) and metadata in; class probabilities and (unless `with_box` is False, for
+    classification-only data) a (xmin, ymin, xmax, ymax) box out."""
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
     image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
@@ -116,6 +121,10 @@ def build_model(
     class_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="class_hidden")(class_hidden)
     probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(class_hidden)
 
+    outputs = {PROBABILITIES: probabilities}
+    if not with_box:
+        return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
+
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
     fine = _reduce(middle_map, "box_reduce_middle")
     coarse = _reduce(feature_map, "box_reduce_final")
@@ -127,13 +136,8 @@ def build_model(
     )
     box_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="box_hidden")(spatial)
     center_and_size = tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
-    box = tf_keras.layers.Lambda(center_size_to_corners, name=BOX)(center_and_size)
-
-    return tf_keras.Model(
-        inputs={features_lib.IMAGE: image, **metadata_inputs},
-        outputs={PROBABILITIES: probabilities, BOX: box},
-        name="xfer",
-    )
+    outputs[BOX] = tf_keras.layers.Lambda(center_size_to_corners, name=BOX)(center_and_size)
+    return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
 
 
 def _reduce(feature_map: tf.Tensor, name: str) -> tf.Tensor:
@@ -186,12 +190,21 @@ def set_backbone_trainable(model: tf_keras.Model, trainable: bool, top_layers: i
 
 def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:
     """(Re)compiles; must be called after changing `trainable`, or the change has no effect."""
+    loss = {PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: metrics.box_loss}
+    loss_weights = {PROBABILITIES: model_config.class_loss_weight, BOX: model_config.box_loss_weight}
+    compiled_metrics = {
+        PROBABILITIES: [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        BOX: [metrics.BoxIoU(name="iou")],
+    }
+    names = output_names(model)
     model.compile(
         optimizer=tf_keras.optimizers.Adam(learning_rate=learning_rate),
-        loss={PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: metrics.box_loss},
-        loss_weights={PROBABILITIES: model_config.class_loss_weight, BOX: model_config.box_loss_weight},
-        metrics={
-            PROBABILITIES: [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            BOX: [metrics.BoxIoU(name="iou")],
-        },
+        loss={name: loss[name] for name in names},
+        loss_weights={name: loss_weights[name] for name in names},
+        metrics={name: compiled_metrics[name] for name in names},
     )
+
+
+def output_names(model: tf_keras.Model) -> list[str]:
+    """The model's heads: probabilities, and box unless it was built for classification only."""
+    return [name for name in (PROBABILITIES, BOX) if name in model.output]

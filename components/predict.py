@@ -32,19 +32,14 @@ def predict_serialized(model_dir: str, serialized: list[bytes]) -> list[dict[str
     for index in range(len(serialized)):
         classes = [name.decode() for name in outputs["classes"][index].numpy()]
         probabilities = outputs["probabilities"][index].numpy().tolist()
-        results.append(
-            {
-                "class": outputs["label"][index].numpy().decode(),
-                "probabilities": {name: round(p, 6) for name, p in zip(classes, probabilities, strict=True)},
-                "box": dict(
-                    zip(
-                        ("xmin", "ymin", "xmax", "ymax"),
-                        (round(v, 6) for v in outputs["box"][index].numpy().tolist()),
-                        strict=True,
-                    )
-                ),
-            }
-        )
+        result = {
+            "class": outputs["label"][index].numpy().decode(),
+            "probabilities": {name: round(p, 6) for name, p in zip(classes, probabilities, strict=True)},
+        }
+        if "box" in outputs:  # Absent from classification-only models.
+            corners = (round(v, 6) for v in outputs["box"][index].numpy().tolist())
+            result["box"] = dict(zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True))
+        results.append(result)
     return results
 
 

@@ -28,7 +28,7 @@ def run_fn(fn_args) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     num_classes = len(export.read_label_names(tf_transform_output))
     inputs = model_lib.model_inputs(settings, tf_transform_output.vocabulary_size_by_name)
-    model = model_lib.build_model(model_config, settings.image_size, inputs, num_classes)
+    model = model_lib.build_model(model_config, settings.image_size, inputs, num_classes, with_box=settings.boxes)
 
     feature_spec = tf_transform_output.transformed_feature_spec()
     input_names = list(model.input.keys())

@@ -43,7 +43,7 @@ def make_dataset(
     def split(serialized):
         parsed = tf.io.parse_example(serialized, dict(feature_spec))
         inputs = {name: parsed[name] for name in input_names}
-        labels = {output: parsed[key] for output, key in LABEL_KEYS.items()}
+        labels = {output: parsed[key] for output, key in LABEL_KEYS.items() if key in parsed}
         return inputs, labels
 
     dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
@@ -52,13 +52,15 @@ def make_dataset(
         # pairs each example with different draws from one epoch to the next.
         def augmented(batch_index, example):
             inputs, labels = example
+            images = inputs[features_lib.IMAGE]
+            # Classification-only data has no box; a placeholder goes through and is dropped.
+            boxes = labels.get(model_lib.BOX, tf.zeros([tf.shape(images)[0], 4]))
             images, boxes = augment_lib.augment_batch(
-                inputs[features_lib.IMAGE],
-                labels[model_lib.BOX],
-                augment,
-                seed=tf.stack([tf.constant(seed, tf.int64), batch_index]),
+                images, boxes, augment, seed=tf.stack([tf.constant(seed, tf.int64), batch_index])
             )
-            return {**inputs, features_lib.IMAGE: images}, {**labels, model_lib.BOX: boxes}
+            if model_lib.BOX in labels:
+                labels = {**labels, model_lib.BOX: boxes}
+            return {**inputs, features_lib.IMAGE: images}, labels
 
         dataset = dataset.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

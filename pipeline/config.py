@@ -223,6 +223,9 @@ class Config:
     pipeline_name: str
     data: str
     training: TrainingConfig
+    # "detection": a class and one box per image. "classification": a class only (e.g. class-folder datasets):
+    # no box head, no IoU metrics or gate.
+    task: Literal["detection", "classification"] = "detection"
     features: tuple[FeatureConfig, ...] = ()
     workspace: str = "workspace"
     schema: str = "schemas/schema.pbtxt"

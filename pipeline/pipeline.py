@@ -10,7 +10,7 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components import example_gen, features, ingest, validation_gate
+from components import example_gen, features, ingest, transform_cache, validation_gate
 from components import pusher as pusher_lib
 from pipeline import config as config_lib
 
@@ -28,7 +28,12 @@ _INGEST_CODE = (
     "components/records.py",
     "components/ingest_beam.py",
 )
-_TRANSFORM_CODE = ("components/features.py", "components/transform_module.py", "pipeline/config.py")
+_TRANSFORM_CODE = (
+    "components/features.py",
+    "components/transform_module.py",
+    "components/transform_cache.py",
+    "pipeline/config.py",
+)
 _TRAINER_CODE = _TRANSFORM_CODE + (
     "components/model.py",
     "components/training.py",
@@ -73,7 +78,7 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
                 metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
             )
         )
-    metrics_specs.append(
+    box_specs = [
         tfma.MetricsSpec(
             output_names=["box"],
             metrics=[
@@ -90,14 +95,18 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
                 ),
             ],
         )
-    )
+    ]
+    if config.task == "detection":
+        metrics_specs.extend(box_specs)
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
                 # Labels are transformed features (class index, box vector), so TFMA runs the Transform graph.
                 preprocessing_function_names=["transform_features"],
-                label_keys={"probabilities": features.LABEL_ID, "box": features.BOX},
+                label_keys={"probabilities": features.LABEL_ID}
+                if config.task == "classification"
+                else {"probabilities": features.LABEL_ID, "box": features.BOX},
             )
         ],
         slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[name]) for name in evaluation.slice_by)],
@@ -153,6 +162,21 @@ def data_validation_nodes(config: config_lib.Config) -> DataValidationNodes:
     return DataValidationNodes(example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate)
 
 
+def transform_node(config: config_lib.Config, data_nodes: DataValidationNodes) -> transform_cache.CachingTransform:
+    """Transform, run only once the data passed validation."""
+    transform = transform_cache.CachingTransform(
+        examples=data_nodes.example_gen.outputs["examples"],
+        schema=data_nodes.schema_gen.outputs["schema"],
+        preprocessing_fn=TRANSFORM_FN,
+        custom_config={
+            **features.TransformSettings.from_config(config).to_dict(),
+            "code_version": code_fingerprint(_TRANSFORM_CODE),
+        },
+    )
+    transform.add_upstream_node(data_nodes.anomalies_gate)
+    return transform
+
+
 def create_pipeline(
     config: config_lib.Config,
     pipeline_root: str,
@@ -161,16 +185,9 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
 ) -> tfx.dsl.Pipeline:
     transform_settings = features.TransformSettings.from_config(config)
-
     data_nodes = data_validation_nodes(config)
     example_gen_node, schema_gen = data_nodes.example_gen, data_nodes.schema_gen
-    transform = tfx.components.Transform(
-        examples=example_gen_node.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
-        preprocessing_fn=TRANSFORM_FN,
-        custom_config={**transform_settings.to_dict(), "code_version": code_fingerprint(_TRANSFORM_CODE)},
-    )
-    transform.add_upstream_node(data_nodes.anomalies_gate)
+    transform = transform_node(config, data_nodes)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],

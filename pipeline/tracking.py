@@ -157,7 +157,10 @@ def gate_failures(evaluation_uri: str) -> list[str]:
 def gate_table(config: config_lib.Config, metrics: dict[str, float]) -> list[dict[str, Any]]:
     """One row per gate: metric, threshold, value, passed. TFMA's blessing decides; this explains it."""
     rows = []
-    for name, threshold in (("eval_accuracy", config.evaluation.min_accuracy), ("eval_iou", config.evaluation.min_iou)):
+    gates = [("eval_accuracy", config.evaluation.min_accuracy)]
+    if config.task == "detection":
+        gates.append(("eval_iou", config.evaluation.min_iou))
+    for name, threshold in gates:
         value = metrics.get(name)
         rows.append(
             {
@@ -192,9 +195,19 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         client.log_batch(
             run_id,
             metrics=[
-                Metric(f"ingest_{key}", float(ingest[key]), _now(), 0) for key in ("records", "accepted", "rejected")
+                *(
+                    Metric(f"ingest_{key}", float(ingest[key]), _now(), 0)
+                    for key in ("records", "accepted", "rejected")
+                ),
+                *(
+                    Metric(f"ingest_rejected_{reason}", float(count), _now(), 0)
+                    for reason, count in ingest.get("rejected_by_reason", {}).items()
+                ),
             ],
         )
+        for key in ("format", "has_boxes"):
+            if key in ingest:
+                client.set_tag(run_id, f"ingest_{key}", str(ingest[key]).lower())
         client.log_artifact(run_id, summary_path, "ingest")
         client.log_artifact(run_id, os.path.join(examples, example_gen.REJECTS_FILE), "ingest")
         summary["ingest"] = ingest

@@ -70,7 +70,8 @@ def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
     assert summary["blessed"] is True
     assert summary["pushed_path"].startswith(str(config.workspace_path / "serving"))
     assert tf.io.gfile.exists(os.path.join(summary["pushed_path"], "saved_model.pb"))
-    assert summary["ingest"] == {"records": 30, "accepted": 30, "rejected": 0, "rejected_by_reason": {}}
+    ingest = summary["ingest"]
+    assert (ingest["records"], ingest["accepted"], ingest["rejected"], ingest["rejected_by_reason"]) == (30, 30, 0, {})
 
 
 def test_pushed_model_scores_a_raw_example(first_run):
@@ -216,3 +217,45 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     for name in names:
         served[name] = served[name].astype(trained[name].dtype)
     assert _rows(served, names) == _rows(trained, names)
+
+
+def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(tmp_path):
+    """Class folders (no boxes): the box head, the box loss and the IoU gate are off, driven by `task`."""
+    import shutil
+
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    flat = tmp_path / "flat"
+    records = sample_data.write_sample_dataset(flat, num_images=20, seed=5)
+    for record in records:
+        (tmp_path / "folders" / record.label).mkdir(parents=True, exist_ok=True)
+        shutil.move(str(flat / record.filename), tmp_path / "folders" / record.label / record.filename)
+    schema = text_format.Parse((open(os.path.join(ROOT, "schemas", "schema.pbtxt")).read()), schema_pb2.Schema())
+    kept = [f for f in schema.feature if f.name in ("filename", "image", "image_width", "image_height", "label")]
+    del schema.feature[:]
+    schema.feature.extend(kept)
+    (tmp_path / "schema.pbtxt").write_text(text_format.MessageToString(schema))
+
+    raw = _config(tmp_path).to_dict()
+    raw.update(
+        pipeline_name="xfer-e2e-classification",
+        task="classification",
+        data=str(tmp_path / "folders"),
+        schema=str(tmp_path / "schema.pbtxt"),
+        features=[],
+        evaluation={"min_accuracy": 0.0, "slice_by": []},
+    )
+    config = config_lib.config_from_dict(raw)
+    summary = local_runner.run_local(config)
+    assert summary["blessed"] is True and summary["ingest"]["has_boxes"] is False
+    assert [row["metric"] for row in summary["gates"]] == ["eval_accuracy"]
+    assert "eval_iou" not in summary
+    result = predict.predict_serialized(
+        summary["pushed_path"],
+        [export.make_raw_example((tmp_path / "folders" / records[0].label / records[0].filename).read_bytes(), {}, {})],
+    )[0]
+    assert "box" not in result and set(result["probabilities"]) == set(sample_data.CLASSES)
+    run = _mlflow_run(config, summary["mlflow_run_id"])
+    assert run.data.params["task"] == "classification"
+    assert "train_box_loss" not in run.data.metrics

@@ -132,3 +132,12 @@ def test_unfreezing_the_top_layers_only(scratch_model):
     assert trainable[-5:] == [True] * 5 and not any(trainable[:-5])
     model_lib.set_backbone_trainable(scratch_model, False)
     assert not scratch_model.get_layer(model_lib.BACKBONE_NAME).trainable
+
+
+def test_classification_only_model_has_no_box_head():
+    model = model_lib.build_model(config_lib.ModelConfig(weights="none"), SIZE, INPUTS, 3, with_box=False)
+    assert model_lib.output_names(model) == ["probabilities"]
+    assert not any(layer.name.startswith("box") for layer in model.layers)
+    model_lib.compile_model(model, config_lib.ModelConfig(weights="none"), 1e-3)
+    features, labels = _batch()
+    model.fit(features, {"probabilities": labels["probabilities"]}, epochs=1, verbose=0)
