@@ -254,7 +254,8 @@ def truth_from_examples(serialized: Sequence[bytes]) -> tuple[list[str], np.ndar
     for record in serialized:
         feature = tf.train.Example.FromString(record).features.feature
         labels.append(feature["label"].bytes_list.value[0].decode())
-        boxes.append([feature[key].float_list.value[0] for key in ingest.BOX_KEYS])
+        # Classification-only examples have no box: NaN corners, which no IoU plot is drawn from.
+        boxes.append([feature[key].float_list.value[0] if key in feature else np.nan for key in ingest.BOX_KEYS])
     return labels, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 
@@ -267,7 +268,8 @@ def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> 
     for start in range(0, len(serialized), batch_size):
         outputs = serve(examples=tf.constant(list(serialized[start : start + batch_size]), dtype=tf.string))
         predicted.extend(label.decode() for label in outputs["label"].numpy())
-        predicted_boxes.append(outputs["box"].numpy())
+        count = len(outputs["label"].numpy())
+        predicted_boxes.append(outputs["box"].numpy() if "box" in outputs else np.full((count, 4), np.nan))
         class_names = class_names or tuple(name.decode() for name in outputs["classes"][0].numpy())
     return EvalScores(
         class_names=class_names,

@@ -57,12 +57,13 @@ def predict_frame(serve, types: dict[str, str], frame: pd.DataFrame) -> pd.DataF
     outputs = serve(examples=tf.constant(serialized, dtype=tf.string))
     classes = [name.decode() for name in outputs["classes"][0].numpy()] if serialized else []
     probabilities = outputs["probabilities"].numpy().astype(np.float64)
-    box = outputs["box"].numpy().astype(np.float64)
     result = pd.DataFrame({"label": [label.decode() for label in outputs["label"].numpy()]})
     for index, name in enumerate(classes):
         result[f"probability_{name}"] = probabilities[:, index]
-    for index, corner in enumerate(("xmin", "ymin", "xmax", "ymax")):
-        result[corner] = box[:, index]
+    if "box" in outputs:  # Classification-only models have no box.
+        box = outputs["box"].numpy().astype(np.float64)
+        for index, corner in enumerate(("xmin", "ymin", "xmax", "ymax")):
+            result[corner] = box[:, index]
     return result
 
 

@@ -141,6 +141,8 @@ def build_run_report(
                 scores.class_names,
                 os.path.join(out, "confusion_matrix.png"),
             )
+            if config.task != "detection":  # No boxes: nothing to measure IoU on or to draw.
+                return ["confusion_matrix.png"]
             report.plot_iou_histogram(scores.ious, os.path.join(out, "iou_histogram.png"))
             shown = slice(0, GRID_IMAGES)
             report.plot_box_grid(

@@ -35,7 +35,7 @@ def _config(tmp_path, **evaluation) -> config_lib.Config:
         },
         # Two epochs on 30 images learn little; these gates check the plumbing, the blocking test below checks
         # that a gate can block.
-        evaluation={"min_accuracy": 0.0, "min_iou": 0.0, **evaluation},
+        evaluation={**raw["evaluation"], "min_accuracy": 0.0, "min_iou": 0.0, **evaluation},
     )
     return config_lib.config_from_dict(raw)
 
