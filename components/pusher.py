@@ -89,12 +89,12 @@ class Executor(pusher_executor.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
-            raise NotImplementedError(
+            raise ValueError(
                 f"AtomicPusher pushes to a filesystem, not {destination.WhichOneof('destination')}"
             )
         versioning = destination.filesystem.versioning
         if versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP):
-            raise NotImplementedError(f"unsupported versioning {versioning}")
+            raise ValueError(f"unsupported versioning {versioning}")
         version = str(int(time.time()))
         serving_path = push_atomically(model_path, destination.filesystem.base_directory, version)
         logging.info("Model pushed to %s", serving_path)
