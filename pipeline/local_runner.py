@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import sys
 import logging
+import sys
 from typing import Any
 
 from tfx import v1 as tfx
