@@ -190,12 +190,19 @@ def _int_feature(value: int) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
-def schema_column_types(schema_path: str | Path) -> dict[str, ColumnType]:
-    """Each feature of the curated schema and its column type; others are read as strings."""
+def load_schema(schema_path: str | Path):
+    """The curated schema (schema_pb2.Schema) from its text file."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema = text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
+    return text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
+
+
+def schema_column_types(schema_path: str | Path) -> dict[str, ColumnType]:
+    """Each feature of the curated schema and its column type; others are read as strings."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = load_schema(schema_path)
     types: dict[int, ColumnType] = {
         schema_pb2.INT: "int",
         schema_pb2.FLOAT: "float",

@@ -60,21 +60,26 @@ def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:
 
 @tf_keras.utils.register_keras_serializable(package="xfer")
 class BoxIoU(tf_keras.metrics.Metric):
-    """Mean IoU between true and predicted boxes; a tf_keras Metric so TFMA can compute it too."""
+    """Mean IoU between true and predicted boxes; a tf_keras Metric so TFMA can compute it too.
+
+    It is a weighted mean over boxes of `score(iou)`; subclasses average another per-box score.
+    """
 
     def __init__(self, name: str = "box_iou", dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.total = self.add_weight(name="total", initializer="zeros")
         self.count = self.add_weight(name="count", initializer="zeros")
 
+    def score(self, iou: tf.Tensor) -> tf.Tensor:
+        return iou
+
     def update_state(self, y_true, y_pred, sample_weight=None):
-        iou = box_iou(tf.reshape(y_true, [-1, 4]), tf.reshape(y_pred, [-1, 4]))
+        scores = self.score(box_iou(tf.reshape(y_true, [-1, 4]), tf.reshape(y_pred, [-1, 4])))
         if sample_weight is None:
-            weights = tf.ones_like(iou)
+            weights = tf.ones_like(scores)
         else:
-            weights = tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-            weights = tf.broadcast_to(weights, tf.shape(iou))
-        self.total.assign_add(tf.reduce_sum(iou * weights))
+            weights = tf.broadcast_to(tf.reshape(tf.cast(sample_weight, tf.float32), [-1]), tf.shape(scores))
+        self.total.assign_add(tf.reduce_sum(scores * weights))
         self.count.assign_add(tf.reduce_sum(weights))
 
     def result(self):
@@ -86,28 +91,15 @@ class BoxIoU(tf_keras.metrics.Metric):
 
 
 @tf_keras.utils.register_keras_serializable(package="xfer")
-class BoxHitRate(tf_keras.metrics.Metric):
+class BoxHitRate(BoxIoU):
     """Share of predicted boxes whose IoU with the true box is at least `iou_threshold`."""
 
     def __init__(self, iou_threshold: float = 0.5, name: str = "box_hit_rate", dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.iou_threshold = float(iou_threshold)
-        self.hits = self.add_weight(name="hits", initializer="zeros")
-        self.count = self.add_weight(name="count", initializer="zeros")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        iou = box_iou(tf.reshape(y_true, [-1, 4]), tf.reshape(y_pred, [-1, 4]))
-        hits = tf.cast(iou >= self.iou_threshold, tf.float32)
-        weights = tf.ones_like(hits) if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
-        self.hits.assign_add(tf.reduce_sum(hits * weights))
-        self.count.assign_add(tf.reduce_sum(weights))
-
-    def result(self):
-        return tf.math.divide_no_nan(self.hits, self.count)
-
-    def reset_state(self):
-        self.hits.assign(0.0)
-        self.count.assign(0.0)
+    def score(self, iou):
+        return tf.cast(iou >= self.iou_threshold, tf.float32)
 
     def get_config(self):
         return {**super().get_config(), "iou_threshold": self.iou_threshold}

@@ -72,11 +72,15 @@ def uses_pretrained_weights(model_config: config_lib.ModelConfig) -> bool:
     return model_config.weights.lower() != "none"
 
 
+def backbone_spec(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"unsupported backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
 def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_keras.Model:
     """The backbone as a model with two outputs: the stride-16 map (for the box) and the final map."""
-    spec = BACKBONES.get(model_config.backbone)
-    if spec is None:
-        raise ValueError(f"unsupported backbone {model_config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    spec = backbone_spec(model_config.backbone)
     if image_size < spec.min_size:
         raise ValueError(f"{model_config.backbone} needs images of at least {spec.min_size} px, got {image_size}")
     weights = None if not uses_pretrained_weights(model_config) else model_config.weights
@@ -104,7 +108,7 @@ def build_model(
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
     image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
-    preprocess = BACKBONES[model_config.backbone].preprocess if model_config.backbone in BACKBONES else None
+    preprocess = backbone_spec(model_config.backbone).preprocess
     pixels = tf_keras.layers.Lambda(lambda x: preprocess(tf.cast(x, tf.float32)), name="normalize")(image)
     backbone = build_backbone(model_config, image_size)
     # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset

@@ -50,6 +50,7 @@ def run_fn(fn_args) -> None:
         shuffle=False,
         seed=training_config.seed,
     )
+    checkpoints = checkpoint_dir(fn_args)
     history = training.train_two_phases(
         model,
         train_dataset,
@@ -58,11 +59,11 @@ def run_fn(fn_args) -> None:
         training_config,
         on_epoch=live_tracking.from_environment(training.unfreeze_epoch(training_config)),
         callbacks=[tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))],
-        checkpoint_dir=checkpoint_dir(fn_args),
+        checkpoint_dir=checkpoints,
     )
     training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
     export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)
-    training.Checkpoint(checkpoint_dir(fn_args)).clear()
+    training.Checkpoint(checkpoints).clear()
 
 
 def checkpoint_dir(fn_args) -> str:

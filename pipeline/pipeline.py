@@ -116,11 +116,7 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
 
 def _schema_label_count(schema_path: str) -> int:
     """Number of values in the curated schema's label domain; 0 when it has none."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    schema = text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
-    for feature in schema.feature:
+    for feature in ingest.load_schema(schema_path).feature:
         if feature.name == features.LABEL and feature.HasField("string_domain"):
             return len(feature.string_domain.value)
     return 0

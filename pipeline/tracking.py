@@ -111,7 +111,11 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
 
 def eval_metrics(evaluation_uri: str) -> dict[str, float]:
     """The overall (unsliced) TFMA metrics the gates look at, under xfer's names."""
-    overall = metrics_by_slice(evaluation_uri).get("overall", {})
+    return overall_eval_metrics(metrics_by_slice(evaluation_uri))
+
+
+def overall_eval_metrics(slices: dict[str, dict[tuple[str, str], float]]) -> dict[str, float]:
+    overall = slices.get("overall", {})
     return {name: overall[key] for key, name in EVAL_METRICS.items() if key in overall}
 
 
@@ -236,7 +240,7 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
 
     evaluation = record.nodes["Evaluator"].output("evaluation").uri
     slices = metrics_by_slice(evaluation)
-    metrics = eval_metrics(evaluation)
+    metrics = overall_eval_metrics(slices)
     overall = {f"eval_{output}_{name}".replace("/", "_"): value for (output, name), value in slices["overall"].items()}
     client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in {**overall, **metrics}.items()])
     client.log_dict(
