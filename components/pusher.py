@@ -23,7 +23,10 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 from tfx.v1 import components as tfx_components
 
+from components.evaluator import IS_CHAMPION_PROPERTY
+
 SAVED_MODEL_FILE = "saved_model.pb"
+NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"
 _STAGING_PREFIX = ".pushing-"
 
 
@@ -84,6 +87,16 @@ class Executor(pusher_executor.Executor):
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
             self._MarkNotPushed(model_push)
+            return
+        blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        if blessing.has_custom_property(IS_CHAMPION_PROPERTY) and blessing.get_int_custom_property(
+            IS_CHAMPION_PROPERTY
+        ):
+            # The Evaluator found the candidate to be the champion's very files: pushing it would only add a
+            # copy as a new version, and a new registry version would become the champion, and so on each run.
+            logging.info("Not pushed: the model is already the champion")
+            self._MarkNotPushed(model_push)
+            model_push.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, "already the champion")
             return
         model_path = self.GetModelPath(input_dict)
         destination = pusher_pb2.PushDestination()

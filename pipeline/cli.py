@@ -191,8 +191,13 @@ def _print_run_summary(config, summary: dict) -> None:
     lines += ["", summary["gate_table"], "", f"blessed        {summary['blessed']}"]
     for failure in summary.get("gate_failures", []):
         lines.append(f"  gate failed: {failure}")
+    if summary.get("outcome") == "already_champion":
+        pushed = f"(not pushed: it is already the champion, version {summary.get('champion_version', '?')})"
+    else:
+        pushed = summary.get("pushed_path", "(not pushed)")
     lines += [
-        f"pushed to      {summary.get('pushed_path', '(not pushed)')}",
+        f"outcome        {summary.get('outcome', '')}",
+        f"pushed to      {pushed}",
         f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); see it with `make ui`",
     ]
     print("\n".join(lines))

@@ -86,6 +86,16 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
         client.log_metric(run_id, "blessed", float(blessed))
         client.set_tag(run_id, "blessed", str(blessed).lower())
+        if os.environ.get(PARAMS_ENV):  # The config, to explain the gates as `xfer run` does.
+            from pipeline import config as config_lib
+
+            config = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV]))
+            slices = tracking.metrics_by_slice(evaluation)
+            rows, note, comparison = tracking.champion_gates(config, evaluation, metrics, slices)
+            client.log_text(run_id, tracking.format_gate_table(rows, note) + "\n", "evaluation/gates.txt")
+            if comparison is not None:
+                client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
+                client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
         if not blessed:
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:

@@ -21,6 +21,7 @@ from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
+EVALUATOR_NODE = "Evaluator"
 SCHEMA_NODE = "ImportSchemaGen"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT_MODULE = "pipeline.kubeflow_entrypoint"
@@ -117,6 +118,10 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
             "backoffFactor": 2.0,
             "backoffMaxDuration": "3600s",
         }
+        if node_id == pipeline_lib.CHAMPION_NODE:
+            # It reads the registry, which changes between runs of this one compiled pipeline: a cached result
+            # would be the champion of some earlier run (components/champion.py).
+            task["cachingOptions"] = {"enableCache": False}
         container = executors[label]["container"]
         is_gpu_node = node_id == GPU_NODE
         # Set here rather than with TFX's with_platform_config, which the FileBasedExampleGen step ignores.
@@ -131,8 +136,9 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
         if pre_cache_check:
             pre_cache_check["command"] = _wrapped(pre_cache_check["command"], node_id)
         env = [{"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name}]
-        if is_gpu_node:
-            # The run's parameters, as `xfer run` logs them; env is not part of KFP's cache key.
+        if node_id in (GPU_NODE, EVALUATOR_NODE):
+            # The run's config: the Trainer logs it as the MLflow run's parameters, the Evaluator explains its
+            # gates with it. Env is not part of KFP's cache key.
             env.append({"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)})
         container["env"] = env
 

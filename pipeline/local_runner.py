@@ -10,6 +10,7 @@ from typing import Any
 
 from tfx import v1 as tfx
 
+from components import champion
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_record, tracking
@@ -53,11 +54,16 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     """Runs the whole DAG once; returns the summary logged to MLflow (metrics, blessing, pushed path)."""
     workspace = Workspace(str(config.workspace_path))
     config.workspace_path.mkdir(parents=True, exist_ok=True)
+    # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion.py).
+    champion_version = champion.resolve_version(config.tracking_uri, config.registered_model_name)
+    logging.info("Champion to compare with: %s", champion_version)
     pipeline = pipeline_lib.create_pipeline(
         config,
         pipeline_root=workspace.pipeline_root,
         serving_dir=workspace.serving_dir,
         metadata_connection_config=workspace.metadata_config(),
+        champion_version=champion_version,
+        tracking_uri=config.tracking_uri,
     )
     with tracking.tracked_run(config, run_name) as mlflow_run_id:
         logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)

@@ -10,10 +10,13 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components import champion as champion_lib
+from components import evaluator as evaluator_lib
 from components import example_gen, features, ingest, transform_cache, validation_gate
 from components import pusher as pusher_lib
 from pipeline import config as config_lib
 
+CHAMPION_NODE = "Champion"
 TRANSFORM_FN = "components.transform_module.preprocessing_fn"
 RUN_FN = "components.trainer_module.run_fn"
 _ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +46,8 @@ _TRAINER_CODE = _TRANSFORM_CODE + (
     "components/live_tracking.py",
 )
 
+_CHAMPION_CODE = ("components/champion.py",)
+
 
 def code_fingerprint(paths: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
@@ -53,18 +58,30 @@ def code_fingerprint(paths: tuple[str, ...]) -> str:
 
 
 def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
-    """What TFMA computes on the eval split, and the gates (absolute lower bounds from the config).
+    """What TFMA computes on the eval split, and the gates: absolute lower bounds, and lower bounds on the
+    change against the champion, both from the config.
 
     Gated: accuracy and mean box IoU. Reported: per-class precision and recall, the confusion matrix, the share
     of boxes with IoU >= evaluation.hit_iou; overall and for each value of the `evaluation.slice_by` features.
     """
 
-    def at_least(value: float) -> tfma.MetricThreshold:
-        return tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+    def at_least(value: float, change: float | None) -> list[tfma.PerSliceMetricThreshold]:
+        threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
+        if change is not None:
+            # candidate - champion >= change. The Evaluator ignores it when it is given no champion.
+            threshold.change_threshold.CopyFrom(
+                tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": change})
+            )
+        # On the overall slice only: a plain `threshold` would hold every slice (each camera) to it too, where a
+        # handful of images decide, and the gate table, which shows the overall values, would not explain it.
+        return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
     evaluation = config.evaluation
     class_metrics = [
-        tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=at_least(evaluation.min_accuracy)),
+        tfma.MetricConfig(
+            class_name="SparseCategoricalAccuracy",
+            per_slice_thresholds=at_least(evaluation.min_accuracy, evaluation.min_accuracy_change),
+        ),
         tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
     ]
     num_classes = len(config.ingest.labels) or _schema_label_count(config.schema)
@@ -86,7 +103,7 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
                     class_name="BoxIoU",
                     module="components.metrics",
                     config='"name": "box_iou"',
-                    threshold=at_least(evaluation.min_iou),
+                    per_slice_thresholds=at_least(evaluation.min_iou, evaluation.min_iou_change),
                 ),
                 tfma.MetricConfig(
                     class_name="BoxHitRate",
@@ -179,7 +196,12 @@ def create_pipeline(
     serving_dir: str,
     metadata_connection_config: Any = None,
     beam_pipeline_args: list[str] | None = None,
+    champion_version: str = "",
+    tracking_uri: str = "",
 ) -> tfx.dsl.Pipeline:
+    """The DAG. `champion_version`: the registry version to compare with (`champion.NO_CHAMPION` for none), as
+    resolved when the run starts; "" resolves it when the Champion node runs (Kubeflow, where one compiled
+    pipeline serves many runs). `tracking_uri`: the MLflow registry; "" is the environment's."""
     transform_settings = features.TransformSettings.from_config(config)
     data_nodes = data_validation_nodes(config)
     example_gen_node, schema_gen = data_nodes.example_gen, data_nodes.schema_gen
@@ -198,11 +220,20 @@ def create_pipeline(
             "code_version": code_fingerprint(_TRAINER_CODE),
         },
     )
-    evaluator = tfx.components.Evaluator(
+    champion = champion_lib.ChampionModel(
+        registered_model=config.registered_model_name,
+        tracking_uri=tracking_uri,
+        version=champion_version,
+        task=config.task,
+        code_version=code_fingerprint(_CHAMPION_CODE),
+    ).with_id(CHAMPION_NODE)
+    # TFX's Evaluator, which skips the comparison when there is no champion, or when it is the candidate.
+    evaluator = evaluator_lib.ChampionEvaluator(
         examples=example_gen_node.outputs["examples"],
         model=trainer.outputs["model"],
+        baseline_model=champion.outputs["champion"],
         eval_config=eval_config(config),
-    )
+    ).with_id("Evaluator")
     # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher.py).
     pusher = pusher_lib.AtomicPusher(
         model=trainer.outputs["model"],
@@ -214,7 +245,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[*data_nodes.as_list(), transform, trainer, evaluator, pusher],
+        components=[*data_nodes.as_list(), transform, trainer, champion, evaluator, pusher],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or list(config.beam_args),

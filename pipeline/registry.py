@@ -22,11 +22,13 @@ import pandas as pd
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
+from components import champion as champion_lib
 from components import export
 from components import features as features_lib
 
-CHAMPION_ALIAS = "champion"
-_ARTIFACT_KEY = "saved_model"
+# Shared with components/champion.py, which fetches the champion back for the Evaluator.
+CHAMPION_ALIAS = champion_lib.CHAMPION_ALIAS
+_ARTIFACT_KEY = champion_lib.SAVED_MODEL_ARTIFACT
 _ROOT = Path(__file__).resolve().parent.parent
 # What the wrapper imports when MLflow loads it elsewhere: xfer's own code ships with the model (code_paths).
 _REQUIRED_DISTRIBUTIONS = ("tensorflow", "tensorflow-transform", "tf-keras", "pandas", "pyyaml")

@@ -197,7 +197,7 @@ def build_run_report(
 
         def card() -> list[str]:
             with open(os.path.join(out, "model_card.md"), "w") as handle:
-                handle.write(report.model_card(config, summary, state.get("scores"), registered_model_name(config)))
+                handle.write(report.model_card(config, summary, state.get("scores"), config.registered_model_name))
             return ["model_card.md"]
 
         attempt("model card", card)
@@ -208,7 +208,3 @@ def build_run_report(
         client.log_artifacts(run_id, out, ARTIFACT_DIR)
     return {"written": written, "failed": failed}
 
-
-def registered_model_name(config: config_lib.Config) -> str:
-    """The MLflow registered model pushed versions go to: the pipeline's name."""
-    return config.pipeline_name

@@ -21,6 +21,7 @@ import tensorflow as tf
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from components import evaluator as evaluator_lib
 from components import example_gen, features, live_tracking, trainer_module, training
 from pipeline import config as config_lib
 from pipeline import registry, run_record
@@ -119,11 +120,15 @@ def overall_eval_metrics(slices: dict[str, dict[tuple[str, str], float]]) -> dic
     return {name: overall[key] for key, name in EVAL_METRICS.items() if key in overall}
 
 
-def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[tuple[str, str], float]]:
-    """Every scalar TFMA metric, by slice ("overall", "camera_id=cam_01", ...), keyed by (output, metric[/class])."""
+def metrics_by_slice(evaluation_uri: str, model_name: str | None = None) -> dict[str, dict[tuple[str, str], float]]:
+    """Every scalar TFMA metric, by slice ("overall", "camera_id=cam_01", ...), keyed by (output, metric[/class]).
+
+    `model_name`: None is the candidate (with `<metric>_diff`, its change against the champion, when it was
+    compared with one); "baseline" is the champion's own metrics.
+    """
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
     slices: dict[str, dict[tuple[str, str], float]] = {}
     for slice_key, by_output in result.slicing_metrics:
         name = ",".join(f"{feature}={value}" for feature, value in slice_key) or "overall"
@@ -145,44 +150,109 @@ def gate_failures(evaluation_uri: str) -> list[str]:
     failures = []
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            bounds = failure.metric_threshold.value_threshold
+            key, threshold = failure.metric_key, failure.metric_threshold
+            value = failure.metric_value.double_value.value
+            if key.is_diff:
+                change = threshold.change_threshold
+                wanted = [f">= {change.absolute.value:+g}"] if change.HasField("absolute") else []
+                failures.append(
+                    f"{key.name} ({key.output_name}) changed by {value:+.4f} against the champion, "
+                    f"needs {' and '.join(wanted) or failure.message}"
+                )
+                continue
+            bounds = threshold.value_threshold
             wanted = []
             if bounds.HasField("lower_bound"):
                 wanted.append(f">= {bounds.lower_bound.value:g}")
             if bounds.HasField("upper_bound"):
                 wanted.append(f"<= {bounds.upper_bound.value:g}")
             failures.append(
-                f"{failure.metric_key.name} ({failure.metric_key.output_name}) = "
-                f"{failure.metric_value.double_value.value:.4f}, needs {' and '.join(wanted) or failure.message}"
+                f"{key.name} ({key.output_name}) = {value:.4f}, needs {' and '.join(wanted) or failure.message}"
             )
     return failures
 
 
-def gate_table(config: config_lib.Config, metrics: dict[str, float]) -> list[dict[str, Any]]:
-    """One row per gate: metric, threshold, value, passed. TFMA's blessing decides; this explains it."""
-    rows = []
-    gates = [("eval_accuracy", config.evaluation.min_accuracy)]
+def gate_table(
+    config: config_lib.Config,
+    metrics: dict[str, float],
+    changes: dict[str, float] | None = None,
+    champion_metrics: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per gate: metric, threshold, value, passed; for change gates also the champion's value and the
+    change (TFMA's own difference). `changes` is None when the candidate was not compared with a champion.
+    TFMA's blessing decides; this explains it."""
+    evaluation = config.evaluation
+    gates = [("eval_accuracy", evaluation.min_accuracy, evaluation.min_accuracy_change)]
     if config.task == "detection":
-        gates.append(("eval_iou", config.evaluation.min_iou))
-    for name, threshold in gates:
+        gates.append(("eval_iou", evaluation.min_iou, evaluation.min_iou_change))
+    rows = []
+    for name, threshold, _ in gates:
         value = metrics.get(name)
         rows.append(
             {
                 "metric": name,
+                "kind": "absolute",
                 "threshold": f">= {threshold:g}",
                 "value": value,
                 "passed": value is not None and value >= threshold,
             }
         )
+    if changes is None:
+        return rows
+    for name, _, min_change in gates:
+        if min_change is None:
+            continue
+        change = changes.get(name)
+        rows.append(
+            {
+                "metric": name,
+                "kind": "change",
+                "threshold": f"change >= {min_change:+g}",
+                "value": metrics.get(name),
+                "champion": (champion_metrics or {}).get(name),
+                "change": change,
+                "passed": change is not None and change >= min_change,
+            }
+        )
     return rows
 
 
-def format_gate_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'gate':<16}{'threshold':<12}{'value':<10}result"]
+def format_gate_table(rows: list[dict[str, Any]], note: str = "") -> str:
+    """The table, then (when given) the sentence saying what the candidate was compared with."""
+
+    def number(value: float | None, sign: str = "") -> str:
+        return "-" if value is None else f"{value:{sign}.4f}"
+
+    lines = [f"{'gate':<16}{'threshold':<18}{'value':<10}{'champion':<10}{'change':<10}result"]
     for row in rows:
-        value = "missing" if row["value"] is None else f"{row['value']:.4f}"
-        lines.append(f"{row['metric']:<16}{row['threshold']:<12}{value:<10}{'pass' if row['passed'] else 'FAIL'}")
+        lines.append(
+            f"{row['metric']:<16}{row['threshold']:<18}{number(row['value']):<10}{number(row.get('champion')):<10}"
+            f"{number(row.get('change'), '+'):<10}{'pass' if row['passed'] else 'FAIL'}"
+        )
+    if note:
+        lines.append(f"champion: {note}")
     return "\n".join(lines)
+
+
+def champion_gates(
+    config: config_lib.Config, evaluation_uri: str, metrics: dict[str, float], slices: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str, Any]:
+    """The gate rows and the comparison note of an evaluation, and its `Comparison` (None if not recorded)."""
+    comparison = evaluator_lib.load_comparison(evaluation_uri)
+    if comparison is None or not comparison.compared:
+        return gate_table(config, metrics), comparison.note if comparison else "", comparison
+    overall = slices.get("overall", {})
+    changes = {
+        name: overall[(output, f"{metric}_diff")]
+        for (output, metric), name in EVAL_METRICS.items()
+        if (output, f"{metric}_diff") in overall
+    }
+    champion_metrics = eval_metrics_of(evaluation_uri, "baseline")
+    return gate_table(config, metrics, changes, champion_metrics), comparison.note, comparison
+
+
+def eval_metrics_of(evaluation_uri: str, model_name: str) -> dict[str, float]:
+    return overall_eval_metrics(metrics_by_slice(evaluation_uri, model_name))
 
 
 def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRecord) -> dict[str, Any]:
@@ -257,13 +327,24 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     blessing = record.nodes["Evaluator"].output("blessing")
     blessed = tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED"))
     summary["blessed"] = blessed
-    summary["gates"] = gate_table(config, metrics)
-    summary["gate_table"] = format_gate_table(summary["gates"])
+    summary["gates"], summary["champion_note"], comparison = champion_gates(config, evaluation, metrics, slices)
+    summary["gate_table"] = format_gate_table(summary["gates"], summary["champion_note"])
     client.log_text(run_id, summary["gate_table"] + "\n", "evaluation/gates.txt")
     client.log_metric(run_id, "blessed", float(blessed))
     client.set_tag(run_id, "blessed", str(blessed).lower())
+    if comparison is not None:
+        summary["champion_version"] = comparison.champion_version
+        summary["compared_with_champion"] = comparison.compared
+        client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
+        client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
     # A model the gates turned down is an outcome, not an error: the run is FINISHED, and this tag says which.
-    client.set_tag(run_id, "outcome", "pushed" if blessed else "blocked_by_gate")
+    if not blessed:
+        summary["outcome"] = "blocked_by_gate"
+    elif comparison is not None and comparison.candidate_is_champion:
+        summary["outcome"] = "already_champion"  # Blessed, and already what is served: nothing new to push.
+    else:
+        summary["outcome"] = "pushed"
+    client.set_tag(run_id, "outcome", summary["outcome"])
     if not blessed:
         summary["gate_failures"] = gate_failures(evaluation)
         client.set_tag(run_id, "gate_failures", "; ".join(summary["gate_failures"])[:5000])
@@ -291,7 +372,7 @@ def _report_and_register(
     if not summary.get("pushed_path") or record.state("Pusher") != "COMPLETE":
         return
     examples = run_report.read_examples(record.nodes["ImageExampleGen"].output("examples").uri, "eval")
-    name = run_report.registered_model_name(config)
+    name = config.registered_model_name
     version = registry.register_champion(
         config.tracking_uri,
         run_id,

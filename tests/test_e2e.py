@@ -3,6 +3,7 @@
 One module-scoped run is shared by the assertions; the cache and gate tests then run the pipeline again.
 """
 
+import dataclasses
 import os
 
 import mlflow
@@ -62,6 +63,7 @@ def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
         "AnomaliesGate",
         "Transform",
         "Trainer",
+        "Champion",
         "Evaluator",
         "Pusher",
     }
@@ -72,6 +74,12 @@ def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
     assert tf.io.gfile.exists(os.path.join(summary["pushed_path"], "saved_model.pb"))
     ingest = summary["ingest"]
     assert (ingest["records"], ingest["accepted"], ingest["rejected"], ingest["rejected_by_reason"]) == (30, 30, 0, {})
+    # The first run has no champion to compare with: absolute gates only, and the table says so.
+    assert summary["outcome"] == "pushed" and summary["compared_with_champion"] is False
+    assert [row["kind"] for row in summary["gates"]] == ["absolute", "absolute"]
+    assert summary["gate_table"].endswith(
+        "champion: no champion yet in the registry ('xfer-e2e'): the absolute gates alone decide"
+    )
 
 
 def test_pushed_model_scores_a_raw_example(first_run):
@@ -150,13 +158,29 @@ def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
     assert logged_model.artifact_location.startswith((config.workspace_path / "mlartifacts").as_uri())
 
 
-def test_second_run_is_served_from_the_cache(first_run):
+def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run):
     _, config, first = first_run
+    client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
+    versions = client.search_model_versions(f"name = '{config.pipeline_name}'")
+    serving = sorted(os.listdir(config.workspace_path / "serving"))
+    # The first push made a champion, so the unchanged model is now evaluated with it in view: it is the
+    # champion's very files, so the gates are the absolute ones, and nothing is pushed or registered again.
     second = local_runner.run_local(config)
-    assert set(second["node_states"].values()) == {"CACHED"}, second["node_states"]
+    reran = {"Champion", "Evaluator", "Pusher"}
+    assert {node for node, state in second["node_states"].items() if state != "CACHED"} == reran, second["node_states"]
+    assert second["outcome"] == "already_champion" and second["blessed"] is True
+    assert second["champion_version"] == first["registered_model"]["version"]
+    assert "the candidate is the champion" in second["gate_table"]
     assert second["eval_accuracy"] == pytest.approx(first["eval_accuracy"])
-    run = _mlflow_run(config, second["mlflow_run_id"])
+    assert len(client.search_model_versions(f"name = '{config.pipeline_name}'")) == len(versions)
+    assert sorted(os.listdir(config.workspace_path / "serving")) == serving
+    # Same champion, same everything: the next run is served from the cache entirely.
+    third = local_runner.run_local(config)
+    assert set(third["node_states"].values()) == {"CACHED"}, third["node_states"]
+    assert third["outcome"] == "already_champion"
+    run = _mlflow_run(config, third["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    assert run.data.tags["outcome"] == "already_champion"
     assert "eval_iou" in run.data.metrics
     # The cached Trainer did not log live, so its epochs were copied from its history.
     assert "val_loss" in run.data.metrics
@@ -180,6 +204,32 @@ def test_an_unreachable_gate_blocks_the_push(first_run):
     assert run.data.metrics["blessed"] == 0.0
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "blocked_by_gate"
+
+
+def test_a_retrained_model_is_held_to_the_change_gates_against_the_champion(first_run):
+    """Another seed makes another model, compared with the champion the first run registered. The change gate
+    asks for more than any model can gain (+1.01), so it is the gate that blocks, and the champion stays."""
+    _, config, first = first_run
+    champion_version = first["registered_model"]["version"]
+    retrain = config.replace(
+        training=dataclasses.replace(config.training, seed=config.training.seed + 1),
+        evaluation=dataclasses.replace(config.evaluation, min_accuracy_change=1.01, min_iou_change=None),
+    )
+    result = local_runner.run_local(retrain)
+    assert result["node_states"]["Trainer"] == "COMPLETE" and result["node_states"]["Champion"] == "CACHED"
+    assert result["compared_with_champion"] is True and result["champion_version"] == champion_version
+    change = next(row for row in result["gates"] if row["kind"] == "change")
+    assert (change["metric"], change["threshold"], change["passed"]) == ("eval_accuracy", "change >= +1.01", False)
+    # The champion's own accuracy is the first run's, recomputed by TFMA on the same eval split.
+    assert change["champion"] == pytest.approx(first["eval_accuracy"], abs=1e-6)
+    assert change["change"] == pytest.approx(result["eval_accuracy"] - first["eval_accuracy"], abs=1e-5)
+    assert [row["kind"] for row in result["gates"]] == ["absolute", "absolute", "change"]  # IoU change: off.
+    assert result["blessed"] is False and result["outcome"] == "blocked_by_gate"
+    assert any("against the champion" in failure for failure in result["gate_failures"])
+    client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
+    assert str(client.get_model_version_by_alias(config.pipeline_name, "champion").version) == champion_version
+    run = _mlflow_run(config, result["mlflow_run_id"])
+    assert run.data.tags["champion_version"] == champion_version
 
 
 def _records(pattern):

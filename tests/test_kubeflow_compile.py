@@ -56,7 +56,7 @@ def test_package_parses_with_kfp_loaders(package):
     # What kfp.Client reads before sending (PipelineSpec and PlatformSpec protos, unknown fields rejected) ...
     loaded = kfp_client._extract_pipeline_yaml(str(package))
     assert loaded.pipeline_spec.schema_version == "2.1.0"
-    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 9
+    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 10
     # ... and kfp's component loader, which accepts the same file as a reusable pipeline.
     assert kfp_components.load_component_from_file(str(package)).name == "xfer-sample"
 
@@ -64,8 +64,24 @@ def test_package_parses_with_kfp_loaders(package):
 def test_every_node_of_the_local_dag_is_a_task(documents, config, tmp_path):
     local = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     local_ids = {node.id for node in local.components}
-    assert len(local_ids) == 9
+    assert len(local_ids) == 10
     assert set(documents[0]["root"]["dag"]["tasks"]) == local_ids
+
+
+def test_the_champion_is_looked_up_when_each_run_runs_not_when_compiled(documents):
+    tasks = documents[0]["root"]["dag"]["tasks"]
+    champion = tasks["Champion"]
+    # One compiled pipeline serves many scheduled runs: a cached lookup would be some earlier run's champion.
+    assert champion["cachingOptions"] == {"enableCache": False}
+    assert {name: tasks[name]["cachingOptions"]["enableCache"] for name in tasks if name != "Champion"} == {
+        name: True for name in tasks if name != "Champion"
+    }
+    parameters = {name: value["runtimeValue"]["constant"] for name, value in champion["inputs"]["parameters"].items()}
+    # No version pinned at compile time, and the registry's address comes from the pod's Secret, not the package.
+    assert parameters["version"] == "" and parameters["tracking_uri"] == ""
+    assert parameters["registered_model"] == "xfer-sample"
+    baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline == {"producerTask": "Champion", "outputArtifactKey": "champion"}
 
 
 def test_trainer_requests_the_gpu_on_the_gpu_pool(documents, config):

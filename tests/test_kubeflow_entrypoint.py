@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,47 @@ def test_the_last_step_finishes_the_run_a_retry_reopened(pod_env):
         kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_broken"])
     assert kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_ok", "--flag", "x"]) == 0
     assert kfp_run(pod_env).info.status == "FINISHED"
+
+
+def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with(pod_env, tmp_path, monkeypatch):
+    """The Evaluator pod, after TFMA ran (for real, on tiny models): metrics, blessing, the gate table with the
+    change gates, and which champion, in the KFP run's MLflow run."""
+    import eval_fixtures
+
+    from pipeline import config as config_lib
+    from pipeline import pipeline as pipeline_lib
+
+    raw = config_lib.load_config(Path(__file__).resolve().parent.parent / "configs" / "sample.yaml").to_dict()
+    raw["evaluation"].update(min_accuracy=0.5, min_iou=0.5, min_accuracy_change=-0.05)
+    config = config_lib.config_from_dict(raw)
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
+    eval_fixtures.write_eval_examples(str(tmp_path / "examples"), eval_fixtures.make_examples(20))
+    evaluation_uri, blessing = eval_fixtures.evaluate(
+        tmp_path,
+        str(tmp_path / "examples"),
+        pipeline_lib.eval_config(config),
+        eval_fixtures.tiny_model(str(tmp_path / "candidate"), skill=0.7, box_shift=0.0),
+        eval_fixtures.champion_artifact(eval_fixtures.tiny_model(str(tmp_path / "champ"), skill=0.9, box_shift=0.0)),
+    )
+    invocation = json.dumps(
+        {
+            "outputs": {
+                "artifacts": {
+                    name: {"artifacts": [{"uri": uri}]}
+                    for name, uri in (("evaluation", evaluation_uri), ("blessing", blessing.uri))
+                }
+            }
+        }
+    )
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Evaluator", invocation)
+    run = pod_env.get_run(run_id)
+    assert run.data.metrics["eval_accuracy"] == pytest.approx(0.7)
+    assert run.data.tags["blessed"] == "false"
+    assert run.data.tags["champion_version"] == "7"
+    assert "changed by -0.2000 against the champion" in run.data.tags["gate_failures"]
+
+    (tmp_path / "logged").mkdir()
+    table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
+    assert "change >= -0.05" in table and "FAIL" in table
+    assert "champion: change gates against the champion, version 7" in table

@@ -8,7 +8,6 @@ import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
-from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from components import export
@@ -65,14 +64,6 @@ def _png(value: int) -> bytes:
 
 def _raw_example(hour: int, brightness: int) -> bytes:
     return export.make_raw_example(_png(brightness), {"capture_hour": hour, "camera_id": "cam_01"}, TYPES)
-
-
-@pytest.fixture()
-def tracking(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.create_experiment("xfer-test", artifact_location=(tmp_path / "artifacts").as_uri())
-    return uri, client, experiment
 
 
 def test_input_example_has_one_typed_column_per_raw_feature(tmp_path):
