@@ -39,6 +39,31 @@ def box_iou_numpy(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return result
 
 
+def corners_to_center_size(boxes: tf.Tensor, sqrt_size: bool = False) -> tf.Tensor:
+    """(xmin, ymin, xmax, ymax) -> (cx, cy, w, h), or (cx, cy, sqrt w, sqrt h) with `sqrt_size`."""
+    center = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = tf.maximum(boxes[:, 2:] - boxes[:, :2], 0.0)
+    # Floored: sqrt's gradient is infinite at 0, and a predicted box clipped to zero width must not give NaN.
+    return tf.concat([center, tf.sqrt(tf.maximum(size, 1e-6)) if sqrt_size else size], axis=1)
+
+
+def center_size_to_corners(center_and_size: tf.Tensor, sqrt_size: bool = False) -> tf.Tensor:
+    """(cx, cy, w, h) in 0..1 (or square-root sizes) -> (xmin, ymin, xmax, ymax) clipped to the image."""
+    center, size = center_and_size[:, :2], center_and_size[:, 2:]
+    if sqrt_size:
+        size = tf.square(size)
+    return tf.clip_by_value(tf.concat([center - size / 2, center + size / 2], axis=1), 0.0, 1.0)
+
+
+def box_regression_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -> tf.Tensor:
+    """Smooth L1 per box: on the corners, or with `sqrt_size` on (cx, cy, sqrt w, sqrt h), where the same
+    error in width costs more on a small box than on a large one (YOLO's parameterisation)."""
+    if sqrt_size:
+        y_true, y_pred = corners_to_center_size(y_true, True), corners_to_center_size(y_pred, True)
+    # Scaled by 1/delta so that an error of one box-width costs about as much as losing all overlap.
+    return tf.reduce_mean(_huber(y_true - y_pred, delta=0.1), axis=-1) / 0.1
+
+
 def box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     """Smooth L1 on the corners plus (1 - IoU).
 
@@ -47,9 +72,14 @@ def box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     """
     y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
     y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
-    # Scaled by 1/delta so that an error of one box-width costs about as much as losing all overlap.
-    huber = tf.reduce_mean(_huber(y_true - y_pred, delta=0.1), axis=-1) / 0.1
-    return huber + (1.0 - box_iou(y_true, y_pred))
+    return box_regression_loss(y_true, y_pred, sqrt_size=False) + (1.0 - box_iou(y_true, y_pred))
+
+
+def sqrt_size_box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """`box_loss` with the regression term on square-root sizes (`model.box_size: sqrt`)."""
+    y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
+    y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
+    return box_regression_loss(y_true, y_pred, sqrt_size=True) + (1.0 - box_iou(y_true, y_pred))
 
 
 def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:

@@ -140,7 +140,8 @@ def build_model(
     )
     box_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="box_hidden")(spatial)
     center_and_size = tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
-    outputs[BOX] = tf_keras.layers.Lambda(center_size_to_corners, name=BOX)(center_and_size)
+    decode = decode_sqrt_size_box if model_config.box_size == "sqrt" else decode_box
+    outputs[BOX] = tf_keras.layers.Lambda(decode, name=BOX)(center_and_size)
     return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
 
 
@@ -152,14 +153,18 @@ def _reduce(feature_map: tf.Tensor, name: str) -> tf.Tensor:
     return tf_keras.layers.Activation("relu", name=f"{name}_relu")(reduced)
 
 
-def center_size_to_corners(center_and_size: tf.Tensor) -> tf.Tensor:
-    """(cx, cy, w, h) in 0..1 -> (xmin, ymin, xmax, ymax) clipped to the image.
+def decode_box(center_and_size: tf.Tensor) -> tf.Tensor:
+    """The box head's (cx, cy, w, h) in 0..1 -> (xmin, ymin, xmax, ymax) clipped to the image.
 
     Predicting a centre and a size keeps every box well formed (positive area) from the first step; at
     initialisation it is a centred half-size box, which already overlaps most objects, so IoU has a gradient.
     """
-    center, size = center_and_size[:, :2], center_and_size[:, 2:]
-    return tf.clip_by_value(tf.concat([center - size / 2, center + size / 2], axis=1), 0.0, 1.0)
+    return metrics.center_size_to_corners(center_and_size)
+
+
+def decode_sqrt_size_box(center_and_root_size: tf.Tensor) -> tf.Tensor:
+    """`decode_box` for `model.box_size: sqrt`: the head predicts (cx, cy, sqrt w, sqrt h)."""
+    return metrics.center_size_to_corners(center_and_root_size, sqrt_size=True)
 
 
 def _metadata_tower(inputs: ModelInputs):
@@ -194,7 +199,8 @@ def set_backbone_trainable(model: tf_keras.Model, trainable: bool, top_layers: i
 
 def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:
     """(Re)compiles; must be called after changing `trainable`, or the change has no effect."""
-    loss = {PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: metrics.box_loss}
+    box_loss = metrics.sqrt_size_box_loss if model_config.box_size == "sqrt" else metrics.box_loss
+    loss = {PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: box_loss}
     loss_weights = {PROBABILITIES: model_config.class_loss_weight, BOX: model_config.box_loss_weight}
     compiled_metrics = {
         PROBABILITIES: [tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],

@@ -100,6 +100,10 @@ class ModelConfig:
     head_units: int = 128
     class_loss_weight: float = 1.0
     box_loss_weight: float = 1.0
+    # The box head's size parameterisation: "linear" predicts (cx, cy, w, h) and regresses on the corners;
+    # "sqrt" predicts (cx, cy, sqrt w, sqrt h) and regresses there, so the same error in width costs more on a
+    # small box than on a large one (as in YOLO). The model outputs corners either way.
+    box_size: Literal["linear", "sqrt"] = "linear"
 
 
 @dataclasses.dataclass(frozen=True)

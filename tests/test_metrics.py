@@ -54,3 +54,26 @@ def test_box_loss_is_zero_for_a_perfect_box_and_grows_with_the_error():
     losses = [float(metrics.box_loss(truth, truth + shift).numpy()[0]) for shift in (0.0, 0.05, 0.1, 0.3)]
     assert losses[0] == pytest.approx(0.0, abs=1e-6)
     assert losses == sorted(losses) and losses[-1] > losses[1]
+
+
+def test_center_sqrt_size_round_trips_to_the_same_corners():
+    boxes = tf.constant([[0.1, 0.2, 0.3, 0.9], [0.0, 0.0, 1.0, 1.0], [0.45, 0.5, 0.5, 0.52]])
+    encoded = metrics.corners_to_center_size(boxes, sqrt_size=True)
+    np.testing.assert_allclose(encoded.numpy()[0], [0.2, 0.55, np.sqrt(0.2), np.sqrt(0.7)], atol=1e-6)
+    decoded = metrics.center_size_to_corners(encoded, sqrt_size=True)
+    np.testing.assert_allclose(decoded.numpy(), boxes.numpy(), atol=1e-6)
+
+
+def test_sqrt_size_regression_weighs_an_error_more_on_a_small_box():
+    """The same 0.02 widening costs the same in corner space whatever the box; with square-root sizes it costs
+    more on a small box (0.05 wide) than on a large one (0.6 wide), as in YOLO."""
+    truth = tf.constant([[0.1, 0.1, 0.15, 0.15], [0.1, 0.1, 0.7, 0.7]])
+    widened = truth + tf.constant([[0.0, 0.0, 0.02, 0.0]])
+    linear = metrics.box_regression_loss(truth, widened, sqrt_size=False).numpy()
+    root = metrics.box_regression_loss(truth, widened, sqrt_size=True).numpy()
+    assert linear[0] == pytest.approx(linear[1], rel=1e-5)
+    assert root[0] > 2.5 * root[1]
+    # And the whole loss (regression + 1 - IoU) is zero for a perfect box, in both parameterisations.
+    for loss in (metrics.box_loss, metrics.sqrt_size_box_loss):
+        assert loss(truth, truth).numpy() == pytest.approx([0.0, 0.0], abs=1e-5)
+        assert (loss(truth, widened).numpy() > 0).all()

@@ -53,8 +53,25 @@ def test_inputs_are_the_image_and_each_declared_feature(scratch_model):
 
 
 def test_center_size_to_corners():
-    corners = model_lib.center_size_to_corners(tf.constant([[0.5, 0.5, 0.2, 0.4], [0.1, 0.9, 0.4, 0.4]]))
+    corners = model_lib.decode_box(tf.constant([[0.5, 0.5, 0.2, 0.4], [0.1, 0.9, 0.4, 0.4]]))
     np.testing.assert_allclose(corners.numpy(), [[0.4, 0.3, 0.6, 0.7], [0.0, 0.7, 0.3, 1.0]], atol=1e-6)
+    # Square-root sizes: the head's 0.5 is a quarter of the image wide.
+    corners = model_lib.decode_sqrt_size_box(tf.constant([[0.5, 0.5, 0.5, 0.2]]))
+    np.testing.assert_allclose(corners.numpy(), [[0.375, 0.48, 0.625, 0.52]], atol=1e-6)
+
+
+def test_square_root_box_sizes_train_and_give_well_formed_boxes():
+    model_config = config_lib.ModelConfig(weights="none", dropout_rate=0.0, box_size="sqrt")
+    model = model_lib.build_model(model_config, SIZE, INPUTS, 3)
+    assert model.get_layer("box").function is model_lib.decode_sqrt_size_box
+    model_lib.compile_model(model, model_config, 1e-3)
+    assert model.loss["box"] is model_lib.metrics.sqrt_size_box_loss
+    features, labels = _batch(8)
+    history = model.fit(features, labels, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["box_loss"]).all()
+    boxes = model(features, training=False)["box"].numpy()
+    assert (boxes >= 0).all() and (boxes <= 1).all()
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
 
 
 def test_scratch_backbone_uses_fast_batchnorm_statistics(scratch_model):
