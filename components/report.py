@@ -303,8 +303,8 @@ def _epochs(count: int) -> str:
     return f"{count} epoch" if count == 1 else f"{count} epochs"
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def _fmt(value: Any, sign: str = "") -> str:
+    return f"{value:{sign}.4f}" if isinstance(value, float) else str(value)
 
 
 def model_card(config: Any, summary: Mapping[str, Any], scores: EvalScores | None, registered_model: str = "") -> str:
@@ -362,9 +362,19 @@ def model_card(config: Any, summary: Mapping[str, Any], scores: EvalScores | Non
     else:
         failures = summary.get("gate_failures") or []
         lines.append("- **Not blessed**: " + ("; ".join(failures) if failures else "a gate failed."))
+    if summary.get("champion_note"):
+        lines.append(f"- Champion: {summary['champion_note']}.")
+    for row in summary.get("gates") or []:
+        if row.get("kind") == "change":
+            lines.append(
+                f"- {row['metric']} against the champion: {_fmt(row.get('value'))} vs {_fmt(row.get('champion'))}, "
+                f"change {_fmt(row.get('change'), '+')} ({row['threshold']}): {'pass' if row['passed'] else 'FAIL'}."
+            )
     if summary.get("pushed_path"):
         registered = f"; registered in MLflow as `{registered_model}`, alias `champion`" if registered_model else ""
         lines.append(f"- Pushed to `{summary['pushed_path']}`{registered}.")
+    elif summary.get("outcome") == "already_champion":
+        lines.append("- Not pushed: this model is already the champion.")
     elif blessed is not None:
         lines.append("- Not pushed: the serving folder and the registry's `champion` keep the previous model.")
     lines += [

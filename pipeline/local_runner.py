@@ -56,7 +56,10 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion.py).
     champion_version = champion.resolve_version(config.tracking_uri, config.registered_model_name)
-    logging.info("Champion to compare with: %s", champion_version)
+    if champion_version == champion.NO_CHAMPION:
+        logging.info("No champion in %s yet: the absolute gates alone decide", config.registered_model_name)
+    else:
+        logging.info("Champion to compare with: %s version %s", config.registered_model_name, champion_version)
     pipeline = pipeline_lib.create_pipeline(
         config,
         pipeline_root=workspace.pipeline_root,

@@ -361,3 +361,29 @@ def test_model_card_states_data_metrics_gates_and_limits():
     assert "**Blessed**" in card and "`/serving/17`; registered in MLflow as `xfer-sample`, alias `champion`" in card
     unpushed = report.model_card(config, {"blessed": False, "gate_failures": ["iou too low"]}, None)
     assert "**Not blessed**: iou too low" in unpushed and "Not pushed" in unpushed
+
+
+def test_model_card_says_what_the_model_was_compared_with():
+    config = config_lib.load_config(os.path.join(ROOT, "configs", "sample.yaml"))
+    change = {
+        "metric": "eval_accuracy",
+        "kind": "change",
+        "threshold": "change >= -0.01",
+        "value": 0.91,
+        "champion": 0.95,
+        "change": -0.04,
+        "passed": False,
+    }
+    summary = {
+        "blessed": False,
+        "gates": [
+            {"metric": "eval_accuracy", "kind": "absolute", "threshold": ">= 0.9", "value": 0.91, "passed": True},
+            change,
+        ],
+        "champion_note": "change gates against the champion, version 3",
+    }
+    card = report.model_card(config, summary, None)
+    assert "- Champion: change gates against the champion, version 3." in card
+    assert "- eval_accuracy against the champion: 0.9100 vs 0.9500, change -0.0400 (change >= -0.01): FAIL." in card
+    again = report.model_card(config, {"blessed": True, "outcome": "already_champion", "gates": []}, None)
+    assert "Not pushed: this model is already the champion." in again
