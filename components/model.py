@@ -4,6 +4,7 @@ head, as one tf_keras Functional model."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 
 import tensorflow as tf
@@ -16,6 +17,7 @@ from pipeline import config as config_lib
 BACKBONE_NAME = "backbone"
 PROBABILITIES = "probabilities"
 BOX = "box"
+STEM = "stem"  # The backbone's layers before its first block.
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 
 
@@ -25,29 +27,42 @@ class Backbone:
 
     `middle_layer` is a stride-16 feature map (5x5 at 71 px): the box head reads it beside the final map,
     because finer spatial detail survives there. `preprocess` maps 0..255 pixels to what the weights expect.
+    `block_pattern` captures a layer's block from its name (Keras names them `block13_...`, `conv5_block3_...`).
     """
 
     constructor: Callable[..., tf_keras.Model]
     preprocess: Callable[[tf.Tensor], tf.Tensor]
     middle_layer: str
     min_size: int
+    block_pattern: str
 
 
 BACKBONES = {
     "xception": Backbone(
-        tf_keras.applications.Xception, tf_keras.applications.xception.preprocess_input, "block13_sepconv1_act", 71
+        tf_keras.applications.Xception,
+        tf_keras.applications.xception.preprocess_input,
+        "block13_sepconv1_act",
+        71,
+        r"^(block\d+)_",
     ),
     "resnet50": Backbone(
-        tf_keras.applications.ResNet50, tf_keras.applications.resnet50.preprocess_input, "conv4_block6_out", 32
+        tf_keras.applications.ResNet50,
+        tf_keras.applications.resnet50.preprocess_input,
+        "conv4_block6_out",
+        32,
+        r"^(conv\d+_block\d+)_",
     ),
     "mobilenet_v2": Backbone(
         tf_keras.applications.MobileNetV2,
         tf_keras.applications.mobilenet_v2.preprocess_input,
         "block_13_expand_relu",
         32,
+        r"^(block_\d+)_",
     ),
     # EfficientNet normalises inside the network: it takes 0..255 pixels as they are.
-    "efficientnet_b0": Backbone(tf_keras.applications.EfficientNetB0, lambda x: x, "block6a_expand_activation", 32),
+    "efficientnet_b0": Backbone(
+        tf_keras.applications.EfficientNetB0, lambda x: x, "block6a_expand_activation", 32, r"^(block\d+[a-z])_"
+    ),
 }
 
 
@@ -188,13 +203,42 @@ def _metadata_tower(inputs: ModelInputs):
     return model_inputs, tf_keras.layers.Dense(32, activation="relu", name="metadata_tower")(joined)
 
 
-def set_backbone_trainable(model: tf_keras.Model, trainable: bool, top_layers: int = 0) -> None:
-    """Freezes or unfreezes the backbone; with `top_layers` > 0 only its last that many layers train."""
+def set_backbone_trainable(
+    model: tf_keras.Model, trainable: bool, top_layers: int = 0, top_blocks: int = 0, backbone_name: str = ""
+) -> None:
+    """Freezes or unfreezes the backbone; with `top_layers` > 0 only its last that many layers train, with
+    `top_blocks` > 0 only its last that many blocks (of `backbone_name`'s blocks, see `layer_blocks`)."""
     backbone = model.get_layer(BACKBONE_NAME)
     backbone.trainable = trainable
-    if trainable and top_layers > 0:
+    if not trainable:
+        return
+    if top_layers > 0:
         for layer in backbone.layers[:-top_layers]:
             layer.trainable = False
+    elif top_blocks > 0:
+        blocks = layer_blocks(backbone, backbone_spec(backbone_name).block_pattern)
+        names = [block for block in dict.fromkeys(blocks) if block != STEM]
+        if top_blocks > len(names):
+            raise ValueError(f"{backbone_name} has {len(names)} blocks; cannot unfreeze the top {top_blocks}")
+        unfrozen = set(names[-top_blocks:])
+        for layer, block in zip(backbone.layers, blocks, strict=True):
+            layer.trainable = block in unfrozen
+
+
+def layer_blocks(backbone: tf_keras.Model, pattern: str) -> list[str]:
+    """The block of each backbone layer, in layer order. A layer whose name names no block (a residual
+    shortcut's `conv2d`, an `add`) goes with the block that follows it; the layers after the last block
+    (`top_conv`, `out_relu`) with the last block; those before the first (the stem) are `STEM`."""
+    named = [match.group(1) if (match := re.match(pattern, layer.name)) else None for layer in backbone.layers]
+    if not any(named):
+        raise ValueError(f"no layer of {backbone.name} names a block (pattern {pattern})")
+    blocks = [""] * len(named)
+    upcoming = next(name for name in reversed(named) if name)
+    for index in reversed(range(len(named))):
+        upcoming = named[index] or upcoming
+        blocks[index] = upcoming
+    first = next(index for index, name in enumerate(named) if name)
+    return [STEM] * first + blocks[first:]
 
 
 def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:

@@ -127,7 +127,13 @@ def train_two_phases(
         last_epoch = first_epoch + phase_config.epochs
         if next_epoch >= last_epoch:
             continue
-        model_lib.set_backbone_trainable(model, backbone_trainable, phase_config.unfreeze_top_layers)
+        model_lib.set_backbone_trainable(
+            model,
+            backbone_trainable,
+            top_layers=phase_config.unfreeze_top_layers,
+            top_blocks=phase_config.unfreeze_top_blocks,
+            backbone_name=model_config.backbone,
+        )
         model_lib.compile_model(model, model_config, phase_config.learning_rate)
         log = EpochLog(phase, total, on_epoch)
         schedule = tf_keras.callbacks.LearningRateScheduler(

@@ -112,8 +112,10 @@ class PhaseConfig:
     learning_rate: float
     # "constant", or "cosine": decays from learning_rate towards 0 over the phase's epochs.
     schedule: Literal["constant", "cosine"] = "constant"
-    # Fine-tuning only: 0 unfreezes the whole backbone, N > 0 only its last N layers.
+    # Fine-tuning only: 0 unfreezes the whole backbone, N > 0 only its last N layers, or its last N blocks
+    # (BACKBONE_BLOCKS below: Xception has 14, block1..block14). Set one of the two.
     unfreeze_top_layers: int = 0
+    unfreeze_top_blocks: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -338,6 +340,8 @@ def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
 
 # Smallest input each keras.applications backbone accepts (kept here so a bad config fails before TF loads).
 _BACKBONE_MIN_SIZE = {"xception": 71, "resnet50": 32, "mobilenet_v2": 32, "efficientnet_b0": 32}
+# How many blocks each backbone has (components/model.py finds them by layer name; a test checks the counts).
+BACKBONE_BLOCKS = {"xception": 14, "resnet50": 16, "mobilenet_v2": 16, "efficientnet_b0": 16}
 
 
 def _check(config: Config) -> None:
@@ -355,8 +359,18 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"image.size: {config.model.backbone} needs at least {min_size} pixels, got {config.image.size}"
         )
-    if config.training.finetune.unfreeze_top_layers < 0:
-        raise ConfigError("training.finetune.unfreeze_top_layers: must be >= 0 (0 unfreezes everything)")
+    finetune = config.training.finetune
+    for key in ("unfreeze_top_layers", "unfreeze_top_blocks"):
+        if getattr(finetune, key) < 0:
+            raise ConfigError(f"training.finetune.{key}: must be >= 0 (0 unfreezes everything)")
+    if finetune.unfreeze_top_layers and finetune.unfreeze_top_blocks:
+        raise ConfigError("training.finetune: set unfreeze_top_layers or unfreeze_top_blocks, not both")
+    blocks = BACKBONE_BLOCKS[config.model.backbone]
+    if finetune.unfreeze_top_blocks > blocks:
+        raise ConfigError(
+            f"training.finetune.unfreeze_top_blocks: {config.model.backbone} has {blocks} blocks, "
+            f"got {finetune.unfreeze_top_blocks}"
+        )
     if not 0 <= config.ingest.max_reject_fraction <= 1:
         raise ConfigError("ingest.max_reject_fraction: must be between 0 and 1")
     if config.split.train < 1 or config.split.eval < 1:

@@ -151,6 +151,30 @@ def test_unfreezing_the_top_layers_only(scratch_model):
     assert not scratch_model.get_layer(model_lib.BACKBONE_NAME).trainable
 
 
+def test_unfreezing_the_top_blocks_only(scratch_model):
+    model_lib.set_backbone_trainable(scratch_model, True, top_blocks=2, backbone_name="xception")
+    backbone = scratch_model.get_layer(model_lib.BACKBONE_NAME)
+    trainable = {layer.name for layer in backbone.layers if layer.trainable}
+    assert {"block13_sepconv1", "block13_pool", "block14_sepconv2_act"} <= trainable
+    assert not {"block12_sepconv3", "block1_conv1", "block2_sepconv1"} & trainable
+    # Block 13's residual shortcut (a 1x1 conv Keras names `conv2d_*`) trains with its block.
+    shortcuts = [layer for layer in backbone.layers if layer.name.startswith("conv2d")]
+    assert [layer.trainable for layer in shortcuts] == [False, False, False, True]
+    with pytest.raises(ValueError, match="xception has 14 blocks; cannot unfreeze the top 15"):
+        model_lib.set_backbone_trainable(scratch_model, True, top_blocks=15, backbone_name="xception")
+    model_lib.set_backbone_trainable(scratch_model, False)
+
+
+@pytest.mark.parametrize("backbone", ["xception", "resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_each_backbone_has_the_blocks_the_config_counts(backbone):
+    spec = model_lib.backbone_spec(backbone)
+    network = spec.constructor(include_top=False, weights=None, input_shape=(spec.min_size, spec.min_size, 3))
+    blocks = model_lib.layer_blocks(network, spec.block_pattern)
+    names = [block for block in dict.fromkeys(blocks) if block != model_lib.STEM]
+    assert len(names) == config_lib.BACKBONE_BLOCKS[backbone]
+    assert blocks[0] == model_lib.STEM and blocks[-1] == names[-1]
+
+
 def test_classification_only_model_has_no_box_head():
     model = model_lib.build_model(config_lib.ModelConfig(weights="none"), SIZE, INPUTS, 3, with_box=False)
     assert model_lib.output_names(model) == ["probabilities"]
