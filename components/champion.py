@@ -139,7 +139,9 @@ def fetch_champion(tracking_uri: str, registered_model: str, version: str, task:
             )
         except Exception as error:
             raise ChampionError(
-                f"cannot download {registered_model} version {version} from {location}: {type(error).__name__}: {error}"
+                f"cannot download {registered_model} version {version} from {location}: {type(error).__name__}: "
+                f"{error}. The change gates need the champion: restore its files, or point the alias "
+                f"`{CHAMPION_ALIAS}` at a version that has them (deleting the alias leaves the absolute gates only)"
             ) from error
         reason = incompatibility(local, task)
         if reason:
