@@ -91,11 +91,7 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
 
             config = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV]))
             slices = tracking.metrics_by_slice(evaluation)
-            rows, note, comparison = tracking.champion_gates(config, evaluation, metrics, slices)
-            client.log_text(run_id, tracking.format_gate_table(rows, note) + "\n", "evaluation/gates.txt")
-            if comparison is not None:
-                client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
-                client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
+            tracking.log_gates(client, run_id, *tracking.champion_gates(config, evaluation, metrics, slices))
         if not blessed:
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:

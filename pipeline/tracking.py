@@ -27,6 +27,8 @@ from pipeline import config as config_lib
 from pipeline import registry, run_record
 from pipeline import report as run_report
 
+# What TFMA calls the baseline model, which the Evaluator is given the champion as.
+CHAMPION_MODEL_NAME = "baseline"
 # Names of the TFMA metrics the eval config asks for, and what the MLflow run calls them.
 EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
 
@@ -236,7 +238,7 @@ def format_gate_table(rows: list[dict[str, Any]], note: str = "") -> str:
 
 def champion_gates(
     config: config_lib.Config, evaluation_uri: str, metrics: dict[str, float], slices: dict[str, Any]
-) -> tuple[list[dict[str, Any]], str, Any]:
+) -> tuple[list[dict[str, Any]], str, evaluator_lib.Comparison | None]:
     """The gate rows and the comparison note of an evaluation, and its `Comparison` (None if not recorded)."""
     comparison = evaluator_lib.load_comparison(evaluation_uri)
     if comparison is None or not comparison.compared:
@@ -247,12 +249,33 @@ def champion_gates(
         for (output, metric), name in EVAL_METRICS.items()
         if (output, f"{metric}_diff") in overall
     }
-    champion_metrics = eval_metrics_of(evaluation_uri, "baseline")
+    champion_metrics = overall_eval_metrics(metrics_by_slice(evaluation_uri, CHAMPION_MODEL_NAME))
     return gate_table(config, metrics, changes, champion_metrics), comparison.note, comparison
 
 
-def eval_metrics_of(evaluation_uri: str, model_name: str) -> dict[str, float]:
-    return overall_eval_metrics(metrics_by_slice(evaluation_uri, model_name))
+def log_gates(
+    client: MlflowClient,
+    run_id: str,
+    rows: list[dict[str, Any]],
+    note: str,
+    comparison: evaluator_lib.Comparison | None,
+) -> str:
+    """Logs the gate table (`evaluation/gates.txt`), what the candidate was compared with (tags
+    `champion_version`, `champion_comparison`) and the champion's own values on this eval split (metrics
+    `champion_eval_*`, beside the candidate's for the MLflow UI's comparisons). Returns the table's text."""
+    table = format_gate_table(rows, note)
+    client.log_text(run_id, table + "\n", "evaluation/gates.txt")
+    if comparison is not None:
+        client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
+        client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
+    champion_values = {
+        f"champion_{row['metric']}": row["champion"]
+        for row in rows
+        if row["kind"] == "change" and row["champion"] is not None
+    }
+    if champion_values:
+        client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in champion_values.items()])
+    return table
 
 
 def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRecord) -> dict[str, Any]:
@@ -328,15 +351,12 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     blessed = tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED"))
     summary["blessed"] = blessed
     summary["gates"], summary["champion_note"], comparison = champion_gates(config, evaluation, metrics, slices)
-    summary["gate_table"] = format_gate_table(summary["gates"], summary["champion_note"])
-    client.log_text(run_id, summary["gate_table"] + "\n", "evaluation/gates.txt")
+    summary["gate_table"] = log_gates(client, run_id, summary["gates"], summary["champion_note"], comparison)
     client.log_metric(run_id, "blessed", float(blessed))
     client.set_tag(run_id, "blessed", str(blessed).lower())
     if comparison is not None:
         summary["champion_version"] = comparison.champion_version
         summary["compared_with_champion"] = comparison.compared
-        client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
-        client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
     # A model the gates turned down is an outcome, not an error: the run is FINISHED, and this tag says which.
     if not blessed:
         summary["outcome"] = "blocked_by_gate"

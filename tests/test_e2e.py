@@ -230,6 +230,7 @@ def test_a_retrained_model_is_held_to_the_change_gates_against_the_champion(firs
     assert str(client.get_model_version_by_alias(config.pipeline_name, "champion").version) == champion_version
     run = _mlflow_run(config, result["mlflow_run_id"])
     assert run.data.tags["champion_version"] == champion_version
+    assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(first["eval_accuracy"], abs=1e-6)
 
 
 def _records(pattern):

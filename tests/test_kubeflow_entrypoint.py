@@ -132,6 +132,7 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     assert run.data.metrics["eval_accuracy"] == pytest.approx(0.7)
     assert run.data.tags["blessed"] == "false"
     assert run.data.tags["champion_version"] == "7"
+    assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(0.9)
     assert "changed by -0.2000 against the champion" in run.data.tags["gate_failures"]
 
     (tmp_path / "logged").mkdir()
