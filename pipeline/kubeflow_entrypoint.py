@@ -96,6 +96,36 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:
         client.set_tag(run_id, "pushed_model", output_uri(invocation_json, "pushed_model"))
+        destination = pushed_destination(invocation_json)
+        if destination and os.environ.get(PARAMS_ENV):
+            # As `xfer run` does after a push: a registry version, and the alias `champion` on it, which the
+            # next run's Champion step compares with.
+            from pipeline import config as config_lib
+            from pipeline import registry
+
+            name = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV])).registered_model_name
+            version = registry.register_champion(
+                os.environ[TRACKING_URI_ENV],
+                run_id,
+                destination,
+                name,
+                registry.placeholder_input_example(destination),
+            )
+            client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+
+
+def pushed_destination(invocation_json: str) -> str:
+    """Where the Pusher put the model, from the executor output TFX's module wrote; "" if it pushed nothing."""
+    import tensorflow as tf
+
+    output_file = json.loads(invocation_json)["outputs"]["outputFile"]
+    if not tf.io.gfile.exists(output_file):
+        return ""
+    with tf.io.gfile.GFile(output_file) as handle:
+        executor_output = json.load(handle)
+    (pushed,) = executor_output["artifacts"]["pushed_model"]["artifacts"]
+    metadata = pushed.get("metadata", {})
+    return str(metadata.get("pushed_destination", "")) if int(metadata.get("pushed", 0)) == 1 else ""
 
 
 def _invocation_json(argv: list[str]) -> str:

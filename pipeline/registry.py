@@ -100,6 +100,24 @@ def input_example(model_dir: str, serialized_examples: Sequence[bytes]) -> pd.Da
     return pd.DataFrame(rows, columns=list(types))
 
 
+def placeholder_input_example(model_dir: str) -> pd.DataFrame:
+    """One made-up row of the model's raw inputs: a plain grey PNG and each metadata column's zero value.
+
+    For a push with no eval example at hand (the Kubeflow Pusher's pod has only the model): it documents the
+    input schema, and the model scores it (an empty string is a vocabulary's OOV value), as registration
+    checks."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(buffer, format="PNG")
+    zeros = {"int": 0, "float": 0.0, "string": ""}
+    types = export.load_raw_feature_types(model_dir)
+    row = {name: buffer.getvalue() if name == features_lib.IMAGE else zeros[kind] for name, kind in types.items()}
+    return pd.DataFrame([row], columns=list(types))
+
+
 def register_champion(
     tracking_uri: str, run_id: str, model_dir: str, name: str, example: pd.DataFrame
 ) -> mlflow.entities.model_registry.ModelVersion:

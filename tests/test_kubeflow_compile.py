@@ -4,6 +4,7 @@ settings the config asks for; no secret value gets into it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,16 @@ def test_every_step_has_retries_secret_env_and_the_entrypoint(documents, config)
         assert {item["envVar"] for item in secret["keyToEnv"]} == set(config.kubeflow.secret_env)
         # Secret-backed names never also appear as plain values in the container's env.
         assert not {item["name"] for item in container.get("env", [])} & set(config.kubeflow.secret_env)
+
+
+def test_steps_that_read_the_config_get_it_as_plain_env(documents, config):
+    for node_id in kubeflow_runner.executor_labels(documents[0]):
+        container, _ = executor(documents, node_id)
+        env = {item["name"]: item["value"] for item in container["env"]}
+        if node_id in ("Trainer", "Evaluator", "Pusher"):  # Params; gate table; registered model name.
+            assert config_lib.config_from_dict(json.loads(env["XFER_MLFLOW_PARAMS"])) == config, node_id
+        else:
+            assert "XFER_MLFLOW_PARAMS" not in env, node_id
 
 
 def test_no_secret_value_in_the_package(package):

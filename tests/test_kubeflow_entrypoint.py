@@ -139,3 +139,42 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
     assert "change >= -0.05" in table and "FAIL" in table
     assert "champion: change gates against the champion, version 7" in table
+
+
+def _pusher_invocation(tmp_path, metadata: dict) -> str:
+    """The Pusher pod's executor input, and the executor output TFX's module wrote (as on KFP)."""
+    output_file = tmp_path / "executor_output.json"
+    pushed_uri = str(tmp_path / "pushed_model")
+    output_file.write_text(
+        json.dumps({"artifacts": {"pushed_model": {"artifacts": [{"uri": pushed_uri, "metadata": metadata}]}}})
+    )
+    return json.dumps(
+        {
+            "outputs": {
+                "artifacts": {"pushed_model": {"artifacts": [{"uri": pushed_uri}]}},
+                "outputFile": str(output_file),
+            }
+        }
+    )
+
+
+def test_the_pusher_step_registers_what_it_pushed_as_the_champion(pod_env, tmp_path, monkeypatch):
+    import eval_fixtures
+
+    from pipeline import config as config_lib
+
+    config = config_lib.load_config(Path(__file__).resolve().parent.parent / "configs" / "sample.yaml")
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
+    serving = eval_fixtures.tiny_model(str(tmp_path / "model"), skill=0.5, box_shift=0.0) + "/Format-Serving"
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+
+    not_pushed = _pusher_invocation(tmp_path, {"pushed": 0})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Pusher", not_pushed)
+    assert pod_env.search_model_versions("name = 'xfer-sample'") == []
+
+    pushed = _pusher_invocation(tmp_path, {"pushed": 1.0, "pushed_destination": serving})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Pusher", pushed)
+    champion = pod_env.get_model_version_by_alias("xfer-sample", "champion")
+    assert (str(champion.version), champion.run_id) == ("1", run_id)
+    assert champion.tags["pushed_path"] == serving
+    assert pod_env.get_run(run_id).data.tags["registered_model"] == "xfer-sample/1"
