@@ -70,16 +70,18 @@ def box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     The L1 term gives a gradient even when the boxes do not overlap (where IoU is flat at 0); the IoU term
     optimises what the gate measures.
     """
-    y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
-    y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
-    return box_regression_loss(y_true, y_pred, sqrt_size=False) + (1.0 - box_iou(y_true, y_pred))
+    return _regression_and_iou_loss(y_true, y_pred, sqrt_size=False)
 
 
 def sqrt_size_box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     """`box_loss` with the regression term on square-root sizes (`model.box_size: sqrt`)."""
+    return _regression_and_iou_loss(y_true, y_pred, sqrt_size=True)
+
+
+def _regression_and_iou_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -> tf.Tensor:
     y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
     y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
-    return box_regression_loss(y_true, y_pred, sqrt_size=True) + (1.0 - box_iou(y_true, y_pred))
+    return box_regression_loss(y_true, y_pred, sqrt_size) + (1.0 - box_iou(y_true, y_pred))
 
 
 def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:
