@@ -89,9 +89,7 @@ class Executor(pusher_executor.Executor):
             self._MarkNotPushed(model_push)
             return
         blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-        if blessing.has_custom_property(IS_CHAMPION_PROPERTY) and blessing.get_int_custom_property(
-            IS_CHAMPION_PROPERTY
-        ):
+        if blessing.get_int_custom_property(IS_CHAMPION_PROPERTY):  # 0 when the property is absent.
             # The Evaluator found the candidate to be the champion's very files: pushing it would only add a
             # copy as a new version, and a new registry version would become the champion, and so on each run.
             logging.info("Not pushed: the model is already the champion")

@@ -81,7 +81,8 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
     now = int(time.time() * 1000)
     if node == "Evaluator":
         evaluation = output_uri(invocation_json, "evaluation")
-        metrics = tracking.eval_metrics(evaluation)
+        slices = tracking.metrics_by_slice(evaluation)  # TFMA's result, loaded once.
+        metrics = tracking.overall_eval_metrics(slices)
         client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics.items()])
         blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
         client.log_metric(run_id, "blessed", float(blessed))
@@ -90,8 +91,7 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
             from pipeline import config as config_lib
 
             config = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV]))
-            slices = tracking.metrics_by_slice(evaluation)
-            tracking.log_gates(client, run_id, *tracking.champion_gates(config, evaluation, metrics, slices))
+            tracking.log_gates(client, run_id, *tracking.champion_gates(config, evaluation, slices))
         if not blessed:
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:

@@ -112,11 +112,6 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
                 os.environ[key] = value
 
 
-def eval_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The overall (unsliced) TFMA metrics the gates look at, under xfer's names."""
-    return overall_eval_metrics(metrics_by_slice(evaluation_uri))
-
-
 def overall_eval_metrics(slices: dict[str, dict[tuple[str, str], float]]) -> dict[str, float]:
     overall = slices.get("overall", {})
     return {name: overall[key] for key, name in EVAL_METRICS.items() if key in overall}
@@ -237,9 +232,11 @@ def format_gate_table(rows: list[dict[str, Any]], note: str = "") -> str:
 
 
 def champion_gates(
-    config: config_lib.Config, evaluation_uri: str, metrics: dict[str, float], slices: dict[str, Any]
+    config: config_lib.Config, evaluation_uri: str, slices: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], str, evaluator_lib.Comparison | None]:
-    """The gate rows and the comparison note of an evaluation, and its `Comparison` (None if not recorded)."""
+    """The gate rows and the comparison note of an evaluation (`slices`: its `metrics_by_slice`), and its
+    `Comparison` (None if not recorded)."""
+    metrics = overall_eval_metrics(slices)
     comparison = evaluator_lib.load_comparison(evaluation_uri)
     if comparison is None or not comparison.compared:
         return gate_table(config, metrics), comparison.note if comparison else "", comparison
@@ -350,7 +347,7 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     blessing = record.nodes["Evaluator"].output("blessing")
     blessed = tf.io.gfile.exists(os.path.join(blessing.uri, "BLESSED"))
     summary["blessed"] = blessed
-    summary["gates"], summary["champion_note"], comparison = champion_gates(config, evaluation, metrics, slices)
+    summary["gates"], summary["champion_note"], comparison = champion_gates(config, evaluation, slices)
     summary["gate_table"] = log_gates(client, run_id, summary["gates"], summary["champion_note"], comparison)
     client.log_metric(run_id, "blessed", float(blessed))
     client.set_tag(run_id, "blessed", str(blessed).lower())

@@ -44,7 +44,7 @@ _champion = eval_fixtures.champion_artifact
 
 def _gates(config, evaluation_uri):
     slices = tracking.metrics_by_slice(evaluation_uri)
-    rows, note, _ = tracking.champion_gates(config, evaluation_uri, tracking.overall_eval_metrics(slices), slices)
+    rows, note, _ = tracking.champion_gates(config, evaluation_uri, slices)
     return {(row["metric"], row["kind"]): row for row in rows}, note
 
 
