@@ -25,7 +25,8 @@ import tempfile
 import tensorflow as tf
 import yaml
 from tensorflow.core.protobuf import saved_model_pb2
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental import annotations, decorators
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 CHAMPION_ALIAS = "champion"
@@ -158,14 +159,14 @@ def model_location(client, model_version) -> str:
     return client.get_logged_model(model_id).artifact_location if model_id else source
 
 
-@tfx.dsl.components.component
+@decorators.component
 def ChampionModel(
-    champion: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    registered_model: tfx.dsl.components.Parameter[str],
-    tracking_uri: tfx.dsl.components.Parameter[str],
-    version: tfx.dsl.components.Parameter[str],
-    task: tfx.dsl.components.Parameter[str],
-    code_version: tfx.dsl.components.Parameter[str],
+    champion: annotations.OutputArtifact[standard_artifacts.Model],
+    registered_model: annotations.Parameter[str],
+    tracking_uri: annotations.Parameter[str],
+    version: annotations.Parameter[str],
+    task: annotations.Parameter[str],
+    code_version: annotations.Parameter[str],
 ) -> None:
     """The registry's champion as a Model artifact; one without a model (`champion_version` "") when there is
     none to compare with. `tracking_uri` "" means the environment's MLFLOW_TRACKING_URI (the Kubeflow pods')."""

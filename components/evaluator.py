@@ -19,11 +19,11 @@ from typing import Any
 
 import tensorflow as tf
 from tfx import types
+from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
-from tfx.v1 import components as tfx_components
 
 from components import champion as champion_lib
 
@@ -98,7 +98,7 @@ def load_comparison(evaluation_uri: str) -> Comparison | None:
         return Comparison(**json.load(handle))
 
 
-class ChampionEvaluator(tfx_components.Evaluator):
+class ChampionEvaluator(evaluator_component.Evaluator):
     """`tfx.components.Evaluator` with the executor above; same inputs, outputs and properties. Pipelines set
     the node id with `.with_id("Evaluator")`."""
 

@@ -15,13 +15,13 @@ import uuid
 from typing import Any
 
 from tfx import types
+from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
-from tfx.v1 import components as tfx_components
 
 from components.evaluator import IS_CHAMPION_PROPERTY
 
@@ -114,7 +114,7 @@ class Executor(pusher_executor.Executor):
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 
 
-class AtomicPusher(tfx_components.Pusher):
+class AtomicPusher(pusher_component.Pusher):
     """`tfx.components.Pusher` with the atomic executor; same inputs, outputs and properties.
 
     Subclassing is TFX's supported way to swap the executor (`custom_executor_spec` is deprecated). The node

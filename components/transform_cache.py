@@ -13,7 +13,7 @@ import logging
 import os
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.components.transform import component as transform_component
 from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -62,7 +62,7 @@ class Executor(transform_executor.Executor):
             replace_dir(artifact_utils.get_single_uri(updated), latest)
 
 
-class CachingTransform(tfx.components.Transform):
+class CachingTransform(transform_component.Transform):
     """TFX's Transform with the executor above. Its node id stays "Transform"."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

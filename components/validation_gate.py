@@ -9,8 +9,8 @@ import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental import annotations, decorators
+from tfx.types import artifact_utils, standard_artifacts
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 
@@ -46,6 +46,10 @@ def check_anomalies(uri: str, splits: list[str]) -> None:
         )
 
 
-@tfx.dsl.components.component
-def AnomaliesGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]) -> None:
+@decorators.component
+def AnomaliesGate(
+    anomalies: annotations.InputArtifact[standard_artifacts.ExampleAnomalies],
+    code_version: annotations.Parameter[str] = "",
+) -> None:
+    del code_version  # Only part of the cache key: a code change reruns the node.
     check_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))

@@ -8,7 +8,8 @@ import logging
 import sys
 from typing import Any
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local import local_dag_runner
 
 from components import champion
 from pipeline import config as config_lib
@@ -35,7 +36,7 @@ class Workspace:
         return f"{self.root}/serving"
 
     def metadata_config(self):
-        return tfx.orchestration.metadata.sqlite_metadata_connection_config(self.metadata_path)
+        return metadata.sqlite_metadata_connection_config(self.metadata_path)
 
 
 @contextlib.contextmanager
@@ -71,7 +72,7 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     with tracking.tracked_run(config, run_name) as mlflow_run_id:
         logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)
         with program_name_only_argv():
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            local_dag_runner.LocalDagRunner().run(pipeline)
         record = run_record.latest_run(workspace.metadata_config(), config.pipeline_name)
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")

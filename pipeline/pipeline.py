@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+
+# TFX's modules, not `tfx.v1`: importing `tfx.v1` loads every extension too (Google Cloud AI Platform, BigQuery),
+# about 11 s of every `xfer run`, for nodes this pipeline never uses.
+from tfx.components import ExampleValidator, StatisticsGen, Trainer
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2, trainer_pb2
 
 from components import champion as champion_lib
+from components import code_version as code_version_lib
 from components import evaluator as evaluator_lib
 from components import example_gen, features, ingest, transform_cache, validation_gate
 from components import pusher as pusher_lib
@@ -19,42 +25,34 @@ from pipeline import config as config_lib
 CHAMPION_NODE = "Champion"
 TRANSFORM_FN = "components.transform_module.preprocessing_fn"
 RUN_FN = "components.trainer_module.run_fn"
-_ROOT = Path(__file__).resolve().parent.parent
-# The modules each node's executor runs. TFX fingerprints its inputs and properties, not code loaded by
-# module path, so a hash of these files goes into each node's properties: a code change reruns the node
-# instead of being served a stale result from the cache.
-_INGEST_CODE = (
-    "components/ingest.py",
-    "components/example_gen.py",
-    "components/formats.py",
-    "components/image_io.py",
-    "components/records.py",
-    "components/ingest_beam.py",
-)
-_TRANSFORM_CODE = (
-    "components/features.py",
-    "components/transform_module.py",
-    "components/transform_cache.py",
-    "pipeline/config.py",
-)
-_TRAINER_CODE = _TRANSFORM_CODE + (
-    "components/model.py",
-    "components/training.py",
-    "components/export.py",
-    "components/metrics.py",
-    "components/trainer_module.py",
-    "components/live_tracking.py",
-)
-
-_CHAMPION_CODE = ("components/champion.py",)
 
 
-def code_fingerprint(paths: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.encode())
-        digest.update((_ROOT / path).read_bytes())
-    return digest.hexdigest()[:16]
+def executor_module(component_class: Any) -> str:
+    """The module of a component's executor class: where its code starts."""
+    return component_class.EXECUTOR_SPEC.executor_class.__module__
+
+
+def node_code_modules(eval_config_: tfma.EvalConfig) -> dict[str, list[str]]:
+    """The modules each node with project code starts from: its executor's module, and the modules it is told
+    to load by name (the Transform and Trainer module functions, TFMA's custom metrics)."""
+    metric_modules = sorted(
+        {metric.module for spec in eval_config_.metrics_specs for metric in spec.metrics if metric.module}
+    )
+    roots = {
+        "ImageExampleGen": [example_gen.Executor.__module__],
+        "AnomaliesGate": [validation_gate.__name__],
+        "Transform": [executor_module(transform_cache.CachingTransform), code_version_lib.module_of(TRANSFORM_FN)],
+        "Trainer": [code_version_lib.module_of(RUN_FN)],
+        CHAMPION_NODE: [champion_lib.__name__],
+        "Evaluator": [executor_module(evaluator_lib.ChampionEvaluator), *metric_modules],
+        "Pusher": [executor_module(pusher_lib.AtomicPusher)],
+    }
+    return roots
+
+
+def node_code_versions(eval_config_: tfma.EvalConfig) -> dict[str, str]:
+    """Each node's code version (components/code_version.py): a hash of its modules and all they import."""
+    return {node: code_version_lib.code_version(modules) for node, modules in node_code_modules(eval_config_).items()}
 
 
 def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
@@ -159,23 +157,34 @@ class DataValidationNodes:
         ]
 
 
-def data_validation_nodes(config: config_lib.Config) -> DataValidationNodes:
+def data_validation_nodes(
+    config: config_lib.Config, code_versions: dict[str, str] | None = None
+) -> DataValidationNodes:
+    versions = code_versions or node_code_versions(eval_config(config))
     example_gen_node = example_gen.ImageExampleGen(
         data_dir=str(config.data),
         split_buckets={"train": config.split.train, "eval": config.split.eval},
         settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
-        code_version=code_fingerprint(_INGEST_CODE),
+        code_version=versions["ImageExampleGen"],
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen_node.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(Path(config.schema).resolve()))
-    example_validator = tfx.components.ExampleValidator(
+    statistics_gen = StatisticsGen(examples=example_gen_node.outputs["examples"])
+    schema_file = Path(config.schema).resolve()
+    # TFX caches ImportSchemaGen on the file's path, not its content: an edited schema would not be read again.
+    schema_gen = code_version_lib.add_to_component(
+        ImportSchemaGen(schema_file=str(schema_file)), code_version_lib.code_version((), extra_files=[schema_file])
+    )
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    anomalies_gate = validation_gate.AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    anomalies_gate = validation_gate.AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"], code_version=versions["AnomaliesGate"]
+    )
     return DataValidationNodes(example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate)
 
 
-def transform_node(config: config_lib.Config, data_nodes: DataValidationNodes) -> transform_cache.CachingTransform:
+def transform_node(
+    config: config_lib.Config, data_nodes: DataValidationNodes, code_version: str
+) -> transform_cache.CachingTransform:
     """Transform, run only once the data passed validation."""
     transform = transform_cache.CachingTransform(
         examples=data_nodes.example_gen.outputs["examples"],
@@ -183,7 +192,7 @@ def transform_node(config: config_lib.Config, data_nodes: DataValidationNodes) -
         preprocessing_fn=TRANSFORM_FN,
         custom_config={
             **features.TransformSettings.from_config(config).to_dict(),
-            "code_version": code_fingerprint(_TRANSFORM_CODE),
+            "code_version": code_version,
         },
     )
     transform.add_upstream_node(data_nodes.anomalies_gate)
@@ -198,26 +207,28 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     champion_version: str = "",
     tracking_uri: str = "",
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
     """The DAG. `champion_version`: the registry version to compare with (`champion.NO_CHAMPION` for none), as
     resolved when the run starts; "" resolves it when the Champion node runs (Kubeflow, where one compiled
     pipeline serves many runs). `tracking_uri`: the MLflow registry; "" is the environment's."""
     transform_settings = features.TransformSettings.from_config(config)
-    data_nodes = data_validation_nodes(config)
+    evaluation_config = eval_config(config)
+    versions = node_code_versions(evaluation_config)
+    data_nodes = data_validation_nodes(config, versions)
     example_gen_node, schema_gen = data_nodes.example_gen, data_nodes.schema_gen
-    transform = transform_node(config, data_nodes)
-    trainer = tfx.components.Trainer(
+    transform = transform_node(config, data_nodes, versions["Transform"])
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         custom_config={
             "transform": transform_settings.to_dict(),
             "model": config_lib.asdict(config.model),
             "training": config_lib.asdict(config.training),
-            "code_version": code_fingerprint(_TRAINER_CODE),
+            "code_version": versions["Trainer"],
         },
     )
     champion = champion_lib.ChampionModel(
@@ -225,24 +236,30 @@ def create_pipeline(
         tracking_uri=tracking_uri,
         version=champion_version,
         task=config.task,
-        code_version=code_fingerprint(_CHAMPION_CODE),
+        code_version=versions[CHAMPION_NODE],
     ).with_id(CHAMPION_NODE)
     # TFX's Evaluator, which skips the comparison when there is no champion, or when it is the candidate.
-    evaluator = evaluator_lib.ChampionEvaluator(
-        examples=example_gen_node.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=champion.outputs["champion"],
-        eval_config=eval_config(config),
-    ).with_id("Evaluator")
+    evaluator = code_version_lib.add_to_component(
+        evaluator_lib.ChampionEvaluator(
+            examples=example_gen_node.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=champion.outputs["champion"],
+            eval_config=evaluation_config,
+        ).with_id("Evaluator"),
+        versions["Evaluator"],
+    )
     # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher.py).
-    pusher = pusher_lib.AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
-        ),
-    ).with_id("Pusher")
-    return tfx.dsl.Pipeline(
+    pusher = code_version_lib.add_to_component(
+        pusher_lib.AtomicPusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=pusher_pb2.PushDestination(
+                filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
+            ),
+        ).with_id("Pusher"),
+        versions["Pusher"],
+    )
+    return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=pipeline_root,
         components=[*data_nodes.as_list(), transform, trainer, champion, evaluator, pusher],

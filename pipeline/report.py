@@ -53,7 +53,7 @@ def rebuild_trained_model(config: config_lib.Config, transform_graph_uri: str, m
     given the SavedModel's weights. `tf_keras.models.load_model` would rebuild it from the SavedModel's Keras
     metadata instead, but that stores Lambda layers as bytecode, and one that closes over a local variable
     (the backbone's `normalize`) comes back broken. The code is the Trainer's: a change to it reruns the
-    Trainer (see pipeline.code_fingerprint).
+    Trainer (see components/code_version.py).
     """
     settings = features_lib.TransformSettings.from_config(config)
     transform_output = tft.TFTransformOutput(transform_graph_uri)

@@ -13,7 +13,8 @@ import os
 from typing import Any
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration.local import local_dag_runner
 
 from components import data_report, example_gen, validation_gate
 from pipeline import config as config_lib
@@ -34,9 +35,9 @@ class ValidationReport:
 
 def validation_pipeline(
     config: config_lib.Config, pipeline_root: str, metadata_connection_config: Any = None
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
     nodes = pipeline_lib.data_validation_nodes(config)
-    return tfx.dsl.Pipeline(
+    return tfx_pipeline.Pipeline(
         # A name of its own, so that validate runs never pass for training runs in ML Metadata.
         pipeline_name=f"{config.pipeline_name}-validate",
         pipeline_root=pipeline_root,
@@ -53,7 +54,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     pipeline = validation_pipeline(config, workspace.pipeline_root, workspace.metadata_config())
     with local_runner.program_name_only_argv():
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        local_dag_runner.LocalDagRunner().run(pipeline)
     record = run_record.latest_run(workspace.metadata_config(), pipeline.pipeline_info.pipeline_name)
     if record is None:
         raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
