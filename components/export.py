@@ -87,9 +87,13 @@ def export_serving_model(
         transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
         return {name: transformed[name] for name in input_names}
 
+    # Serving needs the weights only. With the optimizer, Adam's two slots per weight triple the variables that
+    # every push, registry version, champion download and serving pod carries; the compiled losses and metrics
+    # are training state too.
     model.save(
         output_dir,
         save_format="tf",
+        include_optimizer=False,
         signatures={
             "serving_default": serve,
             "transform_features": transform_features,
