@@ -1,0 +1,166 @@
+"""The pipeline's training without the pipeline: the reference `benchmarks/pipeline_overhead.py` compares with.
+
+    python -m benchmarks.plain_keras --config configs/sample.yaml --data data/sample
+
+Reads `annotations.csv` and the images with PIL, resizes them as Transform does (stretch), splits them by the
+same filename hash as ImageExampleGen, maps the sample's metadata columns to ids in numpy, and trains the same
+network (`components.model.build_model`) with the same two phases, learning rates and schedule in a plain
+`model.fit`, validating on the eval split every epoch as the Trainer does. No TFX, no Beam, no TFT, no MLflow,
+no checkpoints: what is left is the work any training of this model must do.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import bisect  # noqa: E402
+import csv  # noqa: E402
+import hashlib  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def _split_of(filename: str, buckets: list[int]) -> int:
+    """ImageExampleGen's rule (tfx base_example_gen_executor._PartitionFn): sha256 of the serialized partition
+    feature, modulo the total bucket count, then the split whose cumulative buckets hold it."""
+    import tensorflow as tf
+
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()]))
+    bucket = int(hashlib.sha256(feature.SerializeToString(deterministic=True)).hexdigest(), 16) % sum(buckets)
+    return bisect.bisect(list(itertools.accumulate(buckets)), bucket)
+
+
+def _metadata_ids(rows: list[dict[str, str]], feature_configs) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Ids for the sample's feature kinds (bucketized, vocabulary, crossed), computed in numpy."""
+    ids: dict[str, np.ndarray] = {}
+    cardinality: dict[str, int] = {}
+    for feature in feature_configs:
+        if feature.kind == "bucketized":
+            values = np.array([float(row[feature.name]) for row in rows])
+            ids[feature.name] = np.digitize(values, feature.boundaries).astype(np.int64)
+            cardinality[feature.name] = len(feature.boundaries) + 1
+        elif feature.kind == "vocabulary":
+            vocabulary = sorted({row[feature.name] for row in rows})[: feature.top_k]
+            index = {value: i for i, value in enumerate(vocabulary)}
+            ids[feature.name] = np.array([index.get(row[feature.name], len(vocabulary)) for row in rows], np.int64)
+            cardinality[feature.name] = len(vocabulary) + feature.num_oov_buckets
+        elif feature.kind == "crossed":
+            combined = np.stack([ids[name] for name in feature.inputs], axis=1)
+            ids[feature.name] = (combined @ (np.arange(len(feature.inputs)) * 31 + 7)) % feature.hash_buckets
+            cardinality[feature.name] = feature.hash_buckets
+        else:
+            raise ValueError(f"plain_keras: feature kind {feature.kind!r} is not reproduced here")
+    return ids, cardinality
+
+
+def load(config, data_dir: Path) -> tuple[dict, dict, dict, dict, list[str], dict[str, int]]:
+    """(train inputs, train labels, eval inputs, eval labels, class names) as numpy arrays."""
+    from PIL import Image
+
+    size = config.image.size
+    with open(data_dir / "annotations.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    labels = sorted({row["label"] for row in rows})
+    images, boxes = [], []
+    for row in rows:
+        with Image.open(data_dir / row["filename"]) as image:
+            width, height = image.size
+            images.append(np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), np.int64))
+        box = [float(row[key]) for key in ("xmin", "ymin", "xmax", "ymax")]
+        boxes.append([box[0] / width, box[1] / height, box[2] / width, box[3] / height])
+    metadata, cardinality = _metadata_ids(rows, config.features)
+    inputs = {"image": np.stack(images), **metadata}
+    targets = {
+        "probabilities": np.array([labels.index(row["label"]) for row in rows], np.int64),
+        "box": np.array(boxes, np.float32),
+    }
+    buckets = [config.split.train, config.split.eval]
+    split = np.array([_split_of(row["filename"], buckets) for row in rows])
+
+    def take(arrays, which):
+        return {name: array[split == which] for name, array in arrays.items()}
+
+    return take(inputs, 0), take(targets, 0), take(inputs, 1), take(targets, 1), labels, cardinality
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", default="configs/sample.yaml")
+    parser.add_argument("--data", default="data/sample")
+    parser.add_argument("--json", help="write the timings here")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+
+    import tensorflow as tf
+    import tf_keras
+
+    from components import model as model_lib
+    from components import training
+    from pipeline import config as config_lib
+
+    config = config_lib.load_config(args.config, {"data": args.data})
+    imported = time.perf_counter()
+    train_x, train_y, eval_x, eval_y, labels, cardinality = load(config, Path(args.data))
+    loaded = time.perf_counter()
+
+    tf_keras.utils.set_random_seed(config.training.seed)
+    inputs = model_lib.ModelInputs(
+        categorical=cardinality, numeric=(), embedding_dims={f.name: f.embedding_dim for f in config.features}
+    )
+    network = model_lib.build_model(config.model, config.image.size, inputs, len(labels))
+    batch = config.training.batch_size
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(config.training.shuffle_buffer, seed=config.training.seed)
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    evaluation = tf.data.Dataset.from_tensor_slices((eval_x, eval_y)).batch(batch).prefetch(tf.data.AUTOTUNE)
+    epoch_seconds = []
+    timer = tf_keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch_seconds.append(-time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_seconds.__setitem__(-1, epoch_seconds[-1] + time.perf_counter()),
+    )
+    first = 0
+    for trainable, phase in ((False, config.training.frozen), (True, config.training.finetune)):
+        model_lib.set_backbone_trainable(network, trainable)
+        model_lib.compile_model(network, config.model, phase.learning_rate)
+        schedule = tf_keras.callbacks.LearningRateScheduler(
+            lambda epoch, _, first=first, phase=phase: training.phase_learning_rate(phase, epoch - first)
+        )
+        history = network.fit(
+            train,
+            validation_data=evaluation,
+            initial_epoch=first,
+            epochs=first + phase.epochs,
+            callbacks=[schedule, timer],
+            verbose=0,
+        )
+        first += phase.epochs
+    finished = time.perf_counter()
+    result = {
+        "imports_s": imported - started,
+        "load_images_s": loaded - imported,
+        "train_s": finished - loaded,
+        "epoch_s": epoch_seconds,
+        "train_images": len(train_y["box"]),
+        "eval_images": len(eval_y["box"]),
+        "final_val_accuracy": float(history.history["val_probabilities_accuracy"][-1]),
+        "final_val_iou": float(history.history["val_box_iou"][-1]),
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
