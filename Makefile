@@ -14,7 +14,6 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 
 export TF_USE_LEGACY_KERAS := 1
-export TF_CPP_MIN_LOG_LEVEL := 1
 
 .PHONY: setup run test test-fast ui lint bench lock clean
 

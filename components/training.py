@@ -66,6 +66,14 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def format_number(value: float) -> str:
+    """Four decimals where they fit (losses, accuracies, IoU), significant digits where they would round a
+    small or large value away (a learning rate of 1e-05 is not 0.0000)."""
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.4f}"
+    return f"{value:.3g}"
+
+
 class EpochLog(tf_keras.callbacks.Callback):
     """One log line per epoch (phase, epoch, metrics, time left), and a hook for live tracking."""
 
@@ -89,7 +97,7 @@ class EpochLog(tf_keras.callbacks.Callback):
         done = epoch - self._first_epoch + 1
         remaining = self._total_epochs - (epoch + 1)
         eta = (time.monotonic() - self._started) / done * max(remaining, 0)
-        shown = " ".join(f"{key}={value:.4f}" for key, value in row.items() if key not in ("phase", "epoch"))
+        shown = " ".join(f"{key}={format_number(value)}" for key, value in row.items() if key not in ("phase", "epoch"))
         logging.info("[%s] epoch %d/%d %s (ETA %.0fs)", self._phase, epoch + 1, self._total_epochs, shown, eta)
         if self._on_epoch is not None:
             self._on_epoch(row)

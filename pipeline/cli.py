@@ -10,9 +10,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from pipeline import logs  # noqa: E402
 
 DEFAULT_CONFIG = "configs/sample.yaml"
 EXIT_BLOCKED_BY_GATE = 3
@@ -80,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
         "--cron", required=True, help="six-field cron, seconds first: '0 0 2 * * *' is 02:00 every day"
     )
     commands.choices["schedule"].add_argument("--job-name", help="recurring run name")
+    for command in (*commands.choices.values(), *schema_commands.choices.values()):
+        command.add_argument(
+            "--verbose", action="store_true", help="show every log line and warning of TFX, Beam and TensorFlow"
+        )
     return parser
 
 
@@ -113,7 +118,9 @@ def _load_config(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging()
+    verbose = getattr(args, "verbose", False)
+    logs.quiet_before_imports(verbose)
+    logs.configure(verbose)
     handlers = {
         "sample-data": _sample_data,
         "run": _run,
@@ -128,30 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except Exception as error:  # One readable line for the errors users cause; the traceback is in the log.
-        from components.records import IngestError
-        from components.validation_gate import DataValidationError
-        from pipeline.config import ConfigError
-
-        if isinstance(error, (ConfigError, IngestError, DataValidationError, FileNotFoundError, ValueError)):
+        if isinstance(error, _user_errors()):
             print(f"xfer {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise
 
 
-class _ProgressOnly(logging.Filter):
-    """Below WARNING, only xfer's own lines and TFX's "Component X is running/finished" get through: TFX logs
-    every resolved artifact as a multi-line proto, and Beam each type hint it cannot check."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING or record.name == "root":
-            return True
-        return record.name == "absl" and str(record.msg).startswith("Component ")
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_ProgressOnly())
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user causes (a bad config, a bad dataset, data that failed validation). An error class
+    whose module was never imported cannot have been raised, so those modules are looked up, not imported:
+    importing components.validation_gate would load TensorFlow and TFX just to report a config error."""
+    errors: list[type[BaseException]] = [FileNotFoundError, ValueError]
+    for module, name in (
+        ("pipeline.config", "ConfigError"),
+        ("components.records", "IngestError"),
+        ("components.validation_gate", "DataValidationError"),
+    ):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
 
 def _sample_data(args: argparse.Namespace) -> int:
@@ -163,11 +165,13 @@ def _sample_data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner
-
+    # The config and the dataset folder are checked before TensorFlow and TFX are imported (~20 s), so a
+    # mistake in either is reported at once.
     config = _load_config(args)
     if not Path(config.data).is_dir():
         raise FileNotFoundError(f"dataset folder {config.data} does not exist (make one with `xfer sample-data`)")
+    from pipeline import local_runner
+
     summary = local_runner.run_local(config, run_name=args.run_name)
     _print_run_summary(config, summary)
     # 3, not 0 and not the 2 of an error: the run worked, and the gates kept the model from being pushed.
