@@ -22,13 +22,17 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from components import evaluator as evaluator_lib
-from components import example_gen, features, live_tracking, trainer_module, training
+from components import example_gen, features, live_tracking, trainer_module
 from pipeline import config as config_lib
 from pipeline import registry, run_record
 from pipeline import report as run_report
 
 # What TFMA calls the baseline model, which the Evaluator is given the champion as.
 CHAMPION_MODEL_NAME = "baseline"
+# The tag that names the model a run's Trainer produced, so a later run served from the cache finds the run
+# that trained it (and holds its curves and report) instead of logging them again.
+TRAINER_MODEL_TAG = "trainer_model"
+TRAINED_IN_RUN_TAG = "trained_in_run"
 # Names of the TFMA metrics the eval config asks for, and what the MLflow run calls them.
 EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
 
@@ -311,22 +315,22 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         run_id,
         record.nodes["Transform"].output("transform_graph").uri,
         features.TransformSettings.from_config(config),
+        with_graph=record.state("Transform") == "COMPLETE",
     )
 
     trainer = record.nodes["Trainer"]
-    history_path = os.path.join(trainer.output("model_run").uri, trainer_module.HISTORY_FILE)
-    history = json.loads(tf.io.gfile.GFile(history_path).read())
-    client.set_tag(run_id, "unfreeze_epoch", str(history["unfreeze_epoch"]))
-    if trainer.state == "CACHED":  # A trainer that ran has logged its epochs live already.
-        client.log_batch(
-            run_id,
-            metrics=[
-                Metric(key, value, _now(), int(row["epoch"]))
-                for row in history["epochs"]
-                for key, value in training.tracking_metrics(row).items()
-            ],
-        )
-    client.log_artifact(run_id, history_path, "training")
+    trainer_model = trainer.output("model").uri
+    client.set_tag(run_id, TRAINER_MODEL_TAG, trainer_model)
+    if trainer.state == "COMPLETE":  # It logged its epochs live; the history file and the report go with them.
+        history_path = os.path.join(trainer.output("model_run").uri, trainer_module.HISTORY_FILE)
+        history = json.loads(tf.io.gfile.GFile(history_path).read())
+        client.set_tag(run_id, "unfreeze_epoch", str(history["unfreeze_epoch"]))
+        client.log_artifact(run_id, history_path, "training")
+    else:
+        # Served from the cache: replaying its curves here would chart a training that did not happen. The run
+        # that trained the model has them, with the report; this one points there.
+        summary["trained_in_run"] = trained_in_run(client, run_id, trainer_model)
+        client.set_tag(run_id, TRAINED_IN_RUN_TAG, summary["trained_in_run"] or "unknown")
 
     evaluation = record.nodes["Evaluator"].output("evaluation").uri
     slices = metrics_by_slice(evaluation)
@@ -378,14 +382,19 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
 def _report_and_register(
     config: config_lib.Config, client: MlflowClient, run_id: str, record: run_record.RunRecord, summary: dict[str, Any]
 ) -> None:
-    """The run's report (a plot that fails is a warning, never a failed run), then, when this run's Pusher
-    pushed, the new registry version and its `champion` alias (a failure there fails the run: the serving
-    folder and the registry would disagree). A Pusher served from the cache pushed nothing new."""
-    try:
-        summary["report_failures"] = run_report.build_run_report(config, record, client, run_id, summary)["failed"]
-    except Exception as error:
-        logging.warning("MLflow run %s: no report: %s: %s", run_id, type(error).__name__, error, exc_info=True)
-        summary["report_failures"] = [f"report: {type(error).__name__}: {error}"]
+    """The run's report when its Trainer trained (a plot that fails is a warning, never a failed run), then,
+    when this run's Pusher pushed, the new registry version and its `champion` alias (a failure there fails the
+    run: the serving folder and the registry would disagree). A Pusher served from the cache pushed nothing
+    new; a Trainer served from the cache has its report in the run that trained it (`trained_in_run`)."""
+    summary["report_failures"] = []
+    if record.state("Trainer") == "COMPLETE":
+        try:
+            summary["report_failures"] = run_report.build_run_report(config, record, client, run_id, summary)[
+                "failed"
+            ]
+        except Exception as error:
+            logging.warning("MLflow run %s: no report: %s: %s", run_id, type(error).__name__, error, exc_info=True)
+            summary["report_failures"] = [f"report: {type(error).__name__}: {error}"]
     if not summary.get("pushed_path") or record.state("Pusher") != "COMPLETE":
         return
     examples = run_report.read_examples(record.nodes["ImageExampleGen"].output("examples").uri, "eval")
@@ -402,17 +411,35 @@ def _report_and_register(
 
 
 def _log_transform(
-    client: MlflowClient, run_id: str, transform_graph_uri: str, settings: features.TransformSettings
+    client: MlflowClient,
+    run_id: str,
+    transform_graph_uri: str,
+    settings: features.TransformSettings,
+    with_graph: bool = True,
 ) -> str:
-    """Logs the Transform graph with its vocabularies, and a readable summary of what each feature became."""
+    """Logs a readable summary of what each feature became, and (`with_graph`: when Transform ran in this run,
+    not for a copy of an earlier run's) the Transform graph with its vocabularies."""
     import tensorflow_transform as tft
 
     output = tft.TFTransformOutput(transform_graph_uri)
     num_classes = output.vocabulary_size_by_name(features.LABEL_VOCABULARY)
     table = features.format_table(features.describe(settings, output.vocabulary_size_by_name, num_classes))
     client.log_text(run_id, table + "\n", "transform/summary.txt")
-    client.log_artifacts(run_id, transform_graph_uri, "transform/graph")
+    if with_graph:
+        client.log_artifacts(run_id, transform_graph_uri, "transform/graph")
     return table
+
+
+def trained_in_run(client: MlflowClient, run_id: str, trainer_model_uri: str) -> str | None:
+    """The earliest other run of this experiment whose Trainer produced `trainer_model_uri`, or None."""
+    experiment_id = client.get_run(run_id).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{TRAINER_MODEL_TAG} = '{trainer_model_uri}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=10,
+    )
+    return next((run.info.run_id for run in runs if run.info.run_id != run_id), None)
 
 
 def _now() -> int:

@@ -182,8 +182,11 @@ def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "already_champion"
     assert "eval_iou" in run.data.metrics
-    # The cached Trainer did not log live, so its epochs were copied from its history.
-    assert "val_loss" in run.data.metrics
+    # Nothing trained in this run: no curves replayed as if it had, no second report; it names the run that did.
+    assert "val_loss" not in run.data.metrics
+    assert run.data.tags["trained_in_run"] == first["mlflow_run_id"]
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert "report" not in logged and "evaluation" in logged
 
 
 def test_an_unreachable_gate_blocks_the_push(first_run):
