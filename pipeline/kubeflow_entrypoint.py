@@ -3,6 +3,7 @@
 It prepares the process the way `xfer run` prepares its own, then runs TFX's container module unchanged:
 - TF_USE_LEGACY_KERAS before TensorFlow is imported;
 - S3 for TensorFlow (tensorflow-io's filesystem, configured from the same AWS_* variables boto3 reads);
+- the executor input as TFX's module expects it, from what KFP's driver sends (`driver_input_for_tfx`);
 - one MLflow run per KFP run, found by the Argo workflow name, so the Trainer's live epochs, the Evaluator's
   metrics and gate, and the Pusher's destination land in one run, FINISHED or FAILED with the reason, as
   `xfer run` records it locally.
@@ -132,11 +133,49 @@ def _invocation_json(argv: list[str]) -> str:
     return argv[argv.index("--json_serialized_invocation_args") + 1]
 
 
+# The output the KFP launcher itself writes the pod's log to; the driver adds it to every task's outputs when
+# logs are published (kubeflow/pipelines 2.5.0 backend/src/v2/driver/driver.go provisionOutputs; the
+# apiserver's PUBLISH_LOGS is "true" in its manifests). It is no output of the TFX component.
+KFP_LOG_OUTPUT = "executor-logs"
+
+
+def driver_input_for_tfx(invocation: dict[str, Any], inputs_spec: dict[str, Any]) -> dict[str, Any]:
+    """The executor input KFP's driver built, made readable by TFX's container module (tensorflow/tfx#7768).
+
+    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.5.0
+    backend/src/v2/metadata/client.go GetOutputArtifactsByExecutionId: `Schema: "", // TODO`), and TFX finds
+    the artifact class from that schema's title: `yaml.safe_load("")` is None and it crashes. The component's
+    own input spec, which the compiled command passes as --json_serialized_inputs_spec_args, has the type.
+    KFP's log output is dropped: TFX would look for an artifact class named `system.Artifact`."""
+    fixed = json.loads(json.dumps(invocation))
+    declared = inputs_spec.get("artifacts", {})
+    for name, artifact_list in fixed.get("inputs", {}).get("artifacts", {}).items():
+        artifact_type = declared.get(name, {}).get("artifactType")
+        for artifact in artifact_list.get("artifacts", []):
+            given = artifact.get("type") or {}
+            if artifact_type and not (given.get("instanceSchema") or given.get("schemaTitle")):
+                artifact["type"] = artifact_type
+    fixed.get("outputs", {}).get("artifacts", {}).pop(KFP_LOG_OUTPUT, None)
+    return fixed
+
+
+def _with_driver_input_fixed(module_argv: list[str]) -> list[str]:
+    if "--json_serialized_invocation_args" not in module_argv:
+        return module_argv
+    argv = list(module_argv)
+    index = argv.index("--json_serialized_invocation_args") + 1
+    spec_flag = "--json_serialized_inputs_spec_args"
+    inputs_spec = json.loads(argv[argv.index(spec_flag) + 1]) if spec_flag in argv else {}
+    argv[index] = json.dumps(driver_input_for_tfx(json.loads(argv[index]), inputs_spec))
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeflow_entrypoint")
     parser.add_argument("--node", required=True, help="the TFX node id this pod runs")
     parser.add_argument("module", help="the TFX container module to run, e.g. its kubeflow_v2_run_executor")
     args, module_argv = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    module_argv = _with_driver_input_fixed(module_argv)
     logging.basicConfig(level=logging.INFO)
     os.environ.update(s3_environment(dict(os.environ)))
     try:
