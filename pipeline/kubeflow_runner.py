@@ -21,8 +21,6 @@ from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
-EVALUATOR_NODE = "Evaluator"
-PUSHER_NODE = "Pusher"
 SCHEMA_NODE = "ImportSchemaGen"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT_MODULE = "pipeline.kubeflow_entrypoint"
@@ -136,12 +134,13 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
         pre_cache_check = container.get("lifecycle", {}).get("preCacheCheck")
         if pre_cache_check:
             pre_cache_check["command"] = _wrapped(pre_cache_check["command"], node_id)
-        env = [{"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name}]
-        if node_id in (GPU_NODE, EVALUATOR_NODE, PUSHER_NODE):
-            # The run's config: the Trainer logs it as the MLflow run's parameters, the Evaluator explains its
-            # gates with it, the Pusher names the registered model with it. Env is not part of KFP's cache key.
-            env.append({"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)})
-        container["env"] = env
+        # The run's config, in every pod: whichever starts first (a root step) creates the MLflow run and logs
+        # it as the run's parameters; the Evaluator explains its gates with it, the Pusher names the registered
+        # model with it. Env is not part of KFP's cache key (backend/src/v2/cacheutils/cache.go GenerateCacheKey).
+        container["env"] = [
+            {"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name},
+            {"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)},
+        ]
 
 
 def _wrapped(command: list[str], node_id: str) -> list[str]:
