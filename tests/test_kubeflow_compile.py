@@ -174,3 +174,48 @@ def test_beam_args_for_an_unknown_node_are_refused(config, tmp_path):
 def test_out_must_be_yaml(config, tmp_path):
     with pytest.raises(ValueError, match=r"\.yaml"):
         kubeflow_runner.compile_pipeline(config, tmp_path / "pipeline.json")
+
+
+def features_used(documents) -> set[str]:
+    """The KFP features the compiled package relies on, read from the package itself."""
+    pipeline_spec, platform_spec = documents
+    used = set()
+    for task in pipeline_spec["root"]["dag"]["tasks"].values():
+        used |= {key for key in ("retryPolicy", "cachingOptions") if key in task}
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            used |= {key for key in ("taskOutputParameter",) if key in parameter}
+    for executor_spec in pipeline_spec["deploymentSpec"]["executors"].values():
+        if "accelerator" in executor_spec["container"].get("resources", {}):
+            used.add("resources.accelerator")
+    for executor_spec in platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        used |= set(executor_spec)
+    return used
+
+
+def feature_table() -> dict[str, tuple[int, ...]]:
+    text = (ROOT / "docs" / "kubeflow.md").read_text()
+    table = text[text.index("<!-- kfp-features -->"):text.index("<!-- /kfp-features -->")]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): version(cells[2].strip()) for cells in rows}
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def pinned_kfp() -> set[tuple[int, ...]]:
+    import re
+
+    text = (ROOT / "infra" / "k8s" / "kfp" / "kustomization.yaml").read_text()
+    return {version(ref) for ref in re.findall(r"github\.com/kubeflow/pipelines/\S+\?ref=(\d+\.\d+\.\d+)", text)}
+
+
+def test_every_kfp_feature_the_package_uses_is_in_the_docs_table_and_the_pinned_kfp_has_it(documents):
+    table = feature_table()
+    used = features_used(documents)
+    assert used and not used - set(table), f"not in docs/kubeflow.md's feature table: {sorted(used - set(table))}"
+    (pinned,) = pinned_kfp()  # One KFP version for every upstream manifest.
+    too_new = {feature: minimum for feature, minimum in table.items() if feature in used and minimum > pinned}
+    assert not too_new, f"the pinned KFP {pinned} lacks {too_new}"
+    docs = (ROOT / "docs" / "kubeflow.md").read_text()
+    assert f"?ref={'.'.join(map(str, pinned))}" in docs
