@@ -97,7 +97,8 @@ def schedule(
         return request
     client = _client(host)
     experiment_id = client.create_experiment(name=experiment).experiment_id
-    # no_catchup: after downtime, run once rather than once per missed slot; each run retrains on all data.
+    # no_catchup: after downtime, run once rather than once per missed slot. Each run re-ingests and retrains
+    # when the data changed (the DataFingerprint step), and is served from KFP's cache when it did not.
     recurring = client.create_recurring_run(
         experiment_id=experiment_id, job_name=request["job_name"], cron_expression=cron,
         max_concurrency=max_concurrency, no_catchup=True, pipeline_package_path=str(package.path),

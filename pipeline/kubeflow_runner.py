@@ -18,9 +18,15 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner, pipeline_builder
 
 from pipeline import config as config_lib
+from pipeline import kubeflow_fingerprint
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
+INGEST_NODE = "ImageExampleGen"
+FINGERPRINT_NODE = kubeflow_fingerprint.NODE_ID
+# The ImageExampleGen input that carries the data's fingerprint: a property its executor ignores, there only
+# to be in KFP's cache key.
+FINGERPRINT_INPUT = "data_fingerprint"
 SCHEMA_NODE = "ImportSchemaGen"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT_MODULE = "pipeline.kubeflow_entrypoint"
@@ -86,6 +92,7 @@ def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, An
         output_filename=out.name,
     )
     pipeline_spec = runner.run(build_pipeline(config), write_out=False)["pipelineSpec"]
+    add_data_fingerprint(pipeline_spec, config)
     apply_kubernetes(pipeline_spec, config)
     platform_spec = platform_spec_for(pipeline_spec, config)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +100,48 @@ def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, An
         handle.write(f"# {config.pipeline_name}: `xfer compile` with {pipeline_spec['sdkVersion']}\n")
         yaml.safe_dump_all([pipeline_spec, platform_spec], handle, sort_keys=True)
     return {"pipeline_spec": pipeline_spec, "platform_spec": platform_spec}
+
+
+def add_data_fingerprint(pipeline_spec: dict[str, Any], config: config_lib.Config) -> None:
+    """Adds the uncached DataFingerprint step and feeds its output to ImageExampleGen as an input parameter,
+    so that KFP reruns ingest when the data changed and serves it from its cache when not
+    (pipeline/kubeflow_fingerprint.py says why TFX's own fingerprint does not reach KFP)."""
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    ingest = tasks[INGEST_NODE]
+    data = ingest["inputs"]["parameters"]["input_base"]["runtimeValue"]["constant"]
+    label = f"{FINGERPRINT_NODE}_executor"
+    pipeline_spec["components"][FINGERPRINT_NODE] = {
+        "executorLabel": label,
+        "inputDefinitions": {"parameters": {"data": {"parameterType": "STRING"}}},
+        "outputDefinitions": {"parameters": {kubeflow_fingerprint.OUTPUT: {"parameterType": "STRING"}}},
+    }
+    pipeline_spec["deploymentSpec"]["executors"][label] = {
+        "container": {
+            "image": config.kubeflow.image,
+            "command": ["python", "-m", "pipeline.kubeflow_fingerprint"],
+            "args": [
+                "--data", "{{$.inputs.parameters['data']}}",
+                "--output", f"{{{{$.outputs.parameters['{kubeflow_fingerprint.OUTPUT}'].output_file}}}}",
+            ],
+        }
+    }
+    tasks[FINGERPRINT_NODE] = {
+        "componentRef": {"name": FINGERPRINT_NODE},
+        "taskInfo": {"name": FINGERPRINT_NODE},
+        "inputs": {"parameters": {"data": {"runtimeValue": {"constant": data}}}},
+        # Listing the data is the point of this step: a cached listing would be an earlier run's data.
+        "cachingOptions": {"enableCache": False},
+    }
+    ingest["inputs"]["parameters"][FINGERPRINT_INPUT] = {
+        "taskOutputParameter": {"producerTask": FINGERPRINT_NODE, "outputParameterKey": kubeflow_fingerprint.OUTPUT}
+    }
+    ingest["dependentTasks"] = sorted({*ingest.get("dependentTasks", []), FINGERPRINT_NODE})
+    ingest_component = pipeline_spec["components"][ingest["componentRef"]["name"]]
+    ingest_component["inputDefinitions"]["parameters"][FINGERPRINT_INPUT] = {"parameterType": "STRING"}
+    # The same inputs spec is in the executor's arguments, where TFX's container module reads the types.
+    container = pipeline_spec["deploymentSpec"]["executors"][ingest_component["executorLabel"]]["container"]
+    spec_index = container["args"].index("--json_serialized_inputs_spec_args") + 1
+    container["args"][spec_index] = json.dumps(ingest_component["inputDefinitions"], indent=2, sort_keys=True)
 
 
 def executor_labels(pipeline_spec: dict[str, Any]) -> dict[str, str]:
@@ -117,9 +166,9 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
             "backoffFactor": 2.0,
             "backoffMaxDuration": "3600s",
         }
-        if node_id == pipeline_lib.CHAMPION_NODE:
-            # It reads the registry, which changes between runs of this one compiled pipeline: a cached result
-            # would be the champion of some earlier run (components/champion.py).
+        if node_id in (pipeline_lib.CHAMPION_NODE, FINGERPRINT_NODE):
+            # Champion reads the registry, DataFingerprint the dataset, both of which change between runs of
+            # this one compiled pipeline: a cached result would be some earlier run's (components/champion.py).
             task["cachingOptions"] = {"enableCache": False}
         container = executors[label]["container"]
         is_gpu_node = node_id == GPU_NODE

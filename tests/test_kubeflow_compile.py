@@ -57,7 +57,7 @@ def test_package_parses_with_kfp_loaders(package):
     # What kfp.Client reads before sending (PipelineSpec and PlatformSpec protos, unknown fields rejected) ...
     loaded = kfp_client._extract_pipeline_yaml(str(package))
     assert loaded.pipeline_spec.schema_version == "2.1.0"
-    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 10
+    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 11
     # ... and kfp's component loader, which accepts the same file as a reusable pipeline.
     assert kfp_components.load_component_from_file(str(package)).name == "xfer-sample"
 
@@ -66,7 +66,31 @@ def test_every_node_of_the_local_dag_is_a_task(documents, config, tmp_path):
     local = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     local_ids = {node.id for node in local.components}
     assert len(local_ids) == 10
-    assert set(documents[0]["root"]["dag"]["tasks"]) == local_ids
+    # Plus the Kubeflow-only step that makes KFP's cache see new data.
+    assert set(documents[0]["root"]["dag"]["tasks"]) == local_ids | {"DataFingerprint"}
+
+
+def test_ingest_is_in_kfps_cache_key_through_an_uncached_fingerprint_of_the_data(documents, config):
+    """KFP's cache key holds a task's input values and upstream artifact ids (cacheutils/cache.go
+    GenerateCacheKey), never TFX's input fingerprint: ImageExampleGen must take the data's fingerprint as an
+    input, from a step that runs in every run."""
+    tasks = documents[0]["root"]["dag"]["tasks"]
+    fingerprint = tasks["DataFingerprint"]
+    assert fingerprint["cachingOptions"] == {"enableCache": False}
+    assert fingerprint["inputs"]["parameters"]["data"]["runtimeValue"]["constant"] == config.kubeflow.data
+    ingest = tasks["ImageExampleGen"]
+    assert ingest["inputs"]["parameters"]["data_fingerprint"] == {
+        "taskOutputParameter": {"producerTask": "DataFingerprint", "outputParameterKey": "fingerprint"}
+    }
+    assert "DataFingerprint" in ingest["dependentTasks"]
+    container, platform = executor(documents, "DataFingerprint")
+    assert container["command"] == [
+        "python", "-m", "pipeline.kubeflow_entrypoint", "--node", "DataFingerprint", "pipeline.kubeflow_fingerprint"
+    ]
+    assert platform["secretAsEnv"]  # It lists the bucket.
+    args = executor(documents, "ImageExampleGen")[0]["args"]
+    spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+    assert spec["parameters"]["data_fingerprint"] == {"parameterType": "STRING"}
 
 
 def test_the_champion_is_looked_up_when_each_run_runs_not_when_compiled(documents):
@@ -74,8 +98,9 @@ def test_the_champion_is_looked_up_when_each_run_runs_not_when_compiled(document
     champion = tasks["Champion"]
     # One compiled pipeline serves many scheduled runs: a cached lookup would be some earlier run's champion.
     assert champion["cachingOptions"] == {"enableCache": False}
-    assert {name: tasks[name]["cachingOptions"]["enableCache"] for name in tasks if name != "Champion"} == {
-        name: True for name in tasks if name != "Champion"
+    uncached = ("Champion", "DataFingerprint")
+    assert {name: tasks[name]["cachingOptions"]["enableCache"] for name in tasks if name not in uncached} == {
+        name: True for name in tasks if name not in uncached
     }
     parameters = {name: value["runtimeValue"]["constant"] for name, value in champion["inputs"]["parameters"].items()}
     # No version pinned at compile time, and the registry's address comes from the pod's Secret, not the package.
@@ -126,7 +151,7 @@ def test_every_step_gets_the_config_as_plain_env_so_whichever_pod_creates_the_ml
     # also be the first after a retry of the run. Trainer: params; Evaluator: gate table; Pusher: model name.
     tasks = documents[0]["root"]["dag"]["tasks"]
     roots = {node_id for node_id, task in tasks.items() if not task.get("dependentTasks")}
-    assert roots >= {"ImageExampleGen", "ImportSchemaGen", "Champion"}
+    assert roots == {"DataFingerprint", "ImportSchemaGen", "Champion"}
     for node_id in kubeflow_runner.executor_labels(documents[0]):
         container, _ = executor(documents, node_id)
         env = {item["name"]: item["value"] for item in container["env"]}
