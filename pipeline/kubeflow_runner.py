@@ -18,7 +18,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner, pipeline_builder
 
 from pipeline import config as config_lib
-from pipeline import kubeflow_fingerprint
+from pipeline import kubeflow_fingerprint, kubeflow_s3
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
@@ -58,7 +58,7 @@ def build_pipeline(config: config_lib.Config) -> tfx.dsl.Pipeline:
         cluster_config(config),
         pipeline_root=kubeflow.pipeline_root,
         serving_dir=kubeflow.serving_dir,
-        beam_pipeline_args=list(kubeflow.beam_args),
+        beam_pipeline_args=pod_beam_args(kubeflow.beam_args),
     )
     nodes = {node.id: node for node in pipeline.components}
     nodes[SCHEMA_NODE].exec_properties["schema_file"] = image_schema_path(config)
@@ -70,8 +70,13 @@ def build_pipeline(config: config_lib.Config) -> tfx.dsl.Pipeline:
         if not hasattr(nodes[node_id].executor_spec, "beam_pipeline_args"):
             raise config_lib.ConfigError(f"kubeflow.component_beam_args.{node_id}: not a Beam-powered node")
         # Replaces the pipeline-level args that the Pipeline constructor already copied into this node.
-        nodes[node_id].executor_spec.beam_pipeline_args = list(args)
+        nodes[node_id].executor_spec.beam_pipeline_args = pod_beam_args(args)
     return pipeline
+
+
+def pod_beam_args(args: tuple[str, ...] | list[str]) -> list[str]:
+    """The config's Beam args plus the plugin that gives Beam's worker processes s3:// (pipeline/kubeflow_s3.py)."""
+    return [kubeflow_s3.BEAM_ARG, *(arg for arg in args if arg != kubeflow_s3.BEAM_ARG)]
 
 
 def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, Any]:
