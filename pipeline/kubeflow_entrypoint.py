@@ -77,11 +77,14 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
         client.log_metric(run_id, "blessed", float(blessed))
         client.set_tag(run_id, "blessed", str(blessed).lower())
+        comparison = None
         if os.environ.get(PARAMS_ENV):  # The config, to explain the gates as `xfer run` does.
             from pipeline import config as config_lib
 
             config = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV]))
-            tracking.log_gates(client, run_id, *tracking.champion_gates(config, evaluation, slices))
+            gates, note, comparison = tracking.champion_gates(config, evaluation, slices)
+            tracking.log_gates(client, run_id, gates, note, comparison)
+        client.set_tag(run_id, "outcome", tracking.run_outcome(blessed, comparison))
         if not blessed:
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:

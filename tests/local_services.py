@@ -80,21 +80,20 @@ def mlflow_server(root: Path, s3_env: dict[str, str], artifacts: str):
         log.close()
 
 
-def make_bucket(s3_env: dict[str, str], bucket: str) -> None:
+def s3_client(s3_env: dict[str, str]):
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=REGION,
-                          aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
-    client.create_bucket(Bucket=bucket)
+    return boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=REGION,
+                        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+
+
+def make_bucket(s3_env: dict[str, str], bucket: str) -> None:
+    s3_client(s3_env).create_bucket(Bucket=bucket)
 
 
 def upload_tree(s3_env: dict[str, str], local: Path, bucket: str, prefix: str) -> int:
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=REGION,
-                          aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+    client = s3_client(s3_env)
     count = 0
     for path in sorted(local.rglob("*")):
         if path.is_file():

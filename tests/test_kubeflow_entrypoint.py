@@ -131,6 +131,7 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     assert run.data.tags["champion_version"] == "7"
     assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(0.9)
     assert "changed by -0.2000 against the champion" in run.data.tags["gate_failures"]
+    assert run.data.tags["outcome"] == "blocked_by_gate"
 
     (tmp_path / "logged").mkdir()
     table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
