@@ -55,6 +55,12 @@ def load_package(path: str | Path) -> Package:
         json_format.ParseDict(platform_spec, pipeline_spec_pb2.PlatformSpec())
     except json_format.ParseError as error:
         raise ValueError(f"{path}: not a valid KFP package: {error}") from None
+    from pipeline import kubeflow_platform
+
+    try:  # The platform spec is a Struct to kfp's proto: this is the check that knows its fields.
+        kubeflow_platform.check_platform_spec(platform_spec)
+    except kubeflow_platform.PlatformSpecError as error:
+        raise ValueError(f"{path}: not a valid KFP package: {error}") from None
     return Package(path, pipeline_spec, platform_spec)
 
 

@@ -18,7 +18,7 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner, pipeline_builder
 
 from pipeline import config as config_lib
-from pipeline import kubeflow_fingerprint, kubeflow_s3
+from pipeline import kubeflow_fingerprint, kubeflow_platform, kubeflow_s3
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
@@ -100,6 +100,7 @@ def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, An
     add_data_fingerprint(pipeline_spec, config)
     apply_kubernetes(pipeline_spec, config)
     platform_spec = platform_spec_for(pipeline_spec, config)
+    kubeflow_platform.check_platform_spec(platform_spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as handle:
         handle.write(f"# {config.pipeline_name}: `xfer compile` with {pipeline_spec['sdkVersion']}\n")

@@ -28,9 +28,33 @@ def s3_environment(environ: dict[str, str]) -> dict[str, str]:
     return {"S3_ENDPOINT": endpoint}
 
 
+def complete_empty_uploads() -> None:
+    """Beam 2.59's S3 writer (apache_beam/io/aws/s3io.py S3Uploader.finish) completes the multipart upload of
+    an empty file with no parts at all, which S3 refuses with MalformedXML (its own comment says it "will
+    fail"): an empty rejects.jsonl failed ImageExampleGen. One empty part makes it a valid upload of nothing;
+    every other write is unchanged."""
+    try:
+        from apache_beam.io.aws import s3io
+    except ImportError:  # No boto3: Beam has no S3 filesystem to fix.
+        return
+    finish = s3io.S3Uploader.finish
+    if getattr(finish, "completes_empty_uploads", False):
+        return
+
+    def finish_with_a_part(self) -> None:
+        if not self.buffer and not self.parts:
+            self._write_to_s3(b"")
+        finish(self)
+
+    finish_with_a_part.completes_empty_uploads = True
+    s3io.S3Uploader.finish = finish_with_a_part
+
+
 def enable() -> bool:
-    """Registers s3:// with tf.io.gfile in this process; False when tensorflow-io is not installed."""
+    """Registers s3:// with tf.io.gfile in this process, and makes Beam's S3 writer accept empty files; False
+    when tensorflow-io is not installed."""
     os.environ.update(s3_environment(dict(os.environ)))
+    complete_empty_uploads()
     try:
         import tensorflow_io  # noqa: F401  Registers the s3:// filesystem with tf.io.gfile.
     except ImportError:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import kfp
 import pytest
+from kfp.client import client as kfp_client
 from kfp_stub import KfpStub
 
 from pipeline import cli, kubeflow_client, kubeflow_runner
@@ -148,3 +149,26 @@ def test_submit_wait_follows_the_run_and_exits_with_how_it_ended(
     assert f"run run-1: {final}" in out
     assert f"MLflow: run {mlflow_run_id} ({stub.workflow}) {mlflow_status}" in out
     assert len(stub.calls("GET", "/apis/v2beta1/runs/run-1")) == 4
+
+
+@pytest.mark.parametrize(("path", "misspelt", "message"), [
+    (("Trainer_executor",), ("tolerations", "toleration"), "Trainer_executor.toleration: no such field"),
+    (("Trainer_executor", "tolerations", 0), ("effect", "efect"), r"tolerations\[0\]\.efect: no such field"),
+    (("Pusher_executor", "secretAsEnv", 0, "keyToEnv", 0), ("envVar", "env_name"), "keyToEnv\\[0\\].env_name"),
+    (("Pusher_executor", "fieldPathAsEnv", 0), ("fieldPath", "fieldpath"), r"fieldPathAsEnv\[0\]\.fieldpath"),
+])
+def test_a_misspelt_platform_spec_key_fails_before_sending(stub, package, tmp_path, path, misspelt, message):
+    """kfp's own proto holds the platform spec as a Struct and takes any key; the strict check does not."""
+    import yaml
+
+    pipeline_spec, platform_spec = yaml.safe_load_all(package.read_text())
+    node = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for key in path:
+        node = node[key]
+    node[misspelt[1]] = node.pop(misspelt[0])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump_all([pipeline_spec, platform_spec]))
+    kfp_client._extract_pipeline_yaml(str(broken))  # kfp itself accepts it ...
+    with pytest.raises(ValueError, match=message):  # ... the check does not, and nothing is sent.
+        kubeflow_client.submit(stub.url, broken, "x", None, None)
+    assert stub.requests == []

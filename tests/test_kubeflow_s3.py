@@ -82,3 +82,20 @@ def test_a_pod_that_used_s3_exits_with_its_own_status(s3, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     failing = run_entrypoint(s3, tmp_path, write + 'raise RuntimeError("disk full")\n')
     assert failing.returncode == 1 and "RuntimeError: disk full" in failing.stderr
+
+
+def test_an_empty_file_can_be_written_to_s3_through_beam(s3, tmp_path):
+    """Beam 2.59's S3 writer completes a multipart upload of no parts for an empty file, which S3 refuses
+    (MalformedXML): ImageExampleGen's empty rejects.jsonl failed the step. The pods' S3 module fixes it."""
+    script = """
+from pipeline import kubeflow_s3  # What every pod process and Beam worker imports.
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+FileSystems.set_options(PipelineOptions([]))  # As a Beam pipeline sets them in its workers.
+FileSystems.create("s3://xfer/empty/rejects.jsonl").close()
+print("size", FileSystems.match(["s3://xfer/empty/rejects.jsonl"])[0].metadata_list[0].size_in_bytes)
+"""
+    env = {**os.environ, **s3, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "size 0" in result.stdout
