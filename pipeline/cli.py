@@ -12,6 +12,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from pipeline import logs  # noqa: E402
 
@@ -77,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--experiment", help="KFP experiment (default: the config's pipeline name)")
         command.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     commands.choices["submit"].add_argument("--run-name", help="run name (default: the pipeline name)")
+    commands.choices["submit"].add_argument(
+        "--wait", action="store_true",
+        help="follow the run to its end: each task's state, then the MLflow run; exit 0 if it succeeded, 1 if "
+        "not, 3 if its model was blocked by a gate",
+    )
+    commands.choices["submit"].add_argument(
+        "--poll-seconds", type=float, default=15.0, help="with --wait: seconds between looks (default 15)"
+    )
     commands.choices["schedule"].add_argument(
         "--cron", required=True, help="six-field cron, seconds first: '0 0 2 * * *' is 02:00 every day"
     )
@@ -314,7 +323,30 @@ def _submit(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     print(json.dumps(result, indent=2))
-    return 0
+    if args.dry_run or not args.wait:
+        return 0
+    return _wait(args, config, result)
+
+
+def _wait(args: argparse.Namespace, config: Any, submitted: dict[str, Any]) -> int:
+    from pipeline import kubeflow_client
+
+    ended = kubeflow_client.wait(args.host, submitted["run_id"], submitted["package"]["tasks"], args.poll_seconds)
+    print(f"run {ended['run_id']}: {ended['state']}")
+    status = 0 if ended["state"] == "SUCCEEDED" else 1
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    experiment = config.kubeflow.mlflow_experiment or config.experiment_name
+    run = kubeflow_client.find_mlflow_run(tracking_uri, experiment, ended["pods"]) if tracking_uri else None
+    if run is None:
+        print(f"MLflow: {'no run found' if tracking_uri else 'set MLFLOW_TRACKING_URI to find the run'} "
+              f"in experiment {experiment!r}")
+        return status
+    tags = run.data.tags
+    print(f"MLflow: run {run.info.run_id} ({tags.get('kfp_run')}) {run.info.status}, outcome "
+          f"{tags.get('outcome', '-')}" + (f", failure: {tags['failure_reason']}" if "failure_reason" in tags else ""))
+    if status == 0 and tags.get("outcome") == "blocked_by_gate":
+        return EXIT_BLOCKED_BY_GATE  # As `xfer run`: a model the gates turned down.
+    return status
 
 
 def _schedule(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,12 @@ def load_package(path: str | Path) -> Package:
         json_format.ParseDict(platform_spec, pipeline_spec_pb2.PlatformSpec())
     except json_format.ParseError as error:
         raise ValueError(f"{path}: not a valid KFP package: {error}") from None
+    from pipeline import kubeflow_platform
+
+    try:  # The platform spec is a Struct to kfp's proto: this is the check that knows its fields.
+        kubeflow_platform.check_platform_spec(platform_spec)
+    except kubeflow_platform.PlatformSpecError as error:
+        raise ValueError(f"{path}: not a valid KFP package: {error}") from None
     return Package(path, pipeline_spec, platform_spec)
 
 
@@ -97,13 +105,61 @@ def schedule(
         return request
     client = _client(host)
     experiment_id = client.create_experiment(name=experiment).experiment_id
-    # no_catchup: after downtime, run once rather than once per missed slot; each run retrains on all data.
+    # no_catchup: after downtime, run once rather than once per missed slot. Each run re-ingests and retrains
+    # when the data changed (the DataFingerprint step), and is served from KFP's cache when it did not.
     recurring = client.create_recurring_run(
         experiment_id=experiment_id, job_name=request["job_name"], cron_expression=cron,
         max_concurrency=max_concurrency, no_catchup=True, pipeline_package_path=str(package.path),
         pipeline_root=pipeline_root,
     )
     return {**request, "recurring_run_id": recurring.recurring_run_id}
+
+
+# KFP's terminal run states (v2beta1 RuntimeState); the others are PENDING, RUNNING, PAUSED, CANCELING.
+TERMINAL_STATES = ("SUCCEEDED", "SKIPPED", "FAILED", "CANCELED")
+
+
+def wait(
+    host: str, run_id: str, task_names: list[str], poll_seconds: float = 15.0, timeout_seconds: float = 0.0,
+    report: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Follows a run to its end: reports each pipeline task's state as it changes; returns the final state, the
+    tasks' states and their pods' names. `timeout_seconds` 0 waits for ever."""
+    client = _client(host)
+    started = time.monotonic()
+    states: dict[str, str] = {}
+    pods: list[str] = []
+    while True:
+        run = client.get_run(run_id)
+        details = run.run_details.task_details if run.run_details and run.run_details.task_details else []
+        for task in details:
+            # KFP lists drivers and the root DAG too; the pipeline's own tasks are the ones the package names.
+            if task.display_name in task_names and states.get(task.display_name) != str(task.state):
+                states[task.display_name] = str(task.state)
+                report(f"{task.display_name:<18} {task.state}")
+            if task.pod_name and task.pod_name not in pods:
+                pods.append(task.pod_name)
+        if str(run.state) in TERMINAL_STATES:
+            return {"run_id": run_id, "state": str(run.state), "tasks": states, "pods": pods}
+        if timeout_seconds and time.monotonic() - started > timeout_seconds:
+            raise TimeoutError(f"run {run_id} still {run.state} after {timeout_seconds:.0f} s")
+        time.sleep(poll_seconds)
+
+
+def find_mlflow_run(tracking_uri: str, experiment: str, pods: list[str]) -> Any:
+    """The MLflow run of a KFP run: the pods tag it with their Argo workflow's name (kfp_run), which begins
+    every pod's name. None when there is none (yet)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None or not pods:
+        return None
+    for run in client.search_runs([found.experiment_id], "tags.runner = 'kubeflow'", max_results=200):
+        workflow = run.data.tags.get("kfp_run", "")
+        if workflow and all(pod.startswith(f"{workflow}-") for pod in pods):
+            return run
+    return None
 
 
 def _client(host: str):

@@ -2,7 +2,9 @@
 
 It prepares the process the way `xfer run` prepares its own, then runs TFX's container module unchanged:
 - TF_USE_LEGACY_KERAS before TensorFlow is imported;
-- S3 for TensorFlow (tensorflow-io's filesystem, configured from the same AWS_* variables boto3 reads);
+- S3 for TensorFlow (pipeline/kubeflow_s3.py: tensorflow-io's filesystem, configured from the same AWS_*
+  variables boto3 reads; Beam's worker processes import the same module);
+- the executor input as TFX's module expects it, from what KFP's driver sends (`driver_input_for_tfx`);
 - one MLflow run per KFP run, found by the Argo workflow name, so the Trainer's live epochs, the Evaluator's
   metrics and gate, and the Pusher's destination land in one run, FINISHED or FAILED with the reason, as
   `xfer run` records it locally.
@@ -21,7 +23,6 @@ import runpy  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
 RUN_NAME_ENV = "XFER_KFP_RUN"
 PARAMS_ENV = "XFER_MLFLOW_PARAMS"
@@ -30,17 +31,6 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"  # What components/live_tracking.py reads in the Trainer.
 KFP_RUN_TAG = "kfp_run"
 LAST_NODE = "Pusher"
-
-
-def s3_environment(environ: dict[str, str]) -> dict[str, str]:
-    """tensorflow-io's S3 filesystem wants S3_ENDPOINT as host:port plus S3_USE_HTTPS; boto3 and Beam read
-    AWS_ENDPOINT_URL. Derives the former from the latter so the Secret holds one endpoint."""
-    endpoint = environ.get("AWS_ENDPOINT_URL", "")
-    if not endpoint or "S3_ENDPOINT" in environ:
-        return {}
-    parts = urlsplit(endpoint)
-    use_https = "1" if parts.scheme == "https" else "0"
-    return {"S3_ENDPOINT": parts.netloc or parts.path, "S3_USE_HTTPS": use_https}
 
 
 def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: dict[str, str]) -> str:
@@ -87,11 +77,14 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
         client.log_metric(run_id, "blessed", float(blessed))
         client.set_tag(run_id, "blessed", str(blessed).lower())
+        comparison = None
         if os.environ.get(PARAMS_ENV):  # The config, to explain the gates as `xfer run` does.
             from pipeline import config as config_lib
 
             config = config_lib.config_from_dict(json.loads(os.environ[PARAMS_ENV]))
-            tracking.log_gates(client, run_id, *tracking.champion_gates(config, evaluation, slices))
+            gates, note, comparison = tracking.champion_gates(config, evaluation, slices)
+            tracking.log_gates(client, run_id, gates, note, comparison)
+        client.set_tag(run_id, "outcome", tracking.run_outcome(blessed, comparison))
         if not blessed:
             client.set_tag(run_id, "gate_failures", "; ".join(tracking.gate_failures(evaluation))[:5000])
     if node == LAST_NODE:
@@ -132,17 +125,51 @@ def _invocation_json(argv: list[str]) -> str:
     return argv[argv.index("--json_serialized_invocation_args") + 1]
 
 
+# The output the KFP launcher itself writes the pod's log to; the driver adds it to every task's outputs when
+# logs are published (kubeflow/pipelines 2.5.0 backend/src/v2/driver/driver.go provisionOutputs; the
+# apiserver's PUBLISH_LOGS is "true" in its manifests). It is no output of the TFX component.
+KFP_LOG_OUTPUT = "executor-logs"
+
+
+def driver_input_for_tfx(invocation: dict[str, Any], inputs_spec: dict[str, Any]) -> dict[str, Any]:
+    """The executor input KFP's driver built, made readable by TFX's container module (tensorflow/tfx#7768).
+
+    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.5.0
+    backend/src/v2/metadata/client.go GetOutputArtifactsByExecutionId: `Schema: "", // TODO`), and TFX finds
+    the artifact class from that schema's title: `yaml.safe_load("")` is None and it crashes. The component's
+    own input spec, which the compiled command passes as --json_serialized_inputs_spec_args, has the type.
+    KFP's log output is dropped: TFX would look for an artifact class named `system.Artifact`."""
+    fixed = json.loads(json.dumps(invocation))
+    declared = inputs_spec.get("artifacts", {})
+    for name, artifact_list in fixed.get("inputs", {}).get("artifacts", {}).items():
+        artifact_type = declared.get(name, {}).get("artifactType")
+        for artifact in artifact_list.get("artifacts", []):
+            given = artifact.get("type") or {}
+            if artifact_type and not (given.get("instanceSchema") or given.get("schemaTitle")):
+                artifact["type"] = artifact_type
+    fixed.get("outputs", {}).get("artifacts", {}).pop(KFP_LOG_OUTPUT, None)
+    return fixed
+
+
+def _with_driver_input_fixed(module_argv: list[str]) -> list[str]:
+    if "--json_serialized_invocation_args" not in module_argv:
+        return module_argv
+    argv = list(module_argv)
+    index = argv.index("--json_serialized_invocation_args") + 1
+    spec_flag = "--json_serialized_inputs_spec_args"
+    inputs_spec = json.loads(argv[argv.index(spec_flag) + 1]) if spec_flag in argv else {}
+    argv[index] = json.dumps(driver_input_for_tfx(json.loads(argv[index]), inputs_spec))
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeflow_entrypoint")
     parser.add_argument("--node", required=True, help="the TFX node id this pod runs")
     parser.add_argument("module", help="the TFX container module to run, e.g. its kubeflow_v2_run_executor")
     args, module_argv = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    module_argv = _with_driver_input_fixed(module_argv)
     logging.basicConfig(level=logging.INFO)
-    os.environ.update(s3_environment(dict(os.environ)))
-    try:
-        import tensorflow_io  # noqa: F401  Registers the s3:// filesystem with tf.io.gfile.
-    except ImportError:
-        logging.warning("tensorflow-io is not installed: tf.io.gfile cannot read or write s3:// paths")
+    from pipeline import kubeflow_s3  # noqa: F401  s3:// for tf.io.gfile here; Beam's workers import it too.
 
     client = run_id = None
     if os.environ.get(TRACKING_URI_ENV) and os.environ.get(RUN_NAME_ENV):
@@ -186,5 +213,25 @@ def _fail(client: Any, run_id: str | None, node: str, reason: str) -> None:
     client.set_terminated(run_id, status="FAILED")
 
 
+def run_and_exit() -> None:
+    """main(), then the process ends with main's status without running C++ static destructors:
+    tensorflow-io 0.37.1 aborts the interpreter at exit once S3 was used ("pure virtual method called", status
+    134; tensorflow/io#2039, fixed upstream after its last release), which KFP's launcher would take for a
+    failed task (kubeflow/pipelines 2.5.0 backend/src/v2/component/launcher_v2.go execute: command.Run())."""
+    import traceback
+
+    try:
+        status = main()
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: B036  Whatever failed, the traceback goes to the pod's log.
+        traceback.print_exc()
+        status = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit()

@@ -18,11 +18,15 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner, pipeline_builder
 
 from pipeline import config as config_lib
+from pipeline import kubeflow_fingerprint, kubeflow_platform, kubeflow_s3
 from pipeline import pipeline as pipeline_lib
 
 GPU_NODE = "Trainer"
-EVALUATOR_NODE = "Evaluator"
-PUSHER_NODE = "Pusher"
+INGEST_NODE = "ImageExampleGen"
+FINGERPRINT_NODE = kubeflow_fingerprint.NODE_ID
+# The ImageExampleGen input that carries the data's fingerprint: a property its executor ignores, there only
+# to be in KFP's cache key.
+FINGERPRINT_INPUT = "data_fingerprint"
 SCHEMA_NODE = "ImportSchemaGen"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT_MODULE = "pipeline.kubeflow_entrypoint"
@@ -54,7 +58,7 @@ def build_pipeline(config: config_lib.Config) -> tfx.dsl.Pipeline:
         cluster_config(config),
         pipeline_root=kubeflow.pipeline_root,
         serving_dir=kubeflow.serving_dir,
-        beam_pipeline_args=list(kubeflow.beam_args),
+        beam_pipeline_args=pod_beam_args(kubeflow.beam_args),
     )
     nodes = {node.id: node for node in pipeline.components}
     nodes[SCHEMA_NODE].exec_properties["schema_file"] = image_schema_path(config)
@@ -66,8 +70,13 @@ def build_pipeline(config: config_lib.Config) -> tfx.dsl.Pipeline:
         if not hasattr(nodes[node_id].executor_spec, "beam_pipeline_args"):
             raise config_lib.ConfigError(f"kubeflow.component_beam_args.{node_id}: not a Beam-powered node")
         # Replaces the pipeline-level args that the Pipeline constructor already copied into this node.
-        nodes[node_id].executor_spec.beam_pipeline_args = list(args)
+        nodes[node_id].executor_spec.beam_pipeline_args = pod_beam_args(args)
     return pipeline
+
+
+def pod_beam_args(args: tuple[str, ...] | list[str]) -> list[str]:
+    """The config's Beam args plus the plugin that gives Beam's worker processes s3:// (pipeline/kubeflow_s3.py)."""
+    return [kubeflow_s3.BEAM_ARG, *(arg for arg in args if arg != kubeflow_s3.BEAM_ARG)]
 
 
 def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, Any]:
@@ -88,13 +97,57 @@ def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, An
         output_filename=out.name,
     )
     pipeline_spec = runner.run(build_pipeline(config), write_out=False)["pipelineSpec"]
+    add_data_fingerprint(pipeline_spec, config)
     apply_kubernetes(pipeline_spec, config)
     platform_spec = platform_spec_for(pipeline_spec, config)
+    kubeflow_platform.check_platform_spec(platform_spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as handle:
         handle.write(f"# {config.pipeline_name}: `xfer compile` with {pipeline_spec['sdkVersion']}\n")
         yaml.safe_dump_all([pipeline_spec, platform_spec], handle, sort_keys=True)
     return {"pipeline_spec": pipeline_spec, "platform_spec": platform_spec}
+
+
+def add_data_fingerprint(pipeline_spec: dict[str, Any], config: config_lib.Config) -> None:
+    """Adds the uncached DataFingerprint step and feeds its output to ImageExampleGen as an input parameter,
+    so that KFP reruns ingest when the data changed and serves it from its cache when not
+    (pipeline/kubeflow_fingerprint.py says why TFX's own fingerprint does not reach KFP)."""
+    tasks = pipeline_spec["root"]["dag"]["tasks"]
+    ingest = tasks[INGEST_NODE]
+    data = ingest["inputs"]["parameters"]["input_base"]["runtimeValue"]["constant"]
+    label = f"{FINGERPRINT_NODE}_executor"
+    pipeline_spec["components"][FINGERPRINT_NODE] = {
+        "executorLabel": label,
+        "inputDefinitions": {"parameters": {"data": {"parameterType": "STRING"}}},
+        "outputDefinitions": {"parameters": {kubeflow_fingerprint.OUTPUT: {"parameterType": "STRING"}}},
+    }
+    pipeline_spec["deploymentSpec"]["executors"][label] = {
+        "container": {
+            "image": config.kubeflow.image,
+            "command": ["python", "-m", "pipeline.kubeflow_fingerprint"],
+            "args": [
+                "--data", "{{$.inputs.parameters['data']}}",
+                "--output", f"{{{{$.outputs.parameters['{kubeflow_fingerprint.OUTPUT}'].output_file}}}}",
+            ],
+        }
+    }
+    tasks[FINGERPRINT_NODE] = {
+        "componentRef": {"name": FINGERPRINT_NODE},
+        "taskInfo": {"name": FINGERPRINT_NODE},
+        "inputs": {"parameters": {"data": {"runtimeValue": {"constant": data}}}},
+        # Listing the data is the point of this step: a cached listing would be an earlier run's data.
+        "cachingOptions": {"enableCache": False},
+    }
+    ingest["inputs"]["parameters"][FINGERPRINT_INPUT] = {
+        "taskOutputParameter": {"producerTask": FINGERPRINT_NODE, "outputParameterKey": kubeflow_fingerprint.OUTPUT}
+    }
+    ingest["dependentTasks"] = sorted({*ingest.get("dependentTasks", []), FINGERPRINT_NODE})
+    ingest_component = pipeline_spec["components"][ingest["componentRef"]["name"]]
+    ingest_component["inputDefinitions"]["parameters"][FINGERPRINT_INPUT] = {"parameterType": "STRING"}
+    # The same inputs spec is in the executor's arguments, where TFX's container module reads the types.
+    container = pipeline_spec["deploymentSpec"]["executors"][ingest_component["executorLabel"]]["container"]
+    spec_index = container["args"].index("--json_serialized_inputs_spec_args") + 1
+    container["args"][spec_index] = json.dumps(ingest_component["inputDefinitions"], indent=2, sort_keys=True)
 
 
 def executor_labels(pipeline_spec: dict[str, Any]) -> dict[str, str]:
@@ -119,9 +172,9 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
             "backoffFactor": 2.0,
             "backoffMaxDuration": "3600s",
         }
-        if node_id == pipeline_lib.CHAMPION_NODE:
-            # It reads the registry, which changes between runs of this one compiled pipeline: a cached result
-            # would be the champion of some earlier run (components/champion.py).
+        if node_id in (pipeline_lib.CHAMPION_NODE, FINGERPRINT_NODE):
+            # Champion reads the registry, DataFingerprint the dataset, both of which change between runs of
+            # this one compiled pipeline: a cached result would be some earlier run's (components/champion.py).
             task["cachingOptions"] = {"enableCache": False}
         container = executors[label]["container"]
         is_gpu_node = node_id == GPU_NODE
@@ -136,12 +189,13 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
         pre_cache_check = container.get("lifecycle", {}).get("preCacheCheck")
         if pre_cache_check:
             pre_cache_check["command"] = _wrapped(pre_cache_check["command"], node_id)
-        env = [{"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name}]
-        if node_id in (GPU_NODE, EVALUATOR_NODE, PUSHER_NODE):
-            # The run's config: the Trainer logs it as the MLflow run's parameters, the Evaluator explains its
-            # gates with it, the Pusher names the registered model with it. Env is not part of KFP's cache key.
-            env.append({"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)})
-        container["env"] = env
+        # The run's config, in every pod: whichever starts first (a root step) creates the MLflow run and logs
+        # it as the run's parameters; the Evaluator explains its gates with it, the Pusher names the registered
+        # model with it. Env is not part of KFP's cache key (backend/src/v2/cacheutils/cache.go GenerateCacheKey).
+        container["env"] = [
+            {"name": EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name},
+            {"name": PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)},
+        ]
 
 
 def _wrapped(command: list[str], node_id: str) -> list[str]:

@@ -358,13 +358,7 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     if comparison is not None:
         summary["champion_version"] = comparison.champion_version
         summary["compared_with_champion"] = comparison.compared
-    # A model the gates turned down is an outcome, not an error: the run is FINISHED, and this tag says which.
-    if not blessed:
-        summary["outcome"] = "blocked_by_gate"
-    elif comparison is not None and comparison.candidate_is_champion:
-        summary["outcome"] = "already_champion"  # Blessed, and already what is served: nothing new to push.
-    else:
-        summary["outcome"] = "pushed"
+    summary["outcome"] = run_outcome(blessed, comparison)
     client.set_tag(run_id, "outcome", summary["outcome"])
     if not blessed:
         summary["gate_failures"] = gate_failures(evaluation)
@@ -444,3 +438,12 @@ def trained_in_run(client: MlflowClient, run_id: str, trainer_model_uri: str) ->
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def run_outcome(blessed: bool, comparison: Any) -> str:
+    """A model the gates turned down is an outcome, not an error: the run is FINISHED, and this says which."""
+    if not blessed:
+        return "blocked_by_gate"
+    if comparison is not None and comparison.candidate_is_champion:
+        return "already_champion"  # Blessed, and already what is served: nothing new to push.
+    return "pushed"

@@ -16,6 +16,9 @@ class KfpStub:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.experiments: dict[str, str] = {}
+        # What GET /runs/{id} answers, one entry per look (the last repeats): {"state": ..., "tasks": {...}}.
+        self.run_progress: list[dict] = []
+        self.workflow = "xfer-sample-x7k2p"  # The Argo workflow's name, which begins every pod's name.
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,7 +82,22 @@ class KfpStub:
             if path.endswith("recurringruns"):
                 return 200, {"recurring_run_id": "recurring-1", **body}
             return 200, {"run_id": "run-1", **body}
+        if method == "GET" and path.startswith("/apis/v2beta1/runs/") and self.run_progress:
+            return 200, self._run(path.rsplit("/", 1)[1])
         return 404, {"error": f"stub has no {method} {path}"}
+
+    def _run(self, run_id: str) -> dict:
+        """A v2beta1 Run as the API server returns it: task details for drivers, the root DAG and the tasks."""
+        looks = len(self.calls("GET", f"/apis/v2beta1/runs/{run_id}"))
+        progress = self.run_progress[min(looks, len(self.run_progress)) - 1]
+        details = [{"display_name": "root", "state": progress["state"], "task_id": "t0"}]
+        for number, (name, state) in enumerate(sorted(progress["tasks"].items()), start=1):
+            details.append({"display_name": f"{name}-driver", "state": "SUCCEEDED", "task_id": f"d{number}",
+                            "pod_name": f"{self.workflow}-system-container-driver-{number:010d}"})
+            details.append({"display_name": name, "state": state, "task_id": f"t{number}",
+                            "pod_name": f"{self.workflow}-system-container-impl-{number:010d}"})
+        return {"run_id": run_id, "display_name": "first", "state": progress["state"],
+                "run_details": {"task_details": details}}
 
     def _check_run_body(self, body: dict, recurring: bool) -> str:
         if body.get("experiment_id") not in self.experiments.values():

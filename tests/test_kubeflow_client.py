@@ -7,6 +7,7 @@ from pathlib import Path
 
 import kfp
 import pytest
+from kfp.client import client as kfp_client
 from kfp_stub import KfpStub
 
 from pipeline import cli, kubeflow_client, kubeflow_runner
@@ -105,3 +106,69 @@ def test_cli_submit_sends_the_run(stub, package, capsys):
 def test_a_missing_package_is_a_one_line_error(stub, tmp_path):
     with pytest.raises(FileNotFoundError, match="xfer compile"):
         kubeflow_client.submit(stub.url, tmp_path / "nope.yaml", "x", None, None)
+
+
+def _kfp_mlflow_run(tmp_path, monkeypatch, workflow: str, status: str, outcome: str) -> str:
+    """The MLflow run the pods of `workflow` made (pipeline/kubeflow_entrypoint.py), in a local store."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("xfer-sample")
+    client.create_run(experiment, tags={"kfp_run": "xfer-sample-other", "runner": "kubeflow"})
+    run = client.create_run(experiment, tags={"kfp_run": workflow, "runner": "kubeflow", "outcome": outcome})
+    client.set_terminated(run.info.run_id, status=status)
+    return run.info.run_id
+
+
+@pytest.mark.parametrize(("final", "outcome", "mlflow_status", "exit_status"), [
+    ("SUCCEEDED", "pushed", "FINISHED", 0),
+    ("SUCCEEDED", "blocked_by_gate", "FINISHED", 3),
+    ("FAILED", "", "FAILED", 1),
+])
+def test_submit_wait_follows_the_run_and_exits_with_how_it_ended(
+    stub, package, capsys, tmp_path, monkeypatch, final, outcome, mlflow_status, exit_status
+):
+    last_task = "FAILED" if final == "FAILED" else "SUCCEEDED"
+    stub.run_progress = [
+        {"state": "PENDING", "tasks": {}},
+        {"state": "RUNNING", "tasks": {"DataFingerprint": "RUNNING"}},
+        {"state": "RUNNING", "tasks": {"DataFingerprint": "SUCCEEDED", "ImageExampleGen": "RUNNING"}},
+        {"state": final, "tasks": {"DataFingerprint": "SUCCEEDED", "ImageExampleGen": last_task}},
+    ]
+    mlflow_run_id = _kfp_mlflow_run(tmp_path, monkeypatch, stub.workflow, mlflow_status, outcome)
+    code = cli.main(["submit", "--host", stub.url, "--package", str(package), "--config", SAMPLE,
+                     "--run-name", "first", "--wait", "--poll-seconds", "0"])
+    out = capsys.readouterr().out
+    assert code == exit_status, out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["DataFingerprint", "RUNNING"] in lines and ["DataFingerprint", "SUCCEEDED"] in lines
+    assert ["ImageExampleGen", last_task] in lines
+    assert not any(line and line[0].endswith("-driver") for line in lines)  # Only the pipeline's tasks.
+    assert f"run run-1: {final}" in out
+    assert f"MLflow: run {mlflow_run_id} ({stub.workflow}) {mlflow_status}" in out
+    assert len(stub.calls("GET", "/apis/v2beta1/runs/run-1")) == 4
+
+
+@pytest.mark.parametrize(("path", "misspelt", "message"), [
+    (("Trainer_executor",), ("tolerations", "toleration"), "Trainer_executor.toleration: no such field"),
+    (("Trainer_executor", "tolerations", 0), ("effect", "efect"), r"tolerations\[0\]\.efect: no such field"),
+    (("Pusher_executor", "secretAsEnv", 0, "keyToEnv", 0), ("envVar", "env_name"), "keyToEnv\\[0\\].env_name"),
+    (("Pusher_executor", "fieldPathAsEnv", 0), ("fieldPath", "fieldpath"), r"fieldPathAsEnv\[0\]\.fieldpath"),
+])
+def test_a_misspelt_platform_spec_key_fails_before_sending(stub, package, tmp_path, path, misspelt, message):
+    """kfp's own proto holds the platform spec as a Struct and takes any key; the strict check does not."""
+    import yaml
+
+    pipeline_spec, platform_spec = yaml.safe_load_all(package.read_text())
+    node = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for key in path:
+        node = node[key]
+    node[misspelt[1]] = node.pop(misspelt[0])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump_all([pipeline_spec, platform_spec]))
+    kfp_client._extract_pipeline_yaml(str(broken))  # kfp itself accepts it ...
+    with pytest.raises(ValueError, match=message):  # ... the check does not, and nothing is sent.
+        kubeflow_client.submit(stub.url, broken, "x", None, None)
+    assert stub.requests == []

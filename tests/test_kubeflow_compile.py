@@ -57,7 +57,7 @@ def test_package_parses_with_kfp_loaders(package):
     # What kfp.Client reads before sending (PipelineSpec and PlatformSpec protos, unknown fields rejected) ...
     loaded = kfp_client._extract_pipeline_yaml(str(package))
     assert loaded.pipeline_spec.schema_version == "2.1.0"
-    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 10
+    assert len(loaded.platform_spec.platforms["kubernetes"].deployment_spec.executors) == 11
     # ... and kfp's component loader, which accepts the same file as a reusable pipeline.
     assert kfp_components.load_component_from_file(str(package)).name == "xfer-sample"
 
@@ -66,7 +66,31 @@ def test_every_node_of_the_local_dag_is_a_task(documents, config, tmp_path):
     local = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     local_ids = {node.id for node in local.components}
     assert len(local_ids) == 10
-    assert set(documents[0]["root"]["dag"]["tasks"]) == local_ids
+    # Plus the Kubeflow-only step that makes KFP's cache see new data.
+    assert set(documents[0]["root"]["dag"]["tasks"]) == local_ids | {"DataFingerprint"}
+
+
+def test_ingest_is_in_kfps_cache_key_through_an_uncached_fingerprint_of_the_data(documents, config):
+    """KFP's cache key holds a task's input values and upstream artifact ids (cacheutils/cache.go
+    GenerateCacheKey), never TFX's input fingerprint: ImageExampleGen must take the data's fingerprint as an
+    input, from a step that runs in every run."""
+    tasks = documents[0]["root"]["dag"]["tasks"]
+    fingerprint = tasks["DataFingerprint"]
+    assert fingerprint["cachingOptions"] == {"enableCache": False}
+    assert fingerprint["inputs"]["parameters"]["data"]["runtimeValue"]["constant"] == config.kubeflow.data
+    ingest = tasks["ImageExampleGen"]
+    assert ingest["inputs"]["parameters"]["data_fingerprint"] == {
+        "taskOutputParameter": {"producerTask": "DataFingerprint", "outputParameterKey": "fingerprint"}
+    }
+    assert "DataFingerprint" in ingest["dependentTasks"]
+    container, platform = executor(documents, "DataFingerprint")
+    assert container["command"] == [
+        "python", "-m", "pipeline.kubeflow_entrypoint", "--node", "DataFingerprint", "pipeline.kubeflow_fingerprint"
+    ]
+    assert platform["secretAsEnv"]  # It lists the bucket.
+    args = executor(documents, "ImageExampleGen")[0]["args"]
+    spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+    assert spec["parameters"]["data_fingerprint"] == {"parameterType": "STRING"}
 
 
 def test_the_champion_is_looked_up_when_each_run_runs_not_when_compiled(documents):
@@ -74,8 +98,9 @@ def test_the_champion_is_looked_up_when_each_run_runs_not_when_compiled(document
     champion = tasks["Champion"]
     # One compiled pipeline serves many scheduled runs: a cached lookup would be some earlier run's champion.
     assert champion["cachingOptions"] == {"enableCache": False}
-    assert {name: tasks[name]["cachingOptions"]["enableCache"] for name in tasks if name != "Champion"} == {
-        name: True for name in tasks if name != "Champion"
+    uncached = ("Champion", "DataFingerprint")
+    assert {name: tasks[name]["cachingOptions"]["enableCache"] for name in tasks if name not in uncached} == {
+        name: True for name in tasks if name not in uncached
     }
     parameters = {name: value["runtimeValue"]["constant"] for name, value in champion["inputs"]["parameters"].items()}
     # No version pinned at compile time, and the registry's address comes from the pod's Secret, not the package.
@@ -121,14 +146,16 @@ def test_every_step_has_retries_secret_env_and_the_entrypoint(documents, config)
         assert not {item["name"] for item in container.get("env", [])} & set(config.kubeflow.secret_env)
 
 
-def test_steps_that_read_the_config_get_it_as_plain_env(documents, config):
+def test_every_step_gets_the_config_as_plain_env_so_whichever_pod_creates_the_mlflow_run_logs_params(documents, config):
+    # The MLflow run is created by whichever pod starts first, a root step (no upstream task); each step may
+    # also be the first after a retry of the run. Trainer: params; Evaluator: gate table; Pusher: model name.
+    tasks = documents[0]["root"]["dag"]["tasks"]
+    roots = {node_id for node_id, task in tasks.items() if not task.get("dependentTasks")}
+    assert roots == {"DataFingerprint", "ImportSchemaGen", "Champion"}
     for node_id in kubeflow_runner.executor_labels(documents[0]):
         container, _ = executor(documents, node_id)
         env = {item["name"]: item["value"] for item in container["env"]}
-        if node_id in ("Trainer", "Evaluator", "Pusher"):  # Params; gate table; registered model name.
-            assert config_lib.config_from_dict(json.loads(env["XFER_MLFLOW_PARAMS"])) == config, node_id
-        else:
-            assert "XFER_MLFLOW_PARAMS" not in env, node_id
+        assert config_lib.config_from_dict(json.loads(env["XFER_MLFLOW_PARAMS"])) == config, node_id
 
 
 def test_no_secret_value_in_the_package(package):
@@ -172,3 +199,48 @@ def test_beam_args_for_an_unknown_node_are_refused(config, tmp_path):
 def test_out_must_be_yaml(config, tmp_path):
     with pytest.raises(ValueError, match=r"\.yaml"):
         kubeflow_runner.compile_pipeline(config, tmp_path / "pipeline.json")
+
+
+def features_used(documents) -> set[str]:
+    """The KFP features the compiled package relies on, read from the package itself."""
+    pipeline_spec, platform_spec = documents
+    used = set()
+    for task in pipeline_spec["root"]["dag"]["tasks"].values():
+        used |= {key for key in ("retryPolicy", "cachingOptions") if key in task}
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            used |= {key for key in ("taskOutputParameter",) if key in parameter}
+    for executor_spec in pipeline_spec["deploymentSpec"]["executors"].values():
+        if "accelerator" in executor_spec["container"].get("resources", {}):
+            used.add("resources.accelerator")
+    for executor_spec in platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        used |= set(executor_spec)
+    return used
+
+
+def feature_table() -> dict[str, tuple[int, ...]]:
+    text = (ROOT / "docs" / "kubeflow.md").read_text()
+    table = text[text.index("<!-- kfp-features -->"):text.index("<!-- /kfp-features -->")]
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): version(cells[2].strip()) for cells in rows}
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def pinned_kfp() -> set[tuple[int, ...]]:
+    import re
+
+    text = (ROOT / "infra" / "k8s" / "kfp" / "kustomization.yaml").read_text()
+    return {version(ref) for ref in re.findall(r"github\.com/kubeflow/pipelines/\S+\?ref=(\d+\.\d+\.\d+)", text)}
+
+
+def test_every_kfp_feature_the_package_uses_is_in_the_docs_table_and_the_pinned_kfp_has_it(documents):
+    table = feature_table()
+    used = features_used(documents)
+    assert used and not used - set(table), f"not in docs/kubeflow.md's feature table: {sorted(used - set(table))}"
+    (pinned,) = pinned_kfp()  # One KFP version for every upstream manifest.
+    too_new = {feature: minimum for feature, minimum in table.items() if feature in used and minimum > pinned}
+    assert not too_new, f"the pinned KFP {pinned} lacks {too_new}"
+    docs = (ROOT / "docs" / "kubeflow.md").read_text()
+    assert f"?ref={'.'.join(map(str, pinned))}" in docs

@@ -7,21 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kubeflow_entrypoint
+from pipeline import kubeflow_entrypoint, kubeflow_s3
 
 
-@pytest.mark.parametrize(("endpoint", "expected"), [
-    ("http://minio.xfer.svc.cluster.local:9000", {"S3_ENDPOINT": "minio.xfer.svc.cluster.local:9000",
-                                                  "S3_USE_HTTPS": "0"}),
-    ("https://s3.eu-west-1.amazonaws.com", {"S3_ENDPOINT": "s3.eu-west-1.amazonaws.com", "S3_USE_HTTPS": "1"}),
-])
-def test_s3_environment_from_the_aws_endpoint(endpoint, expected):
-    assert kubeflow_entrypoint.s3_environment({"AWS_ENDPOINT_URL": endpoint}) == expected
+@pytest.mark.parametrize("endpoint", ["http://minio.xfer.svc.cluster.local:9000", "https://s3.eu-west-1.amazonaws.com"])
+def test_s3_environment_from_the_aws_endpoint_keeps_the_scheme(endpoint):
+    # tensorflow-io takes http or https from S3_ENDPOINT itself (tests/test_kubeflow_s3.py proves it on an S3 API).
+    assert kubeflow_s3.s3_environment({"AWS_ENDPOINT_URL": endpoint}) == {"S3_ENDPOINT": endpoint}
 
 
 def test_s3_environment_leaves_an_explicit_setting_alone():
-    assert kubeflow_entrypoint.s3_environment({"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"}) == {}
-    assert kubeflow_entrypoint.s3_environment({}) == {}
+    assert kubeflow_s3.s3_environment({"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"}) == {}
+    assert kubeflow_s3.s3_environment({}) == {}
 
 
 def test_output_uri_from_the_executor_input():
@@ -134,6 +131,7 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     assert run.data.tags["champion_version"] == "7"
     assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(0.9)
     assert "changed by -0.2000 against the champion" in run.data.tags["gate_failures"]
+    assert run.data.tags["outcome"] == "blocked_by_gate"
 
     (tmp_path / "logged").mkdir()
     table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
@@ -178,3 +176,76 @@ def test_the_pusher_step_registers_what_it_pushed_as_the_champion(pod_env, tmp_p
     assert (str(champion.version), champion.run_id) == ("1", run_id)
     assert champion.tags["pushed_path"] == serving
     assert pod_env.get_run(run_id).data.tags["registered_model"] == "xfer-sample/1"
+
+
+class RecordingExecutor:
+    """A TFX executor that only records what TFX's container module parsed for it."""
+
+    seen: dict = {}
+
+    def __init__(self, context=None):
+        self._context = context
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802  TFX's executor interface.
+        RecordingExecutor.seen = {
+            "inputs": {key: [type(item).__name__ for item in items] for key, items in input_dict.items()},
+            "outputs": sorted(output_dict),
+            "exec_properties": dict(exec_properties),
+            "uri": input_dict["examples"][0].uri,
+            "split_names": input_dict["examples"][0].split_names,
+        }
+
+
+EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n    type: string\n"
+STATISTICS_SCHEMA = "title: tfx.ExampleStatistics\ntype: object\n"
+
+
+def driver_shaped_executor_input(tmp_path) -> dict:
+    """An executor input as KFP 2.5's driver builds it for a task with one upstream artifact: the upstream
+    artifact comes back from ML Metadata with a numeric name, its custom properties plus display_name as
+    metadata and an empty instanceSchema (metadata/client.go GetOutputArtifactsByExecutionId, `Schema: ""`;
+    converter.go toRuntimeArtifact); outputs carry the component's declared types plus `executor-logs`, which
+    the driver adds when logs are published (driver.go provisionOutputs, PUBLISH_LOGS=true in the 2.5 manifests)."""
+    return {
+        "inputs": {
+            "artifacts": {
+                "examples": {"artifacts": [{
+                    "name": "17", "uri": str(tmp_path / "examples"), "type": {"instanceSchema": ""},
+                    "metadata": {"display_name": "examples", "split_names": '["train", "eval"]',
+                                 "store_session_info": "{}"},
+                }]}
+            },
+            "parameterValues": {"exclude_splits": "[]"},
+        },
+        "outputs": {
+            "artifacts": {
+                "statistics": {"artifacts": [{"uri": str(tmp_path / "statistics"),
+                                              "type": {"instanceSchema": STATISTICS_SCHEMA}}]},
+                "executor-logs": {"artifacts": [{"uri": str(tmp_path / "logs"),
+                                                 "type": {"schemaTitle": "system.Artifact"}}]},
+            },
+            "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json"),
+        },
+    }
+
+
+def test_a_step_with_an_upstream_artifact_runs_with_what_the_kfp_driver_sends(tmp_path, monkeypatch):
+    """TFX's own container module, given the driver's executor input through the entrypoint, reaches the
+    executor with typed artifacts (tensorflow/tfx#7768: yaml.safe_load('') crashed it)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    inputs_spec = {"artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}},
+                   "parameters": {"exclude_splits": {"parameterType": "STRING"}}}
+    argv = [
+        "--node", "StatisticsGen", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+        "--executor_class_path", f"{__name__}.RecordingExecutor",
+        "--json_serialized_invocation_args", json.dumps(driver_shaped_executor_input(tmp_path)),
+        "--json_serialized_inputs_spec_args", json.dumps(inputs_spec),
+    ]
+    monkeypatch.setattr("sys.argv", ["entrypoint"])
+    assert kubeflow_entrypoint.main(argv) == 0
+    seen = RecordingExecutor.seen
+    assert seen["inputs"] == {"examples": ["Examples"]}
+    assert seen["outputs"] == ["statistics"]
+    assert seen["uri"] == str(tmp_path / "examples") and seen["split_names"] == '["train", "eval"]'
+    written = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+    assert list(written["artifacts"]) == ["statistics"]

@@ -131,7 +131,7 @@ def test_upstream_references_are_pinned():
     refs = re.findall(r"github\.com/kubeflow/pipelines/[^\s\"]+\?ref=([^\s\"]+)", text)
     assert refs and all(re.fullmatch(r"\d+\.\d+\.\d+", ref) for ref in refs)
     docs = (ROOT / "docs" / "kubeflow.md").read_text()
-    assert "?ref=2.3.0" in docs
+    assert "?ref=2.5.0" in docs
     assert re.search(r"k8s-device-plugin/v\d+\.\d+\.\d+/", docs) or re.search(r"gpu-operator --version v\d", docs)
 
 
@@ -145,3 +145,22 @@ def test_images_install_the_lock_as_a_non_root_user():
     locked_mlflow = re.search(r"^mlflow==(\S+)", lock, re.MULTILINE).group(1)
     assert f"ARG MLFLOW_VERSION={locked_mlflow}" in mlflow_image
     assert re.search(r"^USER 10001", mlflow_image, re.MULTILINE)
+
+
+def test_the_gpu_image_build_fails_unless_tensorflow_can_load_cuda_and_cudnn():
+    dockerfile = (ROOT / "infra" / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^ARG GPU=1$", dockerfile, re.MULTILINE)  # The default build is the GPU image.
+    assert 'if [ "$GPU" = 1 ]; then python check_gpu.py; fi' in dockerfile
+    assert "COPY infra/docker/check_gpu.py ./check_gpu.py" in dockerfile
+    docs = (ROOT / "docs" / "kubeflow.md").read_text()
+    assert "--build-arg GPU=0" in docs and '"/app/check_gpu.py", "--require-device"' in docs
+
+
+def test_the_gpu_check_fails_where_tensorflow_cannot_load_its_cuda():
+    """This machine has no CUDA 12 runtime for TF 2.16's CUDA 12.3 build (at most another major), so the check
+    must fail here, naming the library, as it would fail a GPU image build on a base without them."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "docker" / "check_gpu.py")], capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "check_gpu: cannot load libcudart.so.12" in result.stderr
