@@ -46,13 +46,17 @@ def test_schema_infer_then_validate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "class_folders dataset, boxes off: 12 records, 12 accepted, 0 rejected" in out
     assert "anomalies      none" in out
-    assert (tmp_path / "workspace" / "reports" / "statistics.html").read_text().count("facets") > 0
+    reports = tmp_path / "workspace" / "reports"
+    assert "0 anomalies: the data matches the schema." in (reports / "statistics.html").read_text()
+    assert "<script" not in (reports / "statistics.html").read_text()  # It renders offline.
+    assert (reports / "statistics_facets.html").read_text().count("facets") > 0
 
     # A label the schema has never seen is an anomaly, told in plain words, and the exit code says so.
     image_fixtures.write_image(data / "bird" / "0.png")
     assert cli.main(["validate", "--data", str(data), "--config", str(config), "--format", "class_folders"]) == 1
     out = capsys.readouterr().out
     assert "feature 'label'" in out and "bird" in out
+    assert "1 anomalies:" in (reports / "statistics.html").read_text()
 
 
 def test_ingest_options_reach_the_config(tmp_path):
