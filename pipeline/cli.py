@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
     ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
 
     predict = commands.add_parser("predict", help="score one image with a pushed model; prints JSON")
     predict.add_argument("--model", required=True, help="a SavedModel folder, or the serving folder of versions")
@@ -131,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         from components.records import IngestError
         from components.validation_gate import DataValidationError
         from pipeline.config import ConfigError
+        from pipeline.ui import ServerError
 
-        if isinstance(error, (ConfigError, IngestError, DataValidationError, FileNotFoundError, ValueError)):
+        expected = (ConfigError, IngestError, DataValidationError, FileNotFoundError, ValueError, ServerError)
+        if isinstance(error, expected):
             print(f"xfer {args.command}: error: {error}", file=sys.stderr)
             return 2
         raise
@@ -281,24 +284,23 @@ def rejects_path_for(schema_path: str) -> str:
 
 
 def _ui(args: argparse.Namespace) -> int:
+    import signal
+
+    from pipeline import ui
+
+    # Stopped by a signal (a supervisor, a test), it still stops the server it started, as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     workspace = Path(args.workspace).resolve()
-    if not (workspace / "mlflow.db").exists():
-        raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        f"sqlite:///{workspace / 'mlflow.db'}",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(args.port),
-    ]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-    os.execv(sys.executable, command)
-    return 0
+    base_url = f"http://{ui.HOST}:{args.port}"
+    print(f"starting the MLflow UI on {workspace / 'mlflow.db'} ...", flush=True)
+    try:
+        with ui.serve(workspace, args.port, args.timeout) as server:
+            # Printed once the server answers: a URL printed earlier showed an error page for half a minute.
+            view = ui.training_view(ui.latest_experiment_id(ui.store_uri(workspace)))
+            print(f"MLflow UI on {base_url}/{view} (Ctrl-C to stop)", flush=True)
+            return server.wait()
+    except KeyboardInterrupt:
+        return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
