@@ -182,16 +182,14 @@ def register_champion(
         step = max((metric.step for metric in final), default=0)
         client.log_outputs(run_id, [LoggedModelOutput(logged_model.model_id, step=step)])
         client.log_batch(run_id, metrics=[_for_model(metric, logged_model.model_id) for metric in final])
-        if not _registered_model_exists(client, name):
-            client.create_registered_model(name)
-        version = client.create_model_version(
-            name,
-            source=f"models:/{logged_model.model_id}",
-            run_id=run_id,
-            tags=version_tags(run, model_dir, data_digest or _dataset_digest(run)),
-            description=model_card_description(client, run_id),
-            model_id=logged_model.model_id,
-        ).version
+        # The config the model came from, on the model itself (Model.log copies it only for a model it creates).
+        if run.data.params:
+            client.log_model_params(logged_model.model_id, run.data.params)
+        # register_model, not the client's create_model_version: it also links the logged model to its
+        # version, which the logged model's page lists.
+        tags = version_tags(run, model_dir, data_digest or _dataset_digest(run))
+        version = mlflow.register_model(f"models:/{logged_model.model_id}", name, tags=tags).version
+        client.update_model_version(name, version, description=model_card_description(client, run_id))
     finally:
         mlflow.set_tracking_uri(previous_uri)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
@@ -223,16 +221,6 @@ def _for_model(metric: Metric, model_id: str) -> Metric:
         model_id=model_id,
         run_id=metric.run_id,
     )
-
-
-def _registered_model_exists(client: MlflowClient, name: str) -> bool:
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return False
-        raise
-    return True
 
 
 def _dataset_digest(run: mlflow.entities.Run) -> str:

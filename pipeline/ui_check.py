@@ -1,9 +1,9 @@
 """`make ui-check`: the MLflow UI of a workspace as a person sees it, in headless Chromium.
 
-Starts the UI on the workspace, opens the run list (the model-training view), the latest run, its artifacts
-and the registered model's latest version, saves a screenshot of each and fails when a page shows an error
-or lacks what it should show. Chromium comes from the distribution (`apt-get install chromium`); each page
-gets a fresh profile and nothing but 127.0.0.1 is contacted.
+Starts the UI on the workspace, opens the run list (the model-training view), the latest run, its artifacts,
+its statistics page and the registered model's latest version, saves a screenshot of each and fails when a
+page shows an error or lacks what it should show. Chromium comes from the distribution (`apt-get install
+chromium`); each page gets a fresh profile and nothing but 127.0.0.1 is contacted.
 
     python -m pipeline.ui_check --workspace workspace --out workspace/ui-check
 """
@@ -43,8 +43,8 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--hide-scrollbars",
-    "--window-size=1440,1000",
 )
+WINDOW_WIDTH = 1440
 # Virtual time: the page's own timers and fetches run until it is idle or this budget (ms) is spent, so the
 # single-page app has rendered before the screenshot is taken.
 RENDER_BUDGET_MS = 30_000
@@ -55,6 +55,7 @@ class Page:
     name: str
     fragment: str
     expected: tuple[str, ...]  # Texts the rendered page must contain, e.g. the run's name.
+    height: int = 1000  # Of the window, in pixels: a long page gets a tall one, to be seen whole.
 
 
 def page_problems(dom: str, expected: tuple[str, ...]) -> list[str]:
@@ -75,13 +76,15 @@ def chromium_binary() -> str:
     raise FileNotFoundError("no chromium on PATH; install it with `apt-get update && apt-get install -y chromium`")
 
 
-def render(chromium: str, url: str, screenshot: Path) -> str:
+def render(chromium: str, url: str, screenshot: Path, height: int = 1000) -> str:
     """Saves a screenshot of `url` and returns its rendered DOM (two runs, each with a fresh profile)."""
     outputs = []
     for action in (f"--screenshot={screenshot}", "--dump-dom"):
         with tempfile.TemporaryDirectory(prefix="xfer-chromium-") as profile:
-            command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                       f"--virtual-time-budget={RENDER_BUDGET_MS}", action, url]  # fmt: skip
+            command = [
+                chromium, *CHROMIUM_FLAGS, f"--window-size={WINDOW_WIDTH},{height}", f"--user-data-dir={profile}",
+                f"--virtual-time-budget={RENDER_BUDGET_MS}", action, url,
+            ]  # fmt: skip
             done = subprocess.run(command, capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"chromium failed on {url} ({done.returncode}): {done.stderr[-2000:]}")
@@ -101,17 +104,36 @@ def pages(tracking_uri: str) -> list[Page]:
         raise RuntimeError("the store has no run; run the pipeline first")
     (run,) = client.search_runs([experiment_id], max_results=1, order_by=["attributes.start_time DESC"])
     run_page = f"#/experiments/{experiment_id}/runs/{run.info.run_id}"
+    # The query keeps MLflow's sidebar on model training; without it a run page shows the GenAI one.
+    training = "?workflowType=machine_learning"
     found = [
         Page("1_runs", ui.training_view(experiment_id), (run.info.run_name,)),
-        Page("2_run", run_page, (run.info.run_name, "outcome")),
-        Page("3_artifacts", f"{run_page}/artifacts", ("report", "evaluation")),
+        Page("2_run", run_page + training, (run.info.run_name, "outcome"), height=2400),
+        Page("3_artifacts", f"{run_page}/artifacts{training}", ("report", "evaluation", "ingest")),
     ]
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "report")}
+    if "report/statistics.html" in artifacts:
+        # MLflow shows an HTML artifact in a sandboxed iframe, which the DOM dump does not include: the page
+        # is judged by MLflow's frame around it here, and by its screenshot.
+        found.append(Page(
+            "4_statistics", f"{run_page}/artifactPath/report/statistics.html{training}",
+            ("report/statistics.html",), height=1400,
+        ))  # fmt: skip
     models = client.search_registered_models()
     if models:
         name = models[0].name
         versions = client.search_model_versions(f"name='{name}'")
         latest = max(versions, key=lambda version: int(version.version))
-        found.append(Page("4_model_version", f"#/models/{name}/versions/{latest.version}", (name,)))
+        found.append(
+            Page("5_model_version", f"#/models/{name}/versions/{latest.version}", (name, "Model card"), height=2400)
+        )
+        # The version's metrics are on its logged model's page (MLflow 3 links the version to it).
+        model_id = latest.source.removeprefix("models:/")
+        logged = client.get_logged_model(model_id)
+        found.append(Page(
+            "6_logged_model", f"#/experiments/{logged.experiment_id}/models/{model_id}{training}",
+            ("eval_accuracy", "train_loss"), height=2400,
+        ))  # fmt: skip
     return found
 
 
@@ -124,7 +146,7 @@ def check(workspace: Path, out: Path, port: int) -> list[str]:
         base = f"http://{ui.HOST}:{port}/"
         for page in pages(ui.store_uri(workspace)):
             screenshot = out / f"{page.name}.png"
-            dom = render(chromium, base + page.fragment, screenshot)
+            dom = render(chromium, base + page.fragment, screenshot, page.height)
             (out / f"{page.name}.html").write_text(dom)
             found = page_problems(dom, page.expected)
             print(f"{page.name:<16} {'ok' if not found else '; '.join(found):<40} {screenshot}", flush=True)

@@ -171,6 +171,7 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
     client.log_text(run_id, "# Model card: xfer-test\n\n| accuracy (TFMA) | 0.9500 |\n", "report/model_card.md")
     for key, value in {"outcome": "pushed", "blessed": "true", "champion_version": "none"}.items():
         client.set_tag(run_id, key, value)
+    client.log_param(run_id, "training.seed", 42)
     history_before = {key: client.get_metric_history(run_id, key) for key in epochs[0]}
 
     version = registry.register_champion(
@@ -183,6 +184,8 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
     assert on_model == pytest.approx({**epochs[-1], **evaluation})
     assert on_model["train_loss"] != pytest.approx(epochs[0]["train_loss"])  # Not MLflow's step-0 copy.
     assert version.run_id == run_id and logged.source_run_id == run_id
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "xfer-test", "version": 1}]
+    assert logged.params == {"training.seed": "42"}
     assert client.get_run(run_id).outputs.model_outputs[0].step == 3
     # Linking the metrics to the model added no point to the run's own curves.
     assert {key: client.get_metric_history(run_id, key) for key in epochs[0]} == history_before
