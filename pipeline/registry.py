@@ -143,6 +143,9 @@ def register_champion(
     """
     if example.empty:
         raise ValueError("the input example needs at least one row")
+    # Model.log below gets no run id and would fall back to an active fluent run, copying its step-0 metrics.
+    if mlflow.active_run() is not None:
+        raise RuntimeError("register_champion works through the client; an active fluent run would get the model")
     client = MlflowClient(tracking_uri=tracking_uri)
     # The signature is inferred from what the model really returns for the example, computed here without
     # MLflow so that a model that cannot score its own example fails before anything is registered.
@@ -156,13 +159,11 @@ def register_champion(
     logged_model = client.create_logged_model(
         experiment_id=run.info.experiment_id, name="model", source_run_id=run_id
     )
-    # Model.log, and create_model_version resolving `models:/<id>`, read the global tracking URI; it is restored
+    # Model.log, and register_model resolving `models:/<id>`, read the global tracking URI; it is restored
     # afterwards so the caller's MLflow state is unchanged.
     # Model.log is given no run id: with one, it would copy the run's metrics at one step (0 unless told)
     # onto the model, which is epoch 0 of training; the final values are linked below instead. The logged
     # model still names the run as its source (create_logged_model above).
-    if mlflow.active_run() is not None:
-        raise RuntimeError("register_champion works through the client; an active fluent run would get the model")
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
