@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run test test-fast ui lint bench lock clean
+.PHONY: setup run test test-fast ui ui-check lint bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ test-fast: $(VENV)/.installed
 
 ui: $(VENV)/.installed
 	$(XFER) ui --workspace $(WORKSPACE) --port $(PORT)
+
+# Headless Chromium (Debian's `chromium` package) against the UI on $(WORKSPACE): screenshots in
+# $(WORKSPACE)/ui-check/, and a failure when a page shows an error.
+ui-check: $(VENV)/.installed
+	$(PY) -m pipeline.ui_check --workspace $(WORKSPACE) --out $(WORKSPACE)/ui-check
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check pipeline components tests

@@ -6,10 +6,14 @@ as HTML. Both see the data exactly as the pipeline does, because both start from
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import html
 import json
+import math
 import os
 import posixpath
+from collections.abc import Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -23,7 +27,6 @@ from components.records import Record
 
 # Written by ingest for bookkeeping and training; a client at serving time sends none of them.
 TRAINING_ONLY_FEATURES = ("filename", "image_width", "image_height", "label", *ingest.BOX_KEYS)
-_TYPE_ORDER: tuple[ingest.ColumnType, ...] = ("int", "float", "string")
 
 
 def value_type(text: str) -> ingest.ColumnType:
@@ -32,6 +35,8 @@ def value_type(text: str) -> ingest.ColumnType:
         number = float(text)
     except ValueError:
         return "string"
+    if not math.isfinite(number):
+        return "string"  # "nan" and "inf" are no usable number; ingest rejects them in a numeric column.
     return "int" if number.is_integer() and "." not in text and "e" not in text.lower() else "float"
 
 
@@ -42,14 +47,32 @@ def _metadata_types(item: Any):
                 yield column, value_type(text)
 
 
-def _widest(types) -> ingest.ColumnType:
-    return max(types, key=_TYPE_ORDER.index, default="string")
+@dataclasses.dataclass(frozen=True)
+class ColumnInference:
+    """How many non-empty values of one metadata column read as each type, and the type chosen from them."""
+
+    counts: Mapping[str, int]
+
+    @property
+    def column_type(self) -> ingest.ColumnType:
+        # A column is numeric when most of its values are numbers: a stray "noon" among hours is a bad
+        # record (ingest rejects it as bad_metadata), not a reason to type the column as text. A tie, or a
+        # column with no values at all, stays string, the one type that cannot reject anything.
+        numbers = self.counts.get("int", 0) + self.counts.get("float", 0)
+        if numbers <= self.counts.get("string", 0):
+            return "string"
+        return "float" if self.counts.get("float", 0) else "int"
+
+    @property
+    def rejected_values(self) -> int:
+        """Values that will not parse as the chosen type, so their records are rejected."""
+        return 0 if self.column_type == "string" else self.counts.get("string", 0)
 
 
-def infer_column_types(
+def count_value_types(
     dataset: formats.Dataset, work_dir: str, beam_args: list[str] | None = None
-) -> dict[str, ingest.ColumnType]:
-    """The type of each metadata column from its values (any string makes it a string), computed in Beam."""
+) -> dict[str, ColumnInference]:
+    """For each metadata column, how many of its values read as int, float and string; counted in Beam."""
     if not dataset.metadata_columns:
         return {}
     result_path = posixpath.join(work_dir, "_column_types.json")
@@ -59,26 +82,83 @@ def infer_column_types(
             | "Sources" >> beam.Create(dataset.sources)
             | "Read" >> beam.FlatMap(_read_source, dataset)
             | "ValueTypes" >> beam.FlatMap(_metadata_types)
-            | "Widest" >> beam.CombinePerKey(_widest)
-            | "ToDict" >> beam.combiners.ToDict()
+            | "CountTypes" >> beam.combiners.Count.PerElement()
+            | "ToList" >> beam.combiners.ToList()
             | "ToJson" >> beam.Map(json.dumps)
             | "Write" >> beam.io.WriteToText(result_path, shard_name_template="", num_shards=1)
         )
     with tf.io.gfile.GFile(result_path) as handle:
-        found = json.loads(handle.read() or "{}")
+        found = json.loads(handle.read() or "[]")
     tf.io.gfile.remove(result_path)
-    # A column with no values at all says nothing about its type; string is the one that cannot fail.
-    return {column: found.get(column, "string") for column in dataset.metadata_columns}
+    counts: dict[str, dict[str, int]] = {column: {} for column in dataset.metadata_columns}
+    for (column, kind), number in found:
+        counts.setdefault(column, {})[kind] = number
+    return {column: ColumnInference(kinds) for column, kinds in counts.items()}
+
+
+def infer_column_types(
+    dataset: formats.Dataset, work_dir: str, beam_args: list[str] | None = None
+) -> dict[str, ingest.ColumnType]:
+    """The type of each metadata column: numeric when most of its values are numbers."""
+    return {column: found.column_type for column, found in count_value_types(dataset, work_dir, beam_args).items()}
 
 
 def _read_source(source: str, dataset: formats.Dataset):
     return formats.read_source(dataset.root, dataset.format, source)
 
 
-def curate_defaults(schema: schema_pb2.Schema, has_boxes: bool) -> schema_pb2.Schema:
-    """What xfer knows that inference cannot: the serving environment and the range of box fractions."""
+# A string column is taken for an identifier (no vocabulary to hold later data to) when every value is
+# distinct across at least this many examples; below it, distinct values may just be a small category set.
+MIN_IDENTIFIER_VALUES = 10
+# Always identifiers, whatever the data: ingest rejects a repeated filename, so each one is new.
+IDENTIFIER_FEATURES = ("filename",)
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaInference:
+    """What `infer_schema` found: the schema to curate, the ingest summary, the statistics it came from,
+    and how each metadata column was typed."""
+
+    schema: schema_pb2.Schema
+    summary: dict[str, Any]
+    statistics: statistics_pb2.DatasetFeatureStatisticsList
+    columns: dict[str, ColumnInference]
+
+
+def _feature_statistics(
+    statistics: statistics_pb2.DatasetFeatureStatisticsList,
+) -> dict[str, statistics_pb2.FeatureNameStatistics]:
+    if not statistics.datasets:
+        return {}
+    features = statistics.datasets[0].features
+    return {(feature.path.step[-1] if feature.path.step else feature.name): feature for feature in features}
+
+
+def identifier_features(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> list[str]:
+    """String features whose values name one example each, such as file names or record ids."""
+    found = []
+    for name, feature in _feature_statistics(statistics).items():
+        if not feature.HasField("string_stats") or name == "image":
+            continue
+        present = feature.string_stats.common_stats.num_non_missing
+        if name in IDENTIFIER_FEATURES or (present >= MIN_IDENTIFIER_VALUES and feature.string_stats.unique == present):
+            found.append(name)
+    return sorted(found)
+
+
+def curate_defaults(
+    schema: schema_pb2.Schema,
+    has_boxes: bool,
+    statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+) -> schema_pb2.Schema:
+    """What xfer knows that inference cannot: the serving environment, the range of box fractions, and that
+    an identifier column has no vocabulary (TFDV lists every value seen, so the next dataset would fail)."""
     del schema.default_environment[:]
     schema.default_environment.extend(["TRAINING", "SERVING"])
+    identifiers = set(IDENTIFIER_FEATURES)
+    if statistics is not None:
+        identifiers.update(identifier_features(statistics))
+    dropped_domains = set()
     for feature in schema.feature:
         if feature.name in TRAINING_ONLY_FEATURES:
             feature.not_in_environment.append("SERVING")
@@ -87,19 +167,33 @@ def curate_defaults(schema: schema_pb2.Schema, has_boxes: bool) -> schema_pb2.Sc
             feature.float_domain.max = 1.0
         if feature.name in ("image_width", "image_height"):
             feature.int_domain.min = 1
+        if feature.name in identifiers and feature.type == schema_pb2.BYTES:
+            if feature.HasField("domain"):
+                dropped_domains.add(feature.domain)
+            feature.ClearField("domain_info")
+    kept = [domain for domain in schema.string_domain if domain.name not in dropped_domains]
+    del schema.string_domain[:]
+    schema.string_domain.extend(kept)
     return schema
 
 
 def infer_schema(
-    data_dir: str, settings: ingest_beam.IngestSettings, work_dir: str, beam_args: list[str] | None = None
-) -> tuple[schema_pb2.Schema, dict[str, Any]]:
-    """Ingests the folder into `work_dir`, computes TFDV statistics and infers a schema; returns it and the
-    ingest summary. Metadata column types are inferred from the values, so numbers come out as numbers."""
+    data_dir: str,
+    settings: ingest_beam.IngestSettings,
+    work_dir: str,
+    beam_args: list[str] | None = None,
+    keep_rejects_at: str | None = None,
+) -> SchemaInference:
+    """Ingests the folder into `work_dir`, computes TFDV statistics and infers a schema.
+
+    Metadata column types are inferred from the values, so numbers come out as numbers; a record whose value
+    does not read as its column's type is rejected as bad_metadata, like any other reject. `keep_rejects_at`
+    is where rejects.jsonl is kept (`work_dir` is usually temporary)."""
     dataset = formats.detect(data_dir, settings.format)
     # Numeric columns must be typed before ingest, or every value would be stored as a string.
-    column_types = infer_column_types(dataset, work_dir, beam_args)
+    columns = count_value_types(dataset, work_dir, beam_args)
     example = ingest.ExampleSettings(
-        column_types=column_types,
+        column_types={column: found.column_type for column, found in columns.items()},
         max_pixels=settings.example.max_pixels,
         labels=settings.example.labels,
         exif_box_frame=settings.example.exif_box_frame,
@@ -107,37 +201,224 @@ def infer_schema(
     settings = ingest_beam.IngestSettings(
         settings.format, settings.multi_box_policy, settings.max_reject_fraction, example
     )
-    summary = ingest_beam.ingest_to_tfrecords(data_dir, settings, work_dir, beam_args)
+    summary = ingest_beam.ingest_to_tfrecords(data_dir, settings, work_dir, beam_args, keep_rejects_at)
     statistics = tfdv.generate_statistics_from_tfrecord(
         posixpath.join(work_dir, "examples*.tfrecord.gz"), pipeline_options=PipelineOptions(beam_args or [])
     )
     schema = tfdv.infer_schema(statistics, infer_feature_shape=True)
-    return curate_defaults(schema, summary["has_boxes"]), summary
+    return SchemaInference(curate_defaults(schema, summary["has_boxes"], statistics), summary, statistics, columns)
 
 
-def write_schema(schema: schema_pb2.Schema, out_path: str, data_dir: str) -> None:
+def proposed_ranges(
+    schema: schema_pb2.Schema, statistics: statistics_pb2.DatasetFeatureStatisticsList
+) -> dict[str, str]:
+    """For each numeric feature without a range, a comment proposing the range seen, for the user to confirm.
+
+    Left as comments on purpose: the values seen are a sample, and a range written in for real would reject
+    the next dataset's first value outside it, which is for a person to decide."""
+    found = _feature_statistics(statistics)
+    comments = {}
+    for feature in schema.feature:
+        stats = found.get(feature.name)
+        if stats is None or not stats.HasField("num_stats") or feature.HasField("domain_info"):
+            continue
+        low, high = stats.num_stats.min, stats.num_stats.max
+        present = stats.num_stats.common_stats.num_non_missing
+        if feature.type == schema_pb2.INT:
+            domain = f"int_domain {{ min: {int(low)} max: {int(high)} }}"
+        elif feature.type == schema_pb2.FLOAT:
+            domain = f"float_domain {{ min: {low:g} max: {high:g} }}"
+        else:
+            continue
+        comments[feature.name] = (
+            f"# {feature.name}: values from {low:g} to {high:g} in {present} examples. To hold later data to a\n"
+            f"# range, confirm it and add inside this feature: {domain}\n"
+        )
+    return comments
+
+
+def write_schema(
+    schema: schema_pb2.Schema,
+    out_path: str,
+    data_dir: str,
+    statistics: statistics_pb2.DatasetFeatureStatisticsList | None = None,
+) -> None:
+    """Writes the schema as a text proto, with a header and, given the statistics, a proposed range above
+    each numeric feature (as comments: parsing the file gives back `schema` unchanged)."""
     from google.protobuf import text_format
 
     header = (
         f"# Inferred by `xfer schema infer` from {data_dir} on {datetime.date.today().isoformat()}.\n"
         "# A starting point: curate it before use. Check each feature's presence (required or optional), set\n"
-        "# numeric ranges (int_domain/float_domain) and review the label vocabulary (string_domain).\n"
-        "# ExampleValidator holds every later run to what this file says.\n"
+        "# numeric ranges (int_domain/float_domain; the ranges seen are proposed below) and review the label\n"
+        "# vocabulary (string_domain). ExampleValidator holds every later run to what this file says.\n"
     )
+    comments = proposed_ranges(schema, statistics) if statistics is not None else {}
+    rest = schema_pb2.Schema()
+    rest.CopyFrom(schema)
+    del rest.feature[:]
+    parts = [header]
+    for feature in schema.feature:
+        body = text_format.MessageToString(feature, indent=2)
+        parts.append(comments.get(feature.name, "") + "feature {\n" + body + "}\n")
+    parts.append(text_format.MessageToString(rest))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with tf.io.gfile.GFile(out_path, "w") as handle:
-        handle.write(header + text_format.MessageToString(schema))
+        handle.write("".join(parts))
 
 
 def load_statistics(statistics_uri: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
     return tfdv.load_stats_binary(posixpath.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
 
 
-def statistics_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
-    """One Facets overview page; with two splits (train, eval) they are shown side by side."""
+def facets_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
+    """TFDV's interactive Facets overview; with two splits (train, eval) they are shown side by side.
+
+    It loads its scripts from a CDN, so it is blank offline: `statistics_html` is the page that always works."""
     names = sorted(statistics, key=lambda name: name != "train")
     if len(names) == 1:
         return tfdv.utils.display_util.get_statistics_html(statistics[names[0]], lhs_name=names[0])
     return tfdv.utils.display_util.get_statistics_html(
         statistics[names[0]], statistics[names[1]], lhs_name=names[0], rhs_name=names[1]
+    )
+
+
+_TOP_VALUES = 5
+_HISTOGRAM_WIDTH, _HISTOGRAM_HEIGHT = 160, 36
+_PAGE_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
+th { background: #f3f3f3; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.warn { color: #b00020; }
+.ok { color: #1b5e20; }
+"""
+
+
+def statistics_html(
+    statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList], anomalies: list[str] | None = None
+) -> str:
+    """A self-contained page of the statistics (one row per feature and split, histograms as inline SVG) and,
+    when given, the anomalies: no script and nothing fetched, so it renders offline and in MLflow's viewer.
+
+    `anomalies` are the plain lines of validation_gate.describe_anomalies; an empty list says "0 anomalies",
+    None that they could not be read.
+    """
+    names = sorted(statistics, key=lambda name: (name != "train", name))
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data statistics</title>",
+             f"<style>{_PAGE_STYLE}</style></head><body><h1>Data statistics</h1>"]
+    counts = ", ".join(f"{name}: {_dataset(statistics[name]).num_examples} examples" for name in names)
+    parts.append(f"<p>{html.escape(counts)}</p>")
+    parts.append(_anomalies_section(anomalies))
+    numeric_rows, string_rows = [], []
+    features = sorted({name for split in names for name in _feature_statistics(statistics[split])})
+    for feature in features:
+        for split in names:
+            found = _feature_statistics(statistics[split]).get(feature)
+            if found is None:
+                continue
+            kind = found.WhichOneof("stats")
+            if kind == "num_stats":
+                numeric_rows.append(_numeric_row(feature, split, found, _dataset(statistics[split]).num_examples))
+            elif kind in ("string_stats", "bytes_stats"):
+                string_rows.append(_string_row(feature, split, found, _dataset(statistics[split]).num_examples))
+    parts.append("<h2>Numeric features</h2>")
+    parts.append(_table(
+        ("feature", "split", "count", "missing", "mean", "std dev", "zeros", "min", "median", "max", "histogram"),
+        numeric_rows,
+    ))
+    parts.append("<h2>Categorical and byte features</h2>")
+    parts.append(_table(("feature", "split", "count", "missing", "unique", "top values", "avg length"), string_rows))
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _dataset(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> statistics_pb2.DatasetFeatureStatistics:
+    return statistics.datasets[0] if statistics.datasets else statistics_pb2.DatasetFeatureStatistics()
+
+
+def _anomalies_section(anomalies: list[str] | None) -> str:
+    if anomalies is None:
+        return "<h2>Anomalies</h2><p class='warn'>not available: the validation result could not be read.</p>"
+    if not anomalies:
+        return "<h2>Anomalies</h2><p class='ok'>0 anomalies: the data matches the schema.</p>"
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in anomalies)
+    return f"<h2>Anomalies</h2><p class='warn'>{len(anomalies)} anomalies:</p><ul>{items}</ul>"
+
+
+def _table(header: tuple[str, ...], rows: list[str]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _cells(*values: str, text_columns: tuple[int, ...] = (0, 1)) -> str:
+    return "".join(
+        f"<td>{value}</td>" if index in text_columns else f"<td class='number'>{value}</td>"
+        for index, value in enumerate(values)
+    )
+
+
+def _missing(common: statistics_pb2.CommonStatistics, num_examples: int) -> str:
+    share = common.num_missing / num_examples if num_examples else 0.0
+    text = f"{share:.1%}"
+    return f"<span class='warn'>{text}</span>" if common.num_missing else text
+
+
+def _numeric_row(feature: str, split: str, found: statistics_pb2.FeatureNameStatistics, num_examples: int) -> str:
+    stats = found.num_stats
+    common = stats.common_stats
+    zeros = stats.num_zeros / common.num_non_missing if common.num_non_missing else 0.0
+    standard = next(
+        (histogram for histogram in stats.histograms if histogram.type == statistics_pb2.Histogram.STANDARD), None
+    )
+    return "<tr>" + _cells(
+        html.escape(feature), html.escape(split), str(common.num_non_missing), _missing(common, num_examples),
+        f"{stats.mean:.4g}", f"{stats.std_dev:.4g}", f"{zeros:.1%}", f"{stats.min:.4g}", f"{stats.median:.4g}",
+        f"{stats.max:.4g}", histogram_svg(standard) if standard is not None else "",
+    ) + "</tr>"
+
+
+def _string_row(feature: str, split: str, found: statistics_pb2.FeatureNameStatistics, num_examples: int) -> str:
+    if found.HasField("string_stats"):
+        stats = found.string_stats
+        unique = str(stats.unique)
+        top = ", ".join(
+            f"{html.escape(value.value)} ({value.frequency:g})" for value in stats.top_values[:_TOP_VALUES]
+        )
+        if stats.unique > _TOP_VALUES:
+            top += f" and {stats.unique - _TOP_VALUES} more"
+        length = f"{stats.avg_length:.4g}"
+    else:
+        stats = found.bytes_stats
+        unique, top, length = str(stats.unique), "(bytes)", f"{stats.avg_num_bytes:.4g} bytes"
+    common = stats.common_stats
+    return "<tr>" + _cells(
+        html.escape(feature), html.escape(split), str(common.num_non_missing), _missing(common, num_examples),
+        unique, top, length, text_columns=(0, 1, 5),
+    ) + "</tr>"
+
+
+def histogram_svg(histogram: statistics_pb2.Histogram) -> str:
+    """An inline SVG bar chart of a TFDV histogram's buckets, with the range under it."""
+    counts = [bucket.sample_count for bucket in histogram.buckets]
+    if not counts:
+        return ""
+    peak = max(counts) or 1.0
+    width = _HISTOGRAM_WIDTH / len(counts)
+    bars = "".join(
+        f"<rect x='{index * width:.1f}' y='{_HISTOGRAM_HEIGHT * (1 - count / peak):.1f}' "
+        f"width='{max(width - 1, 1):.1f}' height='{_HISTOGRAM_HEIGHT * count / peak:.1f}' fill='#4a7fb5'>"
+        f"<title>{bucket.low_value:.4g} to "
+        f"{bucket.high_value:.4g}: {count:.0f}</title></rect>"
+        for index, (bucket, count) in enumerate(zip(histogram.buckets, counts, strict=True))
+    )
+    low, high = histogram.buckets[0].low_value, histogram.buckets[-1].high_value
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_HISTOGRAM_WIDTH}' height='{_HISTOGRAM_HEIGHT + 12}' "
+        f"role='img'>{bars}<text x='0' y='{_HISTOGRAM_HEIGHT + 11}' font-size='9'>{low:.4g}</text>"
+        f"<text x='{_HISTOGRAM_WIDTH}' y='{_HISTOGRAM_HEIGHT + 11}' font-size='9' text-anchor='end'>{high:.4g}</text>"
+        "</svg>"
     )

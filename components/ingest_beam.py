@@ -173,9 +173,16 @@ def IngestDataset(
 
 
 def ingest_to_tfrecords(
-    root: str, settings: IngestSettings, output_dir: str, beam_args: list[str] | None = None
+    root: str,
+    settings: IngestSettings,
+    output_dir: str,
+    beam_args: list[str] | None = None,
+    keep_rejects_at: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest without TFX (tests, benchmarks): examples to `output_dir/examples*.tfrecord.gz`; the summary."""
+    """Ingest without TFX (tests, benchmarks): examples to `output_dir/examples*.tfrecord.gz`; the summary.
+
+    `keep_rejects_at`: where to copy rejects.jsonl, for a caller whose `output_dir` is temporary; the
+    summary and any error then name that copy."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     dataset = formats.detect(root, settings.format)
@@ -189,16 +196,24 @@ def ingest_to_tfrecords(
                 posixpath.join(output_dir, "examples"), file_name_suffix=".tfrecord.gz"
             )
         )
-    return finish(dataset, settings, output_dir)
+    return finish(dataset, settings, output_dir, keep_rejects_at)
 
 
-def finish(dataset: formats.Dataset, settings: IngestSettings, output_dir: str) -> dict[str, Any]:
-    """Writes ingest_summary.json from the Beam counts, logs it, and enforces max_reject_fraction."""
+def finish(
+    dataset: formats.Dataset, settings: IngestSettings, output_dir: str, keep_rejects_at: str | None = None
+) -> dict[str, Any]:
+    """Writes ingest_summary.json from the Beam counts, logs it, and enforces max_reject_fraction.
+
+    With `keep_rejects_at`, rejects.jsonl is copied there first, so that the file an error names outlives
+    a temporary `output_dir`."""
     counts_path = posixpath.join(output_dir, _COUNTS_FILE)
     with tf.io.gfile.GFile(counts_path) as handle:
         counts = json.loads(handle.read())
     tf.io.gfile.remove(counts_path)
     rejects_path = posixpath.join(output_dir, REJECTS_FILE)
+    if keep_rejects_at and tf.io.gfile.exists(rejects_path):
+        tf.io.gfile.copy(rejects_path, keep_rejects_at, overwrite=True)
+        rejects_path = keep_rejects_at
     summary = {
         **summarize(counts, rejects_path),
         "format": dataset.format,

@@ -22,8 +22,15 @@ from components import ingest, metrics, training
 from components import model as model_lib
 
 IOU_MARK = 0.5
-TRUE_COLOR = "limegreen"
-PREDICTED_COLOR = "red"
+# Candidate stroke colours (RGB 0..255) for each kind of box; the one farthest from the pixels under the box's
+# edges is drawn, so a true box stays visible on a green object and a predicted one on a red object. The kind
+# is told by the line style (true solid, predicted dashed), not by the colour.
+TRUE_COLORS = ((50, 205, 50), (0, 255, 255), (255, 255, 255))
+PREDICTED_COLORS = ((255, 0, 0), (255, 0, 255), (255, 255, 0))
+# A dark band drawn under each stroke: whatever the colour picked, the box has an edge against bright pixels.
+OUTLINE_COLOR = "black"
+BOX_LINE_WIDTH = 2.0
+OUTLINE_WIDTH = 4.5
 
 
 def plot_learning_curves(history: Mapping[str, Any], path: str) -> Figure:
@@ -110,6 +117,33 @@ def plot_iou_histogram(ious: Sequence[float], path: str) -> Figure:
     return figure
 
 
+def edge_pixels(image: np.ndarray, box: Sequence[float], band: int = 2) -> np.ndarray:
+    """The RGB pixels (N x 3) within `band` pixels of the box's four edges; the box is in fractions."""
+    height, width = image.shape[:2]
+    xmin, ymin, xmax, ymax = (
+        int(round(box[0] * width)), int(round(box[1] * height)), int(round(box[2] * width)), int(round(box[3] * height))
+    )
+    mask = np.zeros((height, width), bool)
+    rows, columns = np.ogrid[:height, :width]
+    inside_x = (columns >= xmin - band) & (columns <= xmax + band)
+    inside_y = (rows >= ymin - band) & (rows <= ymax + band)
+    near_vertical = (np.abs(columns - xmin) <= band) | (np.abs(columns - xmax) <= band)
+    near_horizontal = (np.abs(rows - ymin) <= band) | (np.abs(rows - ymax) <= band)
+    mask |= inside_y & near_vertical
+    mask |= inside_x & near_horizontal
+    pixels = image[..., :3].reshape(-1, 3)[mask.ravel()]
+    return pixels if len(pixels) else image[..., :3].reshape(-1, 3)
+
+
+def contrasting_color(image: np.ndarray, box: Sequence[float], candidates: Sequence[Sequence[int]]) -> tuple:
+    """The candidate colour whose median distance (RGB) to the pixels under the box's edges is largest."""
+    pixels = edge_pixels(image, box).astype(np.float64)
+    distances = [
+        float(np.median(np.linalg.norm(pixels - np.asarray(color, np.float64), axis=1))) for color in candidates
+    ]
+    return tuple(candidates[int(np.argmax(distances))])
+
+
 def plot_box_grid(
     images: Sequence[np.ndarray],
     true_boxes: np.ndarray,
@@ -119,8 +153,9 @@ def plot_box_grid(
     path: str,
     columns: int = 4,
 ) -> Figure:
-    """Each image with its true box (green, solid) and predicted box (red, dashed); boxes are
-    (xmin, ymin, xmax, ymax) fractions of the image, as in the examples and the served `box`."""
+    """Each image with its true box (solid) and predicted box (dashed), each a bright stroke over a dark
+    outline, its colour picked against the pixels under it; boxes are (xmin, ymin, xmax, ymax) fractions of the
+    image, as in the examples and the served `box`."""
     count = len(images)
     if not count:
         raise ValueError("no images to draw")
@@ -135,17 +170,21 @@ def plot_box_grid(
         image = images[index]
         height, width = image.shape[:2]
         axes.imshow(image)
-        for box, color, style in ((true_boxes[index], TRUE_COLOR, "-"), (pred_boxes[index], PREDICTED_COLOR, "--")):
+        for box, candidates, style in (
+            (true_boxes[index], TRUE_COLORS, "-"),
+            (pred_boxes[index], PREDICTED_COLORS, "--"),
+        ):
             xmin, ymin, xmax, ymax = box
+            color = np.asarray(contrasting_color(_as_uint8(image), box, candidates)) / 255.0
+            corner = (xmin * width, ymin * height)
+            size = ((xmax - xmin) * width, (ymax - ymin) * height)
+            # The outline is solid under a dashed stroke too, so the gaps between the dashes still show an edge.
+            axes.add_patch(
+                patches.Rectangle(corner, *size, fill=False, edgecolor=OUTLINE_COLOR, linewidth=OUTLINE_WIDTH)
+            )
             axes.add_patch(
                 patches.Rectangle(
-                    (xmin * width, ymin * height),
-                    (xmax - xmin) * width,
-                    (ymax - ymin) * height,
-                    fill=False,
-                    edgecolor=color,
-                    linestyle=style,
-                    linewidth=2,
+                    corner, *size, fill=False, edgecolor=color, linestyle=style, linewidth=BOX_LINE_WIDTH
                 )
             )
         correct = true_names[index] == pred_names[index]
@@ -154,9 +193,19 @@ def plot_box_grid(
             fontsize=9,
             color="black" if correct else "red",
         )
-    figure.suptitle("Eval images: true box green (solid), predicted box red (dashed)")
+    figure.suptitle("Eval images: true box solid, predicted box dashed")
     figure.savefig(path, dpi=100)
     return figure
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """Pixels on the 0..255 scale, for images given as 0..1 floats (as imshow accepts) or as integers."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if np.issubdtype(image.dtype, np.floating) and image.max(initial=0.0) <= 1.0:
+        return (image * 255).astype(np.uint8)
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def _outer_output(layer: tf_keras.layers.Layer) -> Any:

@@ -13,21 +13,44 @@ from tfx.dsl.component.experimental import annotations, decorators
 from tfx.types import artifact_utils, standard_artifacts
 
 ANOMALIES_FILE = "SchemaDiff.pb"
+# TFDV lists every unexpected value (25 new file names make one line of 25); a few show what is wrong.
+MAX_LISTED_VALUES = 5
+# Past this many anomalies, a list on the terminal stops being read; the count says how many are left out.
+MAX_LISTED_ANOMALIES = 20
 
 
 class DataValidationError(RuntimeError):
     """The data does not match the curated schema."""
 
 
+def shorten_values(description: str, limit: int = MAX_LISTED_VALUES) -> str:
+    """TFDV's "Examples contain values missing from the schema: a (~4%), b (~4%), ..." with the list cut to
+    `limit` values and a count of the others; a description without such a list is returned unchanged."""
+    head, separator, tail = description.partition(": ")
+    values = tail.strip().removesuffix(".").split(", ")
+    if not separator or len(values) <= limit:
+        return description
+    return f"{head}: {', '.join(values[:limit])} and {len(values) - limit} more"
+
+
+def shorten_lines(lines: list[str], limit: int = MAX_LISTED_ANOMALIES) -> list[str]:
+    """The first `limit` lines, and one that counts the rest."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... and {len(lines) - limit} more anomalies"]
+
+
 def describe_anomalies(split: str, anomalies: anomalies_pb2.Anomalies) -> list[str]:
-    """One plain sentence per anomaly, naming the split and the feature."""
+    """One plain sentence per anomaly, naming the split and the feature; long value lists are shortened."""
     lines = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
-        details = "; ".join(reason.description for reason in info.reason) or info.description
+        details = "; ".join(shorten_values(reason.description) for reason in info.reason) or shorten_values(
+            info.description
+        )
         lines.append(f"[{split}] feature '{feature}': {info.short_description or 'anomaly'}: {details}")
     dataset = anomalies.dataset_anomaly_info
     if dataset.reason:
-        details = "; ".join(reason.description for reason in dataset.reason)
+        details = "; ".join(shorten_values(reason.description) for reason in dataset.reason)
         lines.append(f"[{split}] whole dataset: {dataset.short_description or 'anomaly'}: {details}")
     return lines
 
@@ -42,7 +65,7 @@ def check_anomalies(uri: str, splits: list[str]) -> None:
     if lines:
         raise DataValidationError(
             f"the data does not match the schema ({len(lines)} problem(s)); fix the data, or curate the schema "
-            "if the data is right:\n  " + "\n  ".join(lines)
+            "if the data is right:\n  " + "\n  ".join(shorten_lines(lines))
         )
 
 

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest_options(run)
 
     validate = commands.add_parser("validate", help="ingest, statistics and schema validation only; prints anomalies")
-    validate.add_argument("--data", required=True, help="dataset folder")
+    validate.add_argument("--data", help="dataset folder; overrides the config's `data`")
     validate.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
     validate.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
     _add_ingest_options(validate)
@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
     ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
 
     predict = commands.add_parser("predict", help="score one image with a pushed model; prints JSON")
     predict.add_argument("--model", required=True, help="a SavedModel folder, or the serving folder of versions")
@@ -159,6 +160,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("pipeline.config", "ConfigError"),
         ("components.records", "IngestError"),
         ("components.validation_gate", "DataValidationError"),
+        ("pipeline.ui", "ServerError"),
     ):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
@@ -211,15 +213,33 @@ def _print_run_summary(config, summary: dict) -> None:
     lines += [
         f"outcome        {summary.get('outcome', '')}",
         f"pushed to      {pushed}",
-        f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); see it with `make ui`",
+        f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); {ui_hint(config)}",
     ]
     print("\n".join(lines))
 
 
+def ui_hint(config) -> str:
+    """How to see this run: `make ui` only serves ./workspace, so any other store gets its own command."""
+    uri = config.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        return f"see it at {uri}"
+    if config.mlflow.tracking_uri:
+        return f"see it with `mlflow ui --backend-store-uri {uri}`"
+    if config.workspace_path == Path("workspace").resolve() and Path("Makefile").is_file():
+        return "see it with `make ui`"
+    return f"see it with `xfer ui --workspace {config.workspace_path}`"
+
+
 def _validate(args: argparse.Namespace) -> int:
+    from components import validation_gate
     from pipeline import validate
 
-    report = validate.run_validation(_load_config(args))
+    config = _load_config(args)
+    if not Path(config.data).is_dir():
+        raise FileNotFoundError(
+            f"dataset folder {config.data} does not exist (set `data` in {args.config} or pass --data)"
+        )
+    report = validate.run_validation(config)
     ingest = report.ingest
     print(
         f"\ningest         {ingest['format']} dataset, boxes {'on' if ingest['has_boxes'] else 'off'}: "
@@ -233,7 +253,7 @@ def _validate(args: argparse.Namespace) -> int:
         print("anomalies      none: the data matches the schema")
         return 0
     print(f"anomalies      {len(report.anomalies)}; fix the data, or curate the schema if the data is right:")
-    for line in report.anomalies:
+    for line in validation_gate.shorten_lines(report.anomalies):
         print(f"  {line}")
     return 1
 
@@ -246,36 +266,53 @@ def _schema(args: argparse.Namespace) -> int:
     config = _load_config(args)
     # No column types from a schema: this command is how the first schema gets made; infer_schema reads them.
     settings = ingest_beam.IngestSettings.from_config(config.ingest, {})
+    # Kept beside the schema: the work folder is deleted, and the rejects are what the user has to read.
+    rejects_path = rejects_path_for(args.out)
+    Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xfer-schema-") as work_dir:
-        schema, summary = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args))
-    data_report.write_schema(schema, args.out, args.data)
+        found = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args), rejects_path)
+    data_report.write_schema(found.schema, args.out, args.data, found.statistics)
+    summary = found.summary
     print(
-        f"inferred {len(schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "
+        f"inferred {len(found.schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "
         f"boxes {'on' if summary['has_boxes'] else 'off'}; {summary['rejected']} records rejected)"
     )
+    for column, column_found in sorted(found.columns.items()):
+        if column_found.rejected_values:
+            print(
+                f"column {column!r} is {column_found.column_type}: {column_found.rejected_values} value(s) are not "
+                "numbers, their records are rejected as bad_metadata"
+            )
+    if summary["rejected"]:
+        print(f"rejects        {rejects_path}")
     print(f"wrote {args.out}: curate it (presence, ranges, vocabularies), then point the config's `schema` at it")
     return 0
 
 
+def rejects_path_for(schema_path: str) -> str:
+    """Where `xfer schema infer` keeps the rejects: beside the schema, `mine.pbtxt` -> `mine.rejects.jsonl`."""
+    path = Path(schema_path).resolve()
+    return str(path.with_name(path.stem + ".rejects.jsonl"))
+
+
 def _ui(args: argparse.Namespace) -> int:
+    import signal
+
+    from pipeline import ui
+
+    # Stopped by a signal (a supervisor, a test), it still stops the server it started, as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     workspace = Path(args.workspace).resolve()
-    if not (workspace / "mlflow.db").exists():
-        raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        f"sqlite:///{workspace / 'mlflow.db'}",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(args.port),
-    ]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
-    os.execv(sys.executable, command)
-    return 0
+    base_url = f"http://{ui.HOST}:{args.port}"
+    print(f"starting the MLflow UI on {workspace / 'mlflow.db'} ...", flush=True)
+    try:
+        with ui.serve(workspace, args.port, args.timeout) as server:
+            # Printed once the server answers: a URL printed earlier showed an error page for half a minute.
+            view = ui.training_view(ui.latest_experiment_id(ui.store_uri(workspace)))
+            print(f"MLflow UI on {base_url}/{view} (Ctrl-C to stop)", flush=True)
+            return server.wait()
+    except KeyboardInterrupt:
+        return 0
 
 
 def _predict(args: argparse.Namespace) -> int:

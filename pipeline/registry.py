@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
 
 from components import champion as champion_lib
@@ -32,6 +34,12 @@ _ARTIFACT_KEY = champion_lib.SAVED_MODEL_ARTIFACT
 _ROOT = Path(__file__).resolve().parent.parent
 # What the wrapper imports when MLflow loads it elsewhere: xfer's own code ships with the model (code_paths).
 _REQUIRED_DISTRIBUTIONS = ("tensorflow", "tensorflow-transform", "tf-keras", "pandas", "pyyaml")
+# Where pipeline/report.py logs the model card in the run (its ARTIFACT_DIR); not imported, since that module
+# pulls in TFX and Keras, which the Kubeflow Pusher's registration does not need.
+_REPORT_DIR = "report"
+_MODEL_CARD = "model_card.md"
+# The registry's description column is 5000 characters on every SQL backend.
+_MAX_DESCRIPTION = 5000
 
 
 class ServingModel(mlflow.pyfunc.PythonModel):
@@ -119,12 +127,25 @@ def placeholder_input_example(model_dir: str) -> pd.DataFrame:
 
 
 def register_champion(
-    tracking_uri: str, run_id: str, model_dir: str, name: str, example: pd.DataFrame
+    tracking_uri: str,
+    run_id: str,
+    model_dir: str,
+    name: str,
+    example: pd.DataFrame,
+    data_digest: str | None = None,
 ) -> mlflow.entities.model_registry.ModelVersion:
     """Logs `model_dir` (a pushed SavedModel) to the MLflow run as a pyfunc model, registers it as a new
-    version of `name` and points the alias `champion` at it. Returns the new version."""
+    version of `name` and points the alias `champion` at it. Returns the new version.
+
+    The logged model carries each of the run's metrics at its final value (the last training epoch's, the
+    evaluation's), the version has the run's model card (`report/model_card.md`) as its description and the
+    gate outcome and the data digest as tags. `data_digest` defaults to the digest of the run's dataset input.
+    """
     if example.empty:
         raise ValueError("the input example needs at least one row")
+    # Model.log below gets no run id and would fall back to an active fluent run, copying its step-0 metrics.
+    if mlflow.active_run() is not None:
+        raise RuntimeError("register_champion works through the client; an active fluent run would get the model")
     client = MlflowClient(tracking_uri=tracking_uri)
     # The signature is inferred from what the model really returns for the example, computed here without
     # MLflow so that a model that cannot score its own example fails before anything is registered.
@@ -132,21 +153,24 @@ def register_champion(
         tf.saved_model.load(model_dir).signatures["serving_default"], export.load_raw_feature_types(model_dir), example
     )
     signature = mlflow.models.infer_signature(example, predictions)
+    run = client.get_run(run_id)
     # Created here in the run's experiment: left to Model.log, the logged model would go to the active (default)
     # experiment, whose artifacts live wherever the process happens to run.
     logged_model = client.create_logged_model(
-        experiment_id=client.get_run(run_id).info.experiment_id, name="model", source_run_id=run_id
+        experiment_id=run.info.experiment_id, name="model", source_run_id=run_id
     )
-    # Model.log reads the global tracking URI; it is restored afterwards so the caller's MLflow state is unchanged.
-    # Given the run id, it logs into that run without the fluent API's start_run, which would end the run.
+    # Model.log, and register_model resolving `models:/<id>`, read the global tracking URI; it is restored
+    # afterwards so the caller's MLflow state is unchanged.
+    # Model.log is given no run id: with one, it would copy the run's metrics at one step (0 unless told)
+    # onto the model, which is epoch 0 of training; the final values are linked below instead. The logged
+    # model still names the run as its source (create_logged_model above).
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        info = mlflow.models.Model.log(
+        mlflow.models.Model.log(
             artifact_path=None,
             name="model",
             flavor=mlflow.pyfunc,
-            run_id=run_id,
             model_id=logged_model.model_id,
             python_model=ServingModel(),
             artifacts={_ARTIFACT_KEY: model_dir},
@@ -154,15 +178,85 @@ def register_champion(
             signature=signature,
             input_example=example,
             pip_requirements=_pinned_requirements(),
-            registered_model_name=name,
         )
+        final = final_metrics(client, run_id)
+        step = max((metric.step for metric in final), default=0)
+        client.log_outputs(run_id, [LoggedModelOutput(logged_model.model_id, step=step)])
+        client.log_batch(run_id, metrics=[_for_model(metric, logged_model.model_id) for metric in final])
+        # The config the model came from, on the model itself (Model.log copies it only for a model it creates).
+        if run.data.params:
+            client.log_model_params(logged_model.model_id, run.data.params)
+        # register_model, not the client's create_model_version: it also links the logged model to its
+        # version, which the logged model's page lists.
+        tags = version_tags(run, model_dir, data_digest or _dataset_digest(run))
+        version = mlflow.register_model(f"models:/{logged_model.model_id}", name, tags=tags).version
+        client.update_model_version(name, version, description=model_card_description(client, run_id))
     finally:
         mlflow.set_tracking_uri(previous_uri)
-    version = str(info.registered_model_version)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    client.set_model_version_tag(name, version, "pushed_path", model_dir)
     logging.info("Registered %s version %s as %s", name, version, CHAMPION_ALIAS)
     return client.get_model_version(name, version)
+
+
+def final_metrics(client: MlflowClient, run_id: str) -> list[Metric]:
+    """Each of the run's metrics at its last step (the latest logged, at equal steps): the final training
+    epoch for the per-epoch curves, the one value for the evaluation's."""
+    final = []
+    for key in sorted(client.get_run(run_id).data.metrics):
+        history = client.get_metric_history(run_id, key)
+        if history:
+            final.append(max(history, key=lambda metric: (metric.step, metric.timestamp)))
+    return final
+
+
+def _for_model(metric: Metric, model_id: str) -> Metric:
+    # The same point of the run's history (key, value, time, step), linked to the model: the run's curves get
+    # no extra point, as when MLflow links a step's metrics itself.
+    return Metric(
+        metric.key,
+        metric.value,
+        metric.timestamp,
+        metric.step,
+        dataset_name=metric.dataset_name,
+        dataset_digest=metric.dataset_digest,
+        model_id=model_id,
+        run_id=metric.run_id,
+    )
+
+
+def _dataset_digest(run: mlflow.entities.Run) -> str:
+    inputs = run.inputs.dataset_inputs if run.inputs else []
+    return ",".join(sorted({dataset_input.dataset.digest for dataset_input in inputs}))
+
+
+def version_tags(run: mlflow.entities.Run, model_dir: str, data_digest: str) -> dict[str, str]:
+    """What a version list should show without opening the run: the gate outcome, the data, where it is served."""
+    run_tags = run.data.tags
+    tags = {"pushed_path": model_dir}
+    for key in ("outcome", "blessed", "gate_failures", "champion_version"):
+        if run_tags.get(key):
+            tags[key] = run_tags[key]
+    if data_digest:
+        tags["data_digest"] = data_digest
+    return tags
+
+
+def model_card_description(client: MlflowClient, run_id: str) -> str:
+    """The run's model card (Markdown, as the registry page renders a description), or a line saying where it
+    is missing; cut to what every registry backend stores."""
+    import tempfile
+
+    names = {os.path.basename(item.path) for item in client.list_artifacts(run_id, _REPORT_DIR)}
+    if _MODEL_CARD not in names:
+        return f"No model card: the report of run {run_id} has none (see its report/failures.txt)."
+    with tempfile.TemporaryDirectory(prefix="xfer-card-") as folder:
+        path = client.download_artifacts(run_id, f"{_REPORT_DIR}/{_MODEL_CARD}", folder)
+        with open(path) as handle:
+            card = handle.read()
+    if len(card) <= _MAX_DESCRIPTION:
+        return card
+    ending = f"\n\n(cut here; the whole card is {_REPORT_DIR}/{_MODEL_CARD} in run {run_id})"
+    return card[: _MAX_DESCRIPTION - len(ending)] + ending
 
 
 def _pinned_requirements() -> list[str]:

@@ -26,7 +26,7 @@ import tf_keras
 from mlflow.tracking import MlflowClient
 from tfx.utils import path_utils
 
-from components import data_report, export, report, trainer_module
+from components import data_report, export, report, trainer_module, validation_gate
 from components import features as features_lib
 from components import model as model_lib
 from pipeline import config as config_lib
@@ -44,6 +44,22 @@ def read_examples(examples_uri: str, split: str) -> list[bytes]:
     if not files:
         raise FileNotFoundError(f"no {split} examples under {examples_uri}")
     return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def run_anomalies(record: run_record.RunRecord) -> list[str]:
+    """The ExampleValidator's anomalies for the run, one plain line each (none when the data is clean)."""
+    uri = record.nodes["ExampleValidator"].output("anomalies").uri
+    return [
+        line
+        for split in STATISTICS_SPLITS
+        for line in validation_gate.describe_anomalies(split, validation_gate.load_anomalies(uri, split))
+    ]
+
+
+def anomalies_text(anomalies: list[str]) -> str:
+    if not anomalies:
+        return "0 anomalies: the data matches the schema.\n"
+    return f"{len(anomalies)} anomalies:\n" + "".join(f"  {line}\n" for line in anomalies)
 
 
 def rebuild_trained_model(config: config_lib.Config, transform_graph_uri: str, model_dir: str) -> tf_keras.Model:
@@ -188,12 +204,23 @@ def build_run_report(
 
         attempt("model summary and Grad-CAM", keras_parts)
 
+        def anomalies() -> list[str]:
+            state["anomalies"] = run_anomalies(record)
+            with open(os.path.join(out, "anomalies.txt"), "w") as handle:
+                handle.write(anomalies_text(state["anomalies"]))
+            return ["anomalies.txt"]
+
+        attempt("anomalies", anomalies)
+
         def statistics() -> list[str]:
             statistics_uri = record.nodes["StatisticsGen"].output("statistics").uri
             loaded = {split: data_report.load_statistics(statistics_uri, split) for split in STATISTICS_SPLITS}
+            # The static page renders offline and inside MLflow's artifact viewer; Facets needs its CDN.
             with open(os.path.join(out, "statistics.html"), "w") as handle:
-                handle.write(data_report.statistics_html(loaded))
-            return ["statistics.html"]
+                handle.write(data_report.statistics_html(loaded, state.get("anomalies")))
+            with open(os.path.join(out, "statistics_facets.html"), "w") as handle:
+                handle.write(data_report.facets_html(loaded))
+            return ["statistics.html", "statistics_facets.html"]
 
         attempt("TFDV statistics", statistics)
 

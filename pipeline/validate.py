@@ -23,6 +23,8 @@ from pipeline import pipeline as pipeline_lib
 
 SPLITS = ("train", "eval")
 STATISTICS_HTML = "statistics.html"
+# TFDV's interactive page, beside the static one: it needs the network for its scripts.
+FACETS_HTML = "statistics_facets.html"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,5 +74,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     os.makedirs(os.path.dirname(html_path), exist_ok=True)
     statistics = {split: data_report.load_statistics(statistics_uri, split) for split in SPLITS}
     with open(html_path, "w") as handle:
-        handle.write(data_report.statistics_html(statistics))
+        handle.write(data_report.statistics_html(statistics, lines))
+    with open(os.path.join(os.path.dirname(html_path), FACETS_HTML), "w") as handle:
+        handle.write(data_report.facets_html(statistics))
     return ValidationReport(summary, lines, html_path, os.path.join(examples_uri, example_gen.REJECTS_FILE))

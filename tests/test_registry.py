@@ -152,3 +152,60 @@ def test_the_model_is_stored_with_the_run_s_experiment(tmp_path, tracking, monke
     assert not (tmp_path / "mlruns").exists()
     # xfer's code travels with the model, so the wrapper loads where xfer is not installed.
     assert os.path.isfile(os.path.join(location.removeprefix("file://"), "code", "components", "export.py"))
+
+
+def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp_path, tracking):
+    from mlflow.entities import Metric
+
+    uri, client, experiment = tracking
+    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    run_id = client.create_run(experiment).info.run_id
+    # As tracking logs them: one point per epoch for the curves (each epoch different), TFMA's at step 0.
+    epochs = [{"train_loss": 2.29 - 0.5 * epoch, "val_accuracy": 0.6 + 0.1 * epoch, "val_iou": 0.3 + 0.07 * epoch}
+              for epoch in range(4)]
+    client.log_batch(run_id, metrics=[
+        Metric(key, value, 1_000 + epoch, epoch) for epoch, row in enumerate(epochs) for key, value in row.items()
+    ])
+    evaluation = {"eval_accuracy": 0.95, "eval_iou": 0.52, "blessed": 1.0}
+    client.log_batch(run_id, metrics=[Metric(key, value, 2_000, 0) for key, value in evaluation.items()])
+    client.log_text(run_id, "# Model card: xfer-test\n\n| accuracy (TFMA) | 0.9500 |\n", "report/model_card.md")
+    for key, value in {"outcome": "pushed", "blessed": "true", "champion_version": "none"}.items():
+        client.set_tag(run_id, key, value)
+    client.log_param(run_id, "training.seed", 42)
+    history_before = {key: client.get_metric_history(run_id, key) for key in epochs[0]}
+
+    version = registry.register_champion(
+        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [_raw_example(20, 255)]),
+        data_digest="d1g35t",
+    )
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    on_model = {metric.key: metric.value for metric in logged.metrics}
+    assert len(logged.metrics) == len(on_model)  # One value per metric, not one per epoch.
+    assert on_model == pytest.approx({**epochs[-1], **evaluation})
+    assert on_model["train_loss"] != pytest.approx(epochs[0]["train_loss"])  # Not MLflow's step-0 copy.
+    assert version.run_id == run_id and logged.source_run_id == run_id
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "xfer-test", "version": 1}]
+    assert logged.params == {"training.seed": "42"}
+    assert client.get_run(run_id).outputs.model_outputs[0].step == 3
+    # Linking the metrics to the model added no point to the run's own curves.
+    assert {key: client.get_metric_history(run_id, key) for key in epochs[0]} == history_before
+    assert version.description == "# Model card: xfer-test\n\n| accuracy (TFMA) | 0.9500 |\n"
+    assert version.tags == {
+        "pushed_path": model_dir, "outcome": "pushed", "blessed": "true", "champion_version": "none",
+        "data_digest": "d1g35t",
+    }
+
+
+def test_the_data_digest_defaults_to_the_run_s_dataset_input_and_a_missing_card_is_said(tmp_path, tracking):
+    import pandas as pd
+
+    uri, client, experiment = tracking
+    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    run_id = client.create_run(experiment).info.run_id
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"hour": [1, 2]}), source="data/sample", name="sample")
+    client.log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(dataset._to_mlflow_entity())])
+    version = registry.register_champion(
+        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [_raw_example(20, 255)])
+    )
+    assert version.tags["data_digest"] == dataset.digest
+    assert version.description.startswith(f"No model card: the report of run {run_id} has none")

@@ -12,9 +12,9 @@ import tf_keras
 from matplotlib import patches
 from mlflow.tracking import MlflowClient
 from PIL import Image
-from tensorflow_metadata.proto.v0 import statistics_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from components import report
+from components import data_report, report, validation_gate
 from pipeline import config as config_lib
 from pipeline import report as pipeline_report
 from pipeline import run_record
@@ -86,12 +86,39 @@ def test_box_grid_draws_true_and_predicted_boxes_in_pixels(tmp_path):
     pred_boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 0.5, 0.5]])
     figure = report.plot_box_grid(images, true_boxes, pred_boxes, ["a", "b"], ["a", "a"], str(tmp_path / "grid.png"))
     first, second = figure.axes[:2]
-    true_box, pred_box = [p for p in first.patches if isinstance(p, patches.Rectangle)]
+    # Each box is a dark outline and, over it, its coloured stroke.
+    true_outline, true_box, pred_outline, pred_box = [p for p in first.patches if isinstance(p, patches.Rectangle)]
+    assert true_outline.get_edgecolor()[:3] == (0.0, 0.0, 0.0) and true_outline.get_xy() == true_box.get_xy()
+    assert true_outline.get_linewidth() > true_box.get_linewidth() and pred_outline.get_linestyle() == "solid"
     assert true_box.get_xy() == pytest.approx((20.0, 20.0)) and true_box.get_width() == pytest.approx(80.0)
     assert true_box.get_height() == pytest.approx(40.0)
     assert pred_box.get_linestyle() == "--"
     assert "IoU 1.00" in first.get_title() and first.title.get_color() == "black"
     assert "IoU 0.25" in second.get_title() and second.title.get_color() == "red"  # Wrong class.
+
+
+def test_box_colours_stand_out_from_any_object_colour(tmp_path):
+    # A true box lying exactly on the edge of an object of the true box's default colour (the green of the
+    # green squares), and a predicted box on one of the predicted box's default red.
+    box = np.array([[0.25, 0.25, 0.75, 0.75]])
+    for colours, object_colour in ((report.TRUE_COLORS, report.TRUE_COLORS[0]), (report.PREDICTED_COLORS, (255, 0, 0))):
+        image = np.full((80, 80, 3), 30, np.uint8)
+        image[20:60, 20:60] = object_colour
+        chosen = report.contrasting_color(image, box[0], colours)
+        assert np.linalg.norm(np.subtract(chosen, object_colour)) > 150
+
+    image = np.full((80, 80, 3), 30, np.uint8)
+    image[20:60, 20:60] = report.TRUE_COLORS[0]
+    figure = report.plot_box_grid([image], box, np.array([[0.0, 0.0, 0.1, 0.1]]), ["a"], ["a"], str(tmp_path / "g.png"))
+    # What was drawn, in pixels: the middle of the true box's top edge is not the object's green.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    x, y = figure.axes[0].transData.transform((40, 20))
+    drawn = pixels[int(round(pixels.shape[0] - y)), int(round(x))]
+    assert np.linalg.norm(drawn - np.array(report.TRUE_COLORS[0])) > 150
 
 
 def _tiny_classifier() -> tf_keras.Model:
@@ -252,6 +279,9 @@ def tiny_run(tmp_path):
         path = root / "StatisticsGen" / "statistics" / "3" / f"Split-{split}"
         path.mkdir(parents=True)
         (path / "FeatureStats.pb").write_bytes(_statistics(3).SerializeToString())
+        path = root / "ExampleValidator" / "anomalies" / "4" / f"Split-{split}"
+        path.mkdir(parents=True)
+        (path / validation_gate.ANOMALIES_FILE).write_bytes(anomalies_pb2.Anomalies().SerializeToString())
 
     def node(node_id, **outputs):
         return run_record.NodeRecord(
@@ -264,6 +294,7 @@ def tiny_run(tmp_path):
             "Trainer": node("Trainer", model="Trainer/model/7", model_run="Trainer/model_run/7"),
             "ImageExampleGen": node("ImageExampleGen", examples="ImageExampleGen/examples/1"),
             "StatisticsGen": node("StatisticsGen", statistics="StatisticsGen/statistics/3"),
+            "ExampleValidator": node("ExampleValidator", anomalies="ExampleValidator/anomalies/4"),
         },
     )
     config = config_lib.load_config(os.path.join(ROOT, "configs", "sample.yaml")).replace(pipeline_name="tiny")
@@ -289,7 +320,9 @@ def test_run_report_scores_the_eval_split_and_logs_every_part(tiny_run, tmp_path
         "eval_boxes.png",
         "model_summary.txt",
         "grad_cam.png",
+        "anomalies.txt",
         "statistics.html",
+        "statistics_facets.html",
         "model_card.md",
     }
     assert result["failed"] == []
@@ -301,7 +334,12 @@ def test_run_report_scores_the_eval_split_and_logs_every_part(tiny_run, tmp_path
     assert "| red | 2 | 0.5000 |" in card and "| green | 1 | 1.0000 |" in card
     assert "**Not blessed**: accuracy too low" in card
     assert "backbone: 2 layers" in open(os.path.join(local, "model_summary.txt")).read()
-    assert "facets-overview" in open(os.path.join(local, "statistics.html")).read()
+    assert "facets-overview" in open(os.path.join(local, "statistics_facets.html")).read()
+    # The page people open renders offline: no script, nothing to fetch; and it says the data was clean.
+    page = open(os.path.join(local, "statistics.html")).read()
+    assert "<script" not in page and "src=" not in page and "@import" not in page
+    assert "0 anomalies: the data matches the schema." in page and "<td>label</td>" in page
+    assert open(os.path.join(local, "anomalies.txt")).read() == "0 anomalies: the data matches the schema.\n"
     for name in expected:
         assert os.path.getsize(os.path.join(local, name)) > 0
 
@@ -314,7 +352,46 @@ def test_a_part_that_fails_is_listed_and_the_rest_is_still_logged(tiny_run):
     assert [line.split(":")[0] for line in result["failed"]] == ["TFDV statistics"]
     logged = _logged(client, run_id)
     assert "statistics.html" not in logged
-    assert {"failures.txt", "grad_cam.png", "model_card.md", "eval_boxes.png"} <= set(logged)
+    assert {"failures.txt", "anomalies.txt", "grad_cam.png", "model_card.md", "eval_boxes.png"} <= set(logged)
+
+
+def test_anomalies_are_listed_in_the_report_with_their_count(tiny_run, tmp_path):
+    root, record, config, client, run_id = tiny_run
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info["camera_id"]
+    info.short_description = "Unexpected string values"
+    info.reason.add(description="Examples contain values missing from the schema: cam_99 (~10%). ")
+    (root / "ExampleValidator" / "anomalies" / "4" / "Split-eval" / validation_gate.ANOMALIES_FILE).write_bytes(
+        anomalies.SerializeToString()
+    )
+    result = pipeline_report.build_run_report(config, record, client, run_id, {}, load_network=_load_trained)
+    assert result["failed"] == []
+    local = client.download_artifacts(run_id, pipeline_report.ARTIFACT_DIR, str(tmp_path / "downloaded"))
+    line = "[eval] feature 'camera_id': Unexpected string values: Examples contain values missing from the schema"
+    text = open(os.path.join(local, "anomalies.txt")).read()
+    assert text.startswith("1 anomalies:\n") and line in text
+    page = open(os.path.join(local, "statistics.html")).read()
+    assert "1 anomalies:" in page and "cam_99" in page and "0 anomalies" not in page
+
+
+def test_the_static_statistics_page_shows_each_feature_of_each_split():
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+
+    statistics = {
+        split: tfdv.generate_statistics_from_dataframe(
+            pd.DataFrame({"hour": [1, 2, 2, 3, None][:size], "camera_id": ["a", "b", "a", "a", "c"][:size]})
+        )
+        for split, size in (("train", 5), ("eval", 3))
+    }
+    page = data_report.statistics_html(statistics, [])
+    assert "train: 5 examples, eval: 3 examples" in page
+    assert page.count("<td>hour</td>") == 2 and page.count("<td>camera_id</td>") == 2
+    # train's hour: 4 present, 1 missing (20%), mean 2; its histogram is an inline SVG with one bar per bucket.
+    assert "<td>hour</td><td>train</td><td class='number'>4</td><td class='number'><span class='warn'>20.0%" in page
+    assert "<td class='number'>2</td>" in page and page.count("<svg") == 2 and "<rect" in page
+    assert "<td>a (3), " in page and "<td>a (2), b (1)</td>" in page  # Most frequent first.
+    assert "0 anomalies" in page and "<script" not in page
 
 
 def test_grad_cam_refuses_a_network_that_is_not_the_served_one(tiny_run):
