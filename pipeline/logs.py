@@ -18,11 +18,16 @@ import os
 import re
 import time
 import warnings
+from pathlib import Path
 
 # TensorFlow's levels: 0 all, 1 no INFO, 2 no WARNING, 3 no ERROR. C++ errors that matter reach Python as
 # exceptions; what TF logs at ERROR on a CPU machine is the CUDA plugin registration noise.
 _QUIET_TF_CPP_LEVEL = "3"
 _OWN_MODULES = r"(components|pipeline|benchmarks)(\.|$)"
+# xfer's own code. Beam and TFX also log on the root logger, so the file a record comes from tells them apart.
+_OWN_FOLDERS = tuple(
+    str(Path(__file__).resolve().parent.parent / name) + os.sep for name in ("components", "pipeline", "benchmarks")
+)
 _NODE_LINE = re.compile(r"^Component (?P<node>\S+) is (?P<event>running|finished)\.$")
 
 
@@ -32,24 +37,27 @@ def quiet_before_imports(verbose: bool) -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", _QUIET_TF_CPP_LEVEL)
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    # MLflow's download progress bars would draw one line per champion download.
+    # MLflow's download progress bars would draw one line per champion download; its own logger (which has a
+    # handler of its own) announces database migrations at INFO.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # `module` is matched against the module a warning is attributed to: everything but xfer's own code.
     warnings.filterwarnings("ignore", module=rf"^(?!{_OWN_MODULES})")
 
 
 class _Progress(logging.Filter):
-    """Lets through xfer's own lines (the root logger) at INFO, anything at ERROR, and TFX's "Component X is
-    running/finished" lines, which it rewrites with how long the node took."""
+    """Lets through xfer's own lines at INFO, anything at ERROR, and TFX's "Component X is running/finished"
+    lines, which it rewrites with how long the node took."""
 
     def __init__(self) -> None:
         super().__init__()
         self._started: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR or record.name == "root":
+        if record.levelno >= logging.ERROR or os.path.abspath(record.pathname).startswith(_OWN_FOLDERS):
             return True
-        match = _NODE_LINE.match(str(record.msg)) if record.name == "absl" else None
+        # TFX logs "Component %s is running." with the node as an argument: match the formatted line.
+        match = _NODE_LINE.match(record.getMessage()) if record.name == "absl" else None
         if match is None:
             return False
         node, now = match["node"], time.monotonic()

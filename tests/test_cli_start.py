@@ -58,23 +58,30 @@ def test_help_and_sample_data_import_no_tensorflow(tmp_path: Path):
     assert (tmp_path / "data" / "annotations.csv").exists()
 
 
-def _record(name: str, level: int, message: str) -> logging.LogRecord:
-    return logging.LogRecord(name, level, __file__, 1, message, (), None)
+THIRD_PARTY = "/venv/lib/python3.10/site-packages/apache_beam/io/util.py"
+OWN = str(ROOT / "components" / "training.py")
+
+
+def _record(name: str, level: int, message: str, args: tuple = (), path: str = THIRD_PARTY) -> logging.LogRecord:
+    return logging.LogRecord(name, level, path, 1, message, args, None)
 
 
 def test_the_quiet_log_keeps_xfers_lines_and_times_each_node(monkeypatch):
     clock = iter([100.0, 112.34])
     monkeypatch.setattr(logs.time, "monotonic", lambda: next(clock))
     progress = logs._Progress()
-    assert progress.filter(_record("root", logging.INFO, "[finetune] epoch 3/12 ..."))
-    started = _record("absl", logging.INFO, "Component Trainer is running.")
+    assert progress.filter(_record("root", logging.INFO, "[finetune] epoch 3/12 ...", path=OWN))
+    # TFX logs the node as an argument of the format string.
+    started = _record("absl", logging.INFO, "Component %s is running.", ("Trainer",))
     assert progress.filter(started) and started.getMessage() == "Trainer: started"
-    finished = _record("absl", logging.INFO, "Component Trainer is finished.")
+    finished = _record("absl", logging.INFO, "Component %s is finished.", ("Trainer",))
     assert progress.filter(finished) and finished.getMessage() == "Trainer: finished in 12.3 s"
     # TFX's artifact protos, Beam's statistics, TFT's advice: dropped unless they are errors.
     assert not progress.filter(_record("absl", logging.INFO, "Resolved inputs: {...}"))
     assert not progress.filter(_record("absl", logging.WARNING, "ArtifactQuery.property_predicate is not supported."))
     assert not progress.filter(_record("apache_beam.transforms.util", logging.INFO, "BatchElements statistics"))
+    # Beam and TFX log on the root logger too; only xfer's own files count as xfer's lines.
+    assert not progress.filter(_record("root", logging.INFO, "Reading from pattern ['...'] for split train"))
     assert progress.filter(_record("apache_beam.runners", logging.ERROR, "a worker died"))
 
 
