@@ -286,9 +286,9 @@ def facets_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsLis
 _TOP_VALUES = 5
 _HISTOGRAM_WIDTH, _HISTOGRAM_HEIGHT = 160, 36
 _PAGE_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
+body { font-family: sans-serif; font-size: 13px; margin: 1em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: middle; }
+th, td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-align: middle; }
 th { background: #f3f3f3; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .warn { color: #b00020; }
