@@ -76,6 +76,15 @@ def configure(verbose: bool) -> None:
         return
     for handler in logging.getLogger().handlers:
         handler.addFilter(_Progress())
+    # Libraries call absl's set_verbosity(WARNING) while they trace graphs (seen during Transform), which would
+    # drop TFX's node lines before any filter sees them; here the filter above decides instead, so the absl
+    # logger is held at INFO.
+    absl_logger = logging.getLogger("absl")
+    absl_logger.setLevel(logging.INFO)
+    set_level = absl_logger.setLevel
+    absl_logger.setLevel = lambda level: set_level(
+        min(level if isinstance(level, int) else logging.getLevelName(level), logging.INFO)
+    )
 
 
 def format_seconds(seconds: float) -> str:
