@@ -369,7 +369,7 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         summary["pushed_path"] = pushed.get("pushed_destination", "")
         client.set_tag(run_id, "pushed_path", summary["pushed_path"])
     _report_and_register(config, client, run_id, record, summary)
-    logging.info("MLflow run %s: %s", run_id, summary)
+    logging.debug("MLflow run %s: %s", run_id, summary)
     return summary
 
 
