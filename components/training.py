@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -184,7 +185,12 @@ class Checkpoint:
             return []
         with tf.io.gfile.GFile(state_path) as handle:
             state = json.load(handle)
-        model.load_weights(os.path.join(self.directory, self.WEIGHTS))
+        # Through a local file: Keras writes and reads HDF5 with h5py, which knows no s3:// or gs:// paths
+        # (the Trainer's checkpoints live in the pipeline root, an object store on Kubeflow).
+        with tempfile.TemporaryDirectory(prefix="xfer-checkpoint-") as local:
+            local_weights = os.path.join(local, self.WEIGHTS)
+            tf.io.gfile.copy(os.path.join(self.directory, self.WEIGHTS), local_weights)
+            model.load_weights(local_weights)
         return state["history"]
 
     def callback(self, history: list[dict[str, Any]], log: EpochLog) -> tf_keras.callbacks.Callback:
@@ -201,7 +207,10 @@ class Checkpoint:
         # renames leaves newer weights with an older state, and the resumed run repeats one epoch at worst.
         tf.io.gfile.makedirs(self.directory)
         weights = os.path.join(self.directory, self.WEIGHTS)
-        model.save_weights(weights + ".tmp.h5")
+        with tempfile.TemporaryDirectory(prefix="xfer-checkpoint-") as local:
+            local_weights = os.path.join(local, self.WEIGHTS)
+            model.save_weights(local_weights)
+            tf.io.gfile.copy(local_weights, weights + ".tmp.h5", overwrite=True)
         tf.io.gfile.rename(weights + ".tmp.h5", weights, overwrite=True)
         state = os.path.join(self.directory, self.STATE)
         with tf.io.gfile.GFile(state + ".tmp", "w") as handle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,13 +36,25 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 120.0) -> Non
     raise TimeoutError(f"nothing served {url} within {timeout:.0f} s")
 
 
+def stop(process: subprocess.Popen) -> None:
+    """Ends a server and every process it started (MLflow's server starts workers and job consumers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def s3_server(log_dir: Path):
     """moto's S3 API on 127.0.0.1; yields the AWS_* variables the cluster's Secret gives every pod."""
     port = free_port()
     log = (log_dir / "moto.log").open("w")
     process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/moto-api/", process)
@@ -52,8 +65,7 @@ def s3_server(log_dir: Path):
             "AWS_REGION": REGION,
         }
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
         log.close()
 
 
@@ -69,14 +81,13 @@ def mlflow_server(root: Path, s3_env: dict[str, str], artifacts: str):
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
             "--artifacts-destination", artifacts,
         ],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
         log.close()
 
 

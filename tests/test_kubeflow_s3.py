@@ -99,3 +99,31 @@ print("size", FileSystems.match(["s3://xfer/empty/rejects.jsonl"])[0].metadata_l
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "size 0" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_trainer_checkpoints_to_an_s3_pipeline_root(s3, tmp_path):
+    """Keras writes HDF5 weights with h5py, which cannot open s3:// paths: the Trainer's per-epoch checkpoint
+    failed every Trainer pod on the cluster's pipeline root (found by tests/test_kfp_emulator.py)."""
+    script = """
+from pipeline import kubeflow_s3  # What the pod entrypoint imports first.
+import numpy as np
+import tf_keras
+from components import training
+def model():
+    inputs = tf_keras.Input((3,))
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(inputs))
+saved = model()
+checkpoint = training.Checkpoint("s3://xfer/pipeline_root/Trainer/checkpoints/x")
+checkpoint.save(saved, [{"epoch": 0}])
+restored = model()
+assert checkpoint.restore(restored) == [{"epoch": 0}]
+for a, b in zip(saved.get_weights(), restored.get_weights()):
+    np.testing.assert_array_equal(a, b)
+print("restored", flush=True)
+import os
+os._exit(0)  # tensorflow-io's abort at exit (tensorflow/io#2039); pods exit through the entrypoint the same way.
+"""
+    env = {**os.environ, **s3, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0 and "restored" in result.stdout, result.stderr[-3000:]
