@@ -18,7 +18,7 @@ import kfp_emulator
 import local_services
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kfp_emulator]
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = "xfer-kfp-e2e"
