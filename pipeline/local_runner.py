@@ -14,7 +14,7 @@ from tfx.orchestration.local import local_dag_runner
 from components import champion
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from pipeline import run_record, tracking
+from pipeline import run_record, tracking, workspace_move
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,7 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     """Runs the whole DAG once; returns the summary logged to MLflow (metrics, blessing, pushed path)."""
     workspace = Workspace(str(config.workspace_path))
     config.workspace_path.mkdir(parents=True, exist_ok=True)
+    workspace_move.relocate(config.workspace_path)  # A moved workspace: its stores point here first.
     # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion.py).
     champion_version = champion.resolve_version(config.tracking_uri, config.registered_model_name)
     if champion_version == champion.NO_CHAMPION:

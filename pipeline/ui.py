@@ -18,6 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline import workspace_move
+
 HOST = "127.0.0.1"
 # The server took 24 to 28 s to answer here on a loaded machine; two minutes leaves room for a slower one.
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -73,6 +75,9 @@ def serve(workspace: Path, port: int, timeout: float = DEFAULT_TIMEOUT_SECONDS) 
     """Runs `mlflow ui` on the workspace's store until the block ends; yields once the server answers."""
     if not (workspace / "mlflow.db").exists():
         raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
+    moved_from = workspace_move.relocate(workspace)
+    if moved_from is not None:
+        print(f"The workspace was at {moved_from}; its artifact locations now point to {workspace.resolve()}.")
     # A session of its own: `mlflow ui` starts its web server as a child process, and stopping the group
     # stops both, where terminating the one process would leave the other serving.
     # The server's own lines go to stderr: stdout carries xfer's, the address first of all.
