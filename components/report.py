@@ -100,28 +100,87 @@ def plot_confusion_matrix(
     return figure
 
 
-def plot_iou_histogram(ious: Sequence[float], path: str) -> Figure:
+def plot_iou_histogram(
+    ious: Sequence[float], path: str, mean_gate: float | None = None, hit_iou: float = IOU_MARK
+) -> Figure:
+    """The IoU of every eval box, with the hit threshold (`hit_iou`), the mean, and the gate the mean is held to
+    (`mean_gate`, evaluation.min_iou) as vertical lines: how far the boxes are from passing, at a glance."""
     ious = np.asarray(ious, dtype=np.float64)
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.subplots()
     axes.hist(ious, bins=np.linspace(0.0, 1.0, 21), color="steelblue", edgecolor="white")
-    axes.axvline(IOU_MARK, color="red", linestyle="--", label=f"IoU = {IOU_MARK}")
-    share = float(np.mean(ious >= IOU_MARK)) if ious.size else 0.0
+    axes.axvline(hit_iou, color="grey", linestyle=":", label=f"hit: IoU >= {hit_iou:g}")
+    share = float(np.mean(ious >= hit_iou)) if ious.size else 0.0
     mean = float(np.mean(ious)) if ious.size else float("nan")
-    axes.set_title(f"Box IoU on eval (n={ious.size}, mean {mean:.3f}, {share:.0%} at or above {IOU_MARK})")
+    if ious.size:
+        axes.axvline(mean, color="black", linestyle="-", label=f"mean {mean:.3f}")
+    if mean_gate is not None:
+        passed = ious.size and mean >= mean_gate
+        axes.axvline(
+            mean_gate, color="green" if passed else "red", linestyle="--", label=f"gate: mean >= {mean_gate:g}"
+        )
+    axes.set_title(f"Box IoU on eval (n={ious.size}, mean {mean:.3f}, {share:.0%} at or above {hit_iou:g})")
     axes.set_xlabel("IoU of predicted and true box")
     axes.set_ylabel("images")
     axes.set_xlim(0, 1)
-    axes.legend()
+    axes.legend(loc="upper left", fontsize=8)
     figure.savefig(path, dpi=100)
     return figure
+
+
+# Box sizes by the share of the image they cover: small below 1/16 (a side under a quarter of the image's),
+# large from 1/4 (a side over half). COCO's pixel areas (32^2, 96^2) assume photos of a known size; fractions
+# work at any input size.
+BOX_SIZES = (("small", 0.0, 1 / 16), ("medium", 1 / 16, 1 / 4), ("large", 1 / 4, float("inf")))
+
+
+def iou_by_box_size(true_boxes: np.ndarray, ious: Sequence[float]) -> dict[str, tuple[int, float]]:
+    """{size: (number of boxes, their mean IoU)} by the true box's area (fractions of the image)."""
+    boxes = np.asarray(true_boxes, np.float64).reshape(-1, 4)
+    ious = np.asarray(ious, np.float64)
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    sizes = {}
+    for name, low, high in BOX_SIZES:
+        chosen = (areas >= low) & (areas < high)
+        sizes[name] = (int(chosen.sum()), float(ious[chosen].mean()) if chosen.any() else float("nan"))
+    return sizes
+
+
+def plot_iou_by_box_size(true_boxes: np.ndarray, ious: Sequence[float], path: str, hit_iou: float = IOU_MARK) -> Figure:
+    """Mean IoU for small, medium and large true boxes, with the count of each on its bar."""
+    sizes = iou_by_box_size(true_boxes, ious)
+    figure = Figure(figsize=(5, 3.5), layout="constrained")
+    axes = figure.subplots()
+    names = list(sizes)
+    means = [0.0 if np.isnan(sizes[name][1]) else sizes[name][1] for name in names]
+    bars = axes.bar(names, means, color="steelblue")
+    for bar, name in zip(bars, names, strict=True):
+        count, mean = sizes[name]
+        label = f"n={count}" + ("" if np.isnan(mean) else f"\n{mean:.2f}")
+        axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02, label, ha="center", fontsize=8)
+    axes.axhline(hit_iou, color="grey", linestyle=":", label=f"hit: IoU >= {hit_iou:g}")
+    axes.set_ylim(0, 1.15)
+    axes.set_ylabel("mean IoU")
+    axes.set_title("Box IoU by true box size (share of the image: < 1/16, < 1/4, larger)", fontsize=9)
+    axes.legend(loc="upper left", fontsize=8)
+    figure.savefig(path, dpi=100)
+    return figure
+
+
+def worst_first(ious: Sequence[float], true_names: Sequence[str], pred_names: Sequence[str], count: int) -> list[int]:
+    """Indices of the `count` worst eval images: wrong class first, then by lowest IoU."""
+    order = sorted(range(len(ious)), key=lambda index: (true_names[index] == pred_names[index], ious[index]))
+    return order[:count]
 
 
 def edge_pixels(image: np.ndarray, box: Sequence[float], band: int = 2) -> np.ndarray:
     """The RGB pixels (N x 3) within `band` pixels of the box's four edges; the box is in fractions."""
     height, width = image.shape[:2]
     xmin, ymin, xmax, ymax = (
-        int(round(box[0] * width)), int(round(box[1] * height)), int(round(box[2] * width)), int(round(box[3] * height))
+        int(round(box[0] * width)),
+        int(round(box[1] * height)),
+        int(round(box[2] * width)),
+        int(round(box[3] * height)),
     )
     mask = np.zeros((height, width), bool)
     rows, columns = np.ogrid[:height, :width]
@@ -152,6 +211,7 @@ def plot_box_grid(
     pred_names: Sequence[str],
     path: str,
     columns: int = 4,
+    title: str = "Eval images",
 ) -> Figure:
     """Each image with its true box (solid) and predicted box (dashed), each a bright stroke over a dark
     outline, its colour picked against the pixels under it; boxes are (xmin, ymin, xmax, ymax) fractions of the
@@ -183,9 +243,7 @@ def plot_box_grid(
                 patches.Rectangle(corner, *size, fill=False, edgecolor=OUTLINE_COLOR, linewidth=OUTLINE_WIDTH)
             )
             axes.add_patch(
-                patches.Rectangle(
-                    corner, *size, fill=False, edgecolor=color, linestyle=style, linewidth=BOX_LINE_WIDTH
-                )
+                patches.Rectangle(corner, *size, fill=False, edgecolor=color, linestyle=style, linewidth=BOX_LINE_WIDTH)
             )
         correct = true_names[index] == pred_names[index]
         axes.set_title(
@@ -193,7 +251,7 @@ def plot_box_grid(
             fontsize=9,
             color="black" if correct else "red",
         )
-    figure.suptitle("Eval images: true box solid, predicted box dashed")
+    figure.suptitle(f"{title}: true box solid, predicted box dashed")
     figure.savefig(path, dpi=100)
     return figure
 

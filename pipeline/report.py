@@ -161,17 +161,33 @@ def build_run_report(
             )
             if config.task != "detection":  # No boxes: nothing to measure IoU on or to draw.
                 return ["confusion_matrix.png"]
-            report.plot_iou_histogram(scores.ious, os.path.join(out, "iou_histogram.png"))
-            shown = slice(0, GRID_IMAGES)
-            report.plot_box_grid(
-                report.decode_images(serialized[shown], features_lib.IMAGE),
-                scores.true_boxes[shown],
-                scores.predicted_boxes[shown],
-                scores.true_labels[shown],
-                scores.predicted_labels[shown],
-                os.path.join(out, "eval_boxes.png"),
+            ious, hit = scores.ious, config.evaluation.hit_iou
+            report.plot_iou_histogram(ious, os.path.join(out, "iou_histogram.png"), config.evaluation.min_iou, hit)
+            report.plot_iou_by_box_size(scores.true_boxes, ious, os.path.join(out, "iou_by_box_size.png"), hit)
+            # The first images (a fair sample: the split is a filename hash), then the worst ones.
+            first = list(range(min(GRID_IMAGES, len(serialized))))
+            worst = report.worst_first(ious, scores.true_labels, scores.predicted_labels, GRID_IMAGES)
+            grids = (
+                (first, "eval_boxes.png", "Eval images"),
+                (worst, "eval_boxes_worst.png", "Worst eval images (wrong class first, then lowest IoU)"),
             )
-            return ["confusion_matrix.png", "iou_histogram.png", "eval_boxes.png"]
+            for shown, name, title in grids:
+                report.plot_box_grid(
+                    report.decode_images([serialized[index] for index in shown], features_lib.IMAGE),
+                    scores.true_boxes[shown],
+                    scores.predicted_boxes[shown],
+                    [scores.true_labels[index] for index in shown],
+                    [scores.predicted_labels[index] for index in shown],
+                    os.path.join(out, name),
+                    title=title,
+                )
+            return [
+                "confusion_matrix.png",
+                "iou_histogram.png",
+                "iou_by_box_size.png",
+                "eval_boxes.png",
+                "eval_boxes_worst.png",
+            ]
 
         attempt("eval plots", eval_plots)
 
@@ -236,4 +252,3 @@ def build_run_report(
                 handle.write("\n".join(failed) + "\n")
         client.log_artifacts(run_id, out, ARTIFACT_DIR)
     return {"written": written, "failed": failed}
-

@@ -80,6 +80,49 @@ def test_iou_histogram_counts_every_box_and_marks_one_half(tmp_path):
     assert "57% at or above 0.5" in axes.get_title()
 
 
+def test_iou_histogram_draws_the_mean_and_the_gate_it_is_held_to(tmp_path):
+    ious = [0.2, 0.4, 0.6]
+    figure = report.plot_iou_histogram(ious, str(tmp_path / "iou.png"), mean_gate=0.65, hit_iou=0.5)
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    assert lines["gate: mean >= 0.65"].get_xdata()[0] == 0.65
+    assert lines["mean 0.400"].get_xdata()[0] == pytest.approx(0.4)
+    assert lines["gate: mean >= 0.65"].get_color() == "red"  # The mean is below it.
+    passing = report.plot_iou_histogram([0.9], str(tmp_path / "ok.png"), mean_gate=0.65)
+    assert {line.get_label(): line for line in passing.axes[0].lines}["gate: mean >= 0.65"].get_color() == "green"
+
+
+def test_iou_by_box_size_buckets_by_the_true_boxes_area():
+    boxes = np.array(
+        [
+            [0.0, 0.0, 0.2, 0.2],  # 0.04 of the image: small
+            [0.0, 0.0, 0.4, 0.4],  # 0.16: medium
+            [0.0, 0.0, 0.6, 0.6],  # 0.36: large
+            [0.1, 0.1, 0.9, 0.9],  # 0.64: large
+        ]
+    )
+    sizes = report.iou_by_box_size(boxes, [0.1, 0.5, 0.7, 0.9])
+    assert sizes["small"] == (1, pytest.approx(0.1))
+    assert sizes["medium"] == (1, pytest.approx(0.5))
+    assert sizes["large"] == (2, pytest.approx(0.8))
+    empty = report.iou_by_box_size(boxes[:1], [0.3])
+    assert empty["large"][0] == 0 and np.isnan(empty["large"][1])
+
+
+def test_iou_by_box_size_plot_labels_each_bar_with_its_count(tmp_path):
+    boxes = np.array([[0.0, 0.0, 0.2, 0.2], [0.0, 0.0, 0.6, 0.6]])
+    figure = report.plot_iou_by_box_size(boxes, [0.25, 0.75], str(tmp_path / "sizes.png"))
+    axes = figure.axes[0]
+    assert [round(patch.get_height(), 2) for patch in axes.patches] == [0.25, 0.0, 0.75]
+    assert [text.get_text() for text in axes.texts] == ["n=1\n0.25", "n=0", "n=1\n0.75"]
+
+
+def test_the_worst_images_are_the_wrong_class_first_then_the_lowest_iou():
+    ious = [0.9, 0.1, 0.5, 0.8, 0.3]
+    true = ["a", "a", "a", "b", "b"]
+    pred = ["a", "a", "a", "a", "b"]
+    assert report.worst_first(ious, true, pred, 3) == [3, 1, 4]
+
+
 def test_box_grid_draws_true_and_predicted_boxes_in_pixels(tmp_path):
     images = [np.zeros((100, 200, 3), np.uint8), np.zeros((50, 50, 3), np.uint8)]
     true_boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0]])
@@ -317,6 +360,8 @@ def test_run_report_scores_the_eval_split_and_logs_every_part(tiny_run, tmp_path
         "learning_curves.png",
         "confusion_matrix.png",
         "iou_histogram.png",
+        "iou_by_box_size.png",
+        "eval_boxes_worst.png",
         "eval_boxes.png",
         "model_summary.txt",
         "grad_cam.png",
