@@ -67,7 +67,11 @@ def pod_env(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["entrypoint"])
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    # A sqlite store would put a new experiment's artifacts under ./mlruns (the checkout); in the cluster the
+    # tracking server serves them. The experiment exists, as it does after the first run.
+    client.create_experiment("xfer-sample", artifact_location=(tmp_path / "artifacts").as_uri())
+    return client
 
 
 def kfp_run(client):
@@ -209,20 +213,31 @@ def driver_shaped_executor_input(tmp_path) -> dict:
     return {
         "inputs": {
             "artifacts": {
-                "examples": {"artifacts": [{
-                    "name": "17", "uri": str(tmp_path / "examples"), "type": {"instanceSchema": ""},
-                    "metadata": {"display_name": "examples", "split_names": '["train", "eval"]',
-                                 "store_session_info": "{}"},
-                }]}
+                "examples": {
+                    "artifacts": [
+                        {
+                            "name": "17",
+                            "uri": str(tmp_path / "examples"),
+                            "type": {"instanceSchema": ""},
+                            "metadata": {
+                                "display_name": "examples",
+                                "split_names": '["train", "eval"]',
+                                "store_session_info": "{}",
+                            },
+                        }
+                    ]
+                }
             },
             "parameterValues": {"exclude_splits": "[]"},
         },
         "outputs": {
             "artifacts": {
-                "statistics": {"artifacts": [{"uri": str(tmp_path / "statistics"),
-                                              "type": {"instanceSchema": STATISTICS_SCHEMA}}]},
-                "executor-logs": {"artifacts": [{"uri": str(tmp_path / "logs"),
-                                                 "type": {"schemaTitle": "system.Artifact"}}]},
+                "statistics": {
+                    "artifacts": [{"uri": str(tmp_path / "statistics"), "type": {"instanceSchema": STATISTICS_SCHEMA}}]
+                },
+                "executor-logs": {
+                    "artifacts": [{"uri": str(tmp_path / "logs"), "type": {"schemaTitle": "system.Artifact"}}]
+                },
             },
             "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json"),
         },
@@ -233,13 +248,20 @@ def test_a_step_with_an_upstream_artifact_runs_with_what_the_kfp_driver_sends(tm
     """TFX's own container module, given the driver's executor input through the entrypoint, reaches the
     executor with typed artifacts (tensorflow/tfx#7768: yaml.safe_load('') crashed it)."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    inputs_spec = {"artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}},
-                   "parameters": {"exclude_splits": {"parameterType": "STRING"}}}
+    inputs_spec = {
+        "artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}},
+        "parameters": {"exclude_splits": {"parameterType": "STRING"}},
+    }
     argv = [
-        "--node", "StatisticsGen", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
-        "--executor_class_path", f"{__name__}.RecordingExecutor",
-        "--json_serialized_invocation_args", json.dumps(driver_shaped_executor_input(tmp_path)),
-        "--json_serialized_inputs_spec_args", json.dumps(inputs_spec),
+        "--node",
+        "StatisticsGen",
+        "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+        "--executor_class_path",
+        f"{__name__}.RecordingExecutor",
+        "--json_serialized_invocation_args",
+        json.dumps(driver_shaped_executor_input(tmp_path)),
+        "--json_serialized_inputs_spec_args",
+        json.dumps(inputs_spec),
     ]
     monkeypatch.setattr("sys.argv", ["entrypoint"])
     assert kubeflow_entrypoint.main(argv) == 0
