@@ -21,7 +21,6 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import runpy  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 RUN_NAME_ENV = "XFER_KFP_RUN"
@@ -64,18 +63,15 @@ def output_uri(invocation_json: str, output: str) -> str:
 def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) -> None:
     """After a node succeeded: what `xfer run` logs for it once the local DAG has finished."""
     import tensorflow as tf
-    from mlflow.entities import Metric
 
     from pipeline import tracking
 
-    now = int(time.time() * 1000)
     if node == "Evaluator":
         evaluation = output_uri(invocation_json, "evaluation")
         slices = tracking.metrics_by_slice(evaluation)  # TFMA's result, loaded once.
-        metrics = tracking.overall_eval_metrics(slices)
-        client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in metrics.items()])
+        # The names `xfer run` logs. The Evaluator pod has no transform graph, so classes keep TFMA's ids here.
+        tracking.log_eval_metrics(client, run_id, slices, class_names=[])
         blessed = tf.io.gfile.exists(os.path.join(output_uri(invocation_json, "blessing"), "BLESSED"))
-        client.log_metric(run_id, "blessed", float(blessed))
         client.set_tag(run_id, "blessed", str(blessed).lower())
         comparison = None
         if os.environ.get(PARAMS_ENV):  # The config, to explain the gates as `xfer run` does.

@@ -7,12 +7,14 @@ pipeline's outputs once it has finished, which also covers nodes that TFX served
 from __future__ import annotations
 
 import contextlib
+import datetime
+import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +22,29 @@ import mlflow
 import tensorflow as tf
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import evaluator as evaluator_lib
-from components import example_gen, features, live_tracking, trainer_module
+from components import example_gen, features, ingest, live_tracking, trainer_module
 from pipeline import config as config_lib
-from pipeline import registry, run_record
+from pipeline import registry, run_record, run_story
 from pipeline import report as run_report
 
+# Set when the caller named the run (`xfer run --run-name`): its name is then never replaced.
+CHOSEN_NAME_TAG = "xfer.run_name_chosen"
 # What TFMA calls the baseline model, which the Evaluator is given the champion as.
 CHAMPION_MODEL_NAME = "baseline"
 # The tag that names the model a run's Trainer produced, so a later run served from the cache finds the run
 # that trained it (and holds its curves and report) instead of logging them again.
 TRAINER_MODEL_TAG = "trainer_model"
 TRAINED_IN_RUN_TAG = "trained_in_run"
-# Names of the TFMA metrics the eval config asks for, and what the MLflow run calls them.
+# Names of the TFMA metrics the gates read, and what the MLflow run calls them.
 EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
+# MLflow's own tags for what the run page shows as its description and its source.
+DESCRIPTION_TAG = "mlflow.note.content"
+SOURCE_TAGS = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "xfer run"}
+# Column types of the dataset's schema as MLflow's dataset view names them (mlflow.types.DataType).
+_SCHEMA_TYPES = {"INT": "long", "FLOAT": "double", "BYTES": "string"}
 
 
 def flatten(prefix: str, value: Any) -> dict[str, str]:
@@ -53,6 +63,7 @@ def flatten(prefix: str, value: Any) -> dict[str, str]:
 
 
 def versions_and_commit() -> dict[str, str]:
+    """The library versions, and the commit as MLflow's own source tag (the run page shows it as Source)."""
     import tensorflow_model_analysis as tfma
     import tensorflow_transform as tft
     import tfx
@@ -62,6 +73,7 @@ def versions_and_commit() -> dict[str, str]:
         "tensorflow_version": tf.__version__,
         "tft_version": tft.__version__,
         "tfma_version": tfma.__version__,
+        **SOURCE_TAGS,
     }
     try:
         commit = subprocess.run(
@@ -71,9 +83,9 @@ def versions_and_commit() -> dict[str, str]:
             check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
-        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
     except (OSError, subprocess.CalledProcessError):
-        tags["git_commit"] = "unknown"
+        pass  # Not a git checkout (an installed package): MLflow shows no commit rather than a wrong one.
     return tags
 
 
@@ -92,9 +104,16 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
     """Opens the MLflow run, exposes it to the Trainer through the environment, and closes it FINISHED, or
     FAILED with the reason as the tag `failure_reason` when the body raises."""
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    run = client.create_run(_experiment_id(client, config), run_name=run_name, tags=versions_and_commit())
+    started = datetime.datetime.now()
+    data = run_story.data_name(config.data)
+    tags = versions_and_commit()
+    if run_name:  # The caller's name stays; otherwise the run is renamed once its outcome is known.
+        tags[CHOSEN_NAME_TAG] = "true"
+    name = run_name or run_story.run_name("running", data, started)
+    run = client.create_run(_experiment_id(client, config), run_name=name, tags=tags)
     run_id = run.info.run_id
-    params = flatten("", config.to_dict())
+    raw = config.to_dict()
+    params = run_story.params(flatten("", raw), raw, runner="local")
     client.log_batch(run_id, params=[mlflow.entities.Param(k, v[:6000]) for k, v in sorted(params.items())])
     saved_env = {key: os.environ.get(key) for key in (live_tracking.RUN_ID_ENV, live_tracking.TRACKING_URI_ENV)}
     os.environ[live_tracking.RUN_ID_ENV] = run_id
@@ -104,6 +123,8 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
     except BaseException as error:
         reason = f"{type(error).__name__}: {error}"
         client.set_tag(run_id, "failure_reason", reason[:5000])
+        if not run_name:
+            client.update_run(run_id, name=run_story.run_name("failed", data, started))
         client.set_terminated(run_id, status="FAILED")
         raise
     else:
@@ -121,18 +142,26 @@ def overall_eval_metrics(slices: dict[str, dict[tuple[str, str], float]]) -> dic
     return {name: overall[key] for key, name in EVAL_METRICS.items() if key in overall}
 
 
-def metrics_by_slice(evaluation_uri: str, model_name: str | None = None) -> dict[str, dict[tuple[str, str], float]]:
+def metrics_by_slice(
+    evaluation_uri: str,
+    model_name: str | None = None,
+    slice_label: Callable[[Sequence[tuple[str, Any]]], str] | None = None,
+) -> dict[str, dict[tuple[str, str], float]]:
     """Every scalar TFMA metric, by slice ("overall", "camera_id=cam_01", ...), keyed by (output, metric[/class]).
 
     `model_name`: None is the candidate (with `<metric>_diff`, its change against the champion, when it was
-    compared with one); "baseline" is the champion's own metrics.
+    compared with one); "baseline" is the champion's own metrics. `slice_label` names a slice key (default:
+    TFMA's values as they are, which for a transformed feature are its ids).
     """
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
     slices: dict[str, dict[tuple[str, str], float]] = {}
     for slice_key, by_output in result.slicing_metrics:
-        name = ",".join(f"{feature}={value}" for feature, value in slice_key) or "overall"
+        if slice_label is not None:
+            name = slice_label(slice_key)
+        else:
+            name = ",".join(f"{feature}={value}" for feature, value in slice_key) or "overall"
         values = slices.setdefault(name, {})
         for output, by_sub_key in by_output.items():
             for sub_key, by_metric in by_sub_key.items():
@@ -268,7 +297,8 @@ def log_gates(
     client.log_text(run_id, table + "\n", "evaluation/gates.txt")
     if comparison is not None:
         client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
-        client.set_tag(run_id, "champion_comparison", comparison.note[:5000])
+        # The whole sentence is in evaluation/gates.txt and the description; the tag says it in brief.
+        client.set_tag(run_id, "champion_comparison", champion_comparison_tag(rows, comparison))
     champion_values = {
         f"champion_{row['metric']}": row["champion"]
         for row in rows
@@ -281,45 +311,55 @@ def log_gates(
 
 def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRecord) -> dict[str, Any]:
     """Logs what the pipeline produced to the MLflow run; returns the summary it logged."""
+    import tensorflow_transform as tft
+
     client = MlflowClient(tracking_uri=config.tracking_uri)
     summary: dict[str, Any] = {"pipeline_run": record.run_id}
+    node_states = {node: node_record.state for node, node_record in record.nodes.items()}
     client.set_tag(run_id, "pipeline_run", record.run_id)
-    client.set_tag(run_id, "cached_nodes", ",".join(sorted(n for n, r in record.nodes.items() if r.state == "CACHED")))
+    client.set_tag(run_id, "nodes", run_story.short(run_story.node_summary(node_states), where="run/nodes.txt"))
+    client.log_text(run_id, "".join(f"{node}\t{state}\n" for node, state in node_states.items()), "run/nodes.txt")
 
-    examples = record.nodes["ImageExampleGen"].output("examples").uri
-    summary_path = os.path.join(examples, example_gen.SUMMARY_FILE)
+    examples = record.nodes["ImageExampleGen"].output("examples")
+    summary_path = os.path.join(examples.uri, example_gen.SUMMARY_FILE)
     if tf.io.gfile.exists(summary_path):
-        ingest = json.loads(tf.io.gfile.GFile(summary_path).read())
+        ingest_summary = json.loads(tf.io.gfile.GFile(summary_path).read())
         client.log_batch(
             run_id,
             metrics=[
                 *(
-                    Metric(f"ingest_{key}", float(ingest[key]), _now(), 0)
+                    Metric(f"ingest_{key}", float(ingest_summary[key]), _now(), 0)
                     for key in ("records", "accepted", "rejected")
                 ),
                 *(
                     Metric(f"ingest_rejected_{reason}", float(count), _now(), 0)
-                    for reason, count in ingest.get("rejected_by_reason", {}).items()
+                    for reason, count in ingest_summary.get("rejected_by_reason", {}).items()
                 ),
             ],
         )
         for key in ("format", "has_boxes"):
-            if key in ingest:
-                client.set_tag(run_id, f"ingest_{key}", str(ingest[key]).lower())
+            if key in ingest_summary:
+                client.set_tag(run_id, f"ingest_{key}", str(ingest_summary[key]).lower())
         client.log_artifact(run_id, summary_path, "ingest")
-        client.log_artifact(run_id, os.path.join(examples, example_gen.REJECTS_FILE), "ingest")
-        summary["ingest"] = ingest
+        client.log_artifact(run_id, os.path.join(examples.uri, example_gen.REJECTS_FILE), "ingest")
+        summary["ingest"] = ingest_summary
+        summary["data_digest"] = log_dataset(client, run_id, config, examples, ingest_summary)
 
+    transform_uri = record.nodes["Transform"].output("transform_graph").uri
+    transform_output = tft.TFTransformOutput(transform_uri)
     summary["transform_table"] = _log_transform(
         client,
         run_id,
-        record.nodes["Transform"].output("transform_graph").uri,
+        transform_output,
+        transform_uri,
         features.TransformSettings.from_config(config),
         with_graph=record.state("Transform") == "COMPLETE",
     )
+    class_names = [value.decode() for value in transform_output.vocabulary_by_name(features.LABEL_VOCABULARY)]
 
     trainer = record.nodes["Trainer"]
-    trainer_model = trainer.output("model").uri
+    # Relative to the workspace: short, and still the same value when the workspace moves.
+    trainer_model = workspace_relative(config, trainer.output("model").uri)
     client.set_tag(run_id, TRAINER_MODEL_TAG, trainer_model)
     if trainer.state == "COMPLETE":  # It logged its epochs live; the history file and the report go with them.
         history_path = os.path.join(trainer.output("model_run").uri, trainer_module.HISTORY_FILE)
@@ -333,18 +373,9 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         client.set_tag(run_id, TRAINED_IN_RUN_TAG, summary["trained_in_run"] or "unknown")
 
     evaluation = record.nodes["Evaluator"].output("evaluation").uri
-    slices = metrics_by_slice(evaluation)
+    slices = metrics_by_slice(evaluation, slice_label=slice_labeller(config, transform_output))
     metrics = overall_eval_metrics(slices)
-    overall = {f"eval_{output}_{name}".replace("/", "_"): value for (output, name), value in slices["overall"].items()}
-    client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in {**overall, **metrics}.items()])
-    client.log_dict(
-        run_id,
-        {
-            name: {f"{output}/{metric}": value for (output, metric), value in values.items()}
-            for name, values in slices.items()
-        },
-        "evaluation/metrics_by_slice.json",
-    )
+    log_eval_metrics(client, run_id, slices, class_names)
     summary.update(metrics)
     summary["slices"] = slices
 
@@ -353,7 +384,6 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     summary["blessed"] = blessed
     summary["gates"], summary["champion_note"], comparison = champion_gates(config, evaluation, slices)
     summary["gate_table"] = log_gates(client, run_id, summary["gates"], summary["champion_note"], comparison)
-    client.log_metric(run_id, "blessed", float(blessed))
     client.set_tag(run_id, "blessed", str(blessed).lower())
     if comparison is not None:
         summary["champion_version"] = comparison.champion_version
@@ -362,15 +392,133 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
     client.set_tag(run_id, "outcome", summary["outcome"])
     if not blessed:
         summary["gate_failures"] = gate_failures(evaluation)
-        client.set_tag(run_id, "gate_failures", "; ".join(summary["gate_failures"])[:5000])
+        client.set_tag(
+            run_id, "gate_failures", run_story.short("; ".join(summary["gate_failures"]), where="evaluation/gates.txt")
+        )
 
     pushed = record.nodes["Pusher"].output("pushed_model").properties
     if pushed.get("pushed"):
         summary["pushed_path"] = pushed.get("pushed_destination", "")
-        client.set_tag(run_id, "pushed_path", summary["pushed_path"])
+        client.set_tag(run_id, "pushed_path", workspace_relative(config, summary["pushed_path"]))
     _report_and_register(config, client, run_id, record, summary)
+    describe_run(client, run_id, config, summary, node_states)
     logging.debug("MLflow run %s: %s", run_id, summary)
     return summary
+
+
+def describe_run(
+    client: MlflowClient,
+    run_id: str,
+    config: config_lib.Config,
+    summary: dict[str, Any],
+    node_states: dict[str, str],
+) -> None:
+    """The run's Markdown description, and its name once the outcome is known (unless the caller chose one)."""
+    client.set_tag(run_id, DESCRIPTION_TAG, run_story.description(summary, node_states, config.data))
+    run = client.get_run(run_id)
+    if run.data.tags.get(CHOSEN_NAME_TAG) != "true":
+        started = datetime.datetime.fromtimestamp(run.info.start_time / 1000)
+        name = run_story.run_name(summary["outcome"], run_story.data_name(config.data), started, node_states)
+        client.update_run(run_id, name=name)
+
+
+def workspace_relative(config: config_lib.Config, path: str) -> str:
+    """A path inside the workspace as `serving/1733...`, readable in a tag and still right when it moves."""
+    try:
+        return str(Path(path).resolve().relative_to(config.workspace_path))
+    except ValueError:
+        return path  # Elsewhere (s3://, another disk): as it is.
+
+
+def champion_comparison_tag(rows: list[dict[str, Any]], comparison: evaluator_lib.Comparison) -> str:
+    """ "v3: eval_accuracy +0.0100, eval_iou -0.0040", or why there was no comparison, in brief."""
+    if not comparison.compared:
+        if comparison.candidate_is_champion:
+            return f"is champion v{comparison.champion_version}"
+        return "no champion yet" if not comparison.champion_version else run_story.short(comparison.note)
+    changes = [
+        f"{row['metric']} {row['change']:+.4f}" for row in rows if row["kind"] == "change" and row["change"] is not None
+    ]
+    return run_story.short(f"v{comparison.champion_version}: {', '.join(changes) or 'compared'}", limit=60)
+
+
+def log_eval_metrics(
+    client: MlflowClient, run_id: str, slices: dict[str, dict[tuple[str, str], float]], class_names: list[str]
+) -> None:
+    """The overall slice as metrics, one name each (run_story.eval_metric_name), and every slice as
+    `evaluation/metrics_by_slice.json` under the same names (NaN as null: JSON has no NaN)."""
+    overall = run_story.eval_metrics(slices.get("overall", {}), class_names)
+    client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in sorted(overall.items())])
+    by_slice = {name: run_story.eval_metrics(values, class_names) for name, values in slices.items()}
+    client.log_text(
+        run_id,
+        json.dumps(run_story.finite_or_none(by_slice), indent=2, allow_nan=False, sort_keys=True) + "\n",
+        "evaluation/metrics_by_slice.json",
+    )
+
+
+def slice_labeller(config: config_lib.Config, transform_output: Any) -> Callable[[Sequence[tuple[str, Any]]], str]:
+    """Names slices by what their ids stand for ("camera_id=cam_00", "capture_hour=8..12"): TFMA slices on the
+    transformed features, whose values are vocabulary and bucket ids."""
+    feature_configs = {feature["name"]: feature for feature in config.to_dict()["features"]}
+
+    def vocabulary(name: str) -> list[str] | None:
+        try:
+            return [value.decode() for value in transform_output.vocabulary_by_name(name)]
+        except (ValueError, KeyError, tf.errors.NotFoundError):
+            return None
+
+    return lambda slice_key: run_story.slice_label(slice_key, feature_configs, vocabulary)
+
+
+def log_dataset(
+    client: MlflowClient,
+    run_id: str,
+    config: config_lib.Config,
+    examples: run_record.Output,
+    ingest_summary: dict[str, Any],
+) -> str:
+    """The ingested dataset as the run's MLflow dataset input: its folder as the source, a digest of TFX's
+    input fingerprint (every file's path, size and time), the counts as its profile, the curated schema's
+    columns as its schema. Returns the digest."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.types import ColSpec, Schema
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    fingerprint = str(examples.properties.get("input_fingerprint", ""))
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:12] if fingerprint else "unknown"
+    columns = []
+    for feature in ingest.load_schema(config.schema).feature:
+        kind = schema_pb2.FeatureType.Name(feature.type)
+        column_type = "binary" if feature.name == features.IMAGE else _SCHEMA_TYPES.get(kind, "string")
+        columns.append(ColSpec(column_type, feature.name))
+    profile = {
+        key: ingest_summary[key] for key in ("records", "accepted", "rejected", "format") if key in ingest_summary
+    }
+    profile["splits"] = split_counts(examples.uri)
+    source = config.data if "://" in config.data else str(Path(config.data).resolve())
+    dataset = Dataset(
+        name=run_story.data_name(config.data),
+        digest=digest,
+        source_type=source.split("://", 1)[0] if "://" in source else "local",
+        source=json.dumps({"uri": source}),
+        schema=json.dumps({"mlflow_colspec": Schema(columns).to_dict()}),
+        profile=json.dumps(profile),
+    )
+    client.log_inputs(
+        run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train and eval")])]
+    )
+    return digest
+
+
+def split_counts(examples_uri: str) -> dict[str, int]:
+    """Records per split of the ingested examples (GZIP TFRecords under Split-<name>/)."""
+    counts = {}
+    for folder in sorted(tf.io.gfile.glob(os.path.join(examples_uri, "Split-*"))):
+        files = tf.io.gfile.glob(os.path.join(folder, "*"))
+        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        counts[os.path.basename(folder).removeprefix("Split-")] = int(dataset.reduce(0, lambda count, _: count + 1))
+    return counts
 
 
 def _report_and_register(
@@ -383,9 +531,7 @@ def _report_and_register(
     summary["report_failures"] = []
     if record.state("Trainer") == "COMPLETE":
         try:
-            summary["report_failures"] = run_report.build_run_report(config, record, client, run_id, summary)[
-                "failed"
-            ]
+            summary["report_failures"] = run_report.build_run_report(config, record, client, run_id, summary)["failed"]
         except Exception as error:
             logging.warning("MLflow run %s: no report: %s: %s", run_id, type(error).__name__, error, exc_info=True)
             summary["report_failures"] = [f"report: {type(error).__name__}: {error}"]
@@ -407,15 +553,14 @@ def _report_and_register(
 def _log_transform(
     client: MlflowClient,
     run_id: str,
+    output: Any,
     transform_graph_uri: str,
     settings: features.TransformSettings,
     with_graph: bool = True,
 ) -> str:
     """Logs a readable summary of what each feature became, and (`with_graph`: when Transform ran in this run,
-    not for a copy of an earlier run's) the Transform graph with its vocabularies."""
-    import tensorflow_transform as tft
-
-    output = tft.TFTransformOutput(transform_graph_uri)
+    not for a copy of an earlier run's) the Transform graph with its vocabularies. `output`: its
+    `tft.TFTransformOutput`."""
     num_classes = output.vocabulary_size_by_name(features.LABEL_VOCABULARY)
     table = features.format_table(features.describe(settings, output.vocabulary_size_by_name, num_classes))
     client.log_text(run_id, table + "\n", "transform/summary.txt")

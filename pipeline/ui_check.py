@@ -106,9 +106,11 @@ def pages(tracking_uri: str) -> list[Page]:
     run_page = f"#/experiments/{experiment_id}/runs/{run.info.run_id}"
     # The query keeps MLflow's sidebar on model training; without it a run page shows the GenAI one.
     training = "?workflowType=machine_learning"
+    datasets = tuple(item.dataset.name for item in (run.inputs.dataset_inputs if run.inputs else []))
     found = [
         Page("1_runs", ui.training_view(experiment_id), (run.info.run_name,)),
-        Page("2_run", run_page + training, (run.info.run_name, "outcome"), height=2400),
+        # The description (its "Nodes" line) and the dataset input are what a run page must show besides tags.
+        Page("2_run", run_page + training, (run.info.run_name, "outcome", "Nodes", *datasets), height=2400),
         Page("3_artifacts", f"{run_page}/artifacts{training}", ("report", "evaluation", "ingest")),
     ]
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "report")}

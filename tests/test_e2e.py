@@ -4,6 +4,7 @@ One module-scoped run is shared by the assertions; the cache and gate tests then
 """
 
 import dataclasses
+import json
 import os
 
 import mlflow
@@ -117,16 +118,34 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     assert run.data.params["features.place.inputs"] == '["latitude", "longitude"]'
     assert run.data.metrics["eval_accuracy"] == pytest.approx(summary["eval_accuracy"])
     assert 0.0 <= run.data.metrics["eval_iou"] <= 1.0
-    assert run.data.metrics["blessed"] == 1.0
-    assert run.data.tags["pushed_path"] == summary["pushed_path"]
+    assert run.data.tags["blessed"] == "true" and "blessed" not in run.data.metrics  # One home: the tag.
+    assert run.data.tags["pushed_path"] == os.path.relpath(summary["pushed_path"], config.workspace_path)
     assert run.data.tags["unfreeze_epoch"] == "1"
     assert run.data.tags["tfx_version"] == "1.16.0"
     assert run.data.tags["outcome"] == "pushed"
-    # Per-class precision/recall and the IoU hit rate come from TFMA too.
-    assert any(name.startswith("eval_probabilities_precision") for name in run.data.metrics)
-    assert 0.0 <= run.data.metrics["eval_box_box_hit_rate"] <= 1.0
+    # Per-class precision/recall (named by class) and the IoU hit rate come from TFMA too; one name per value.
+    assert {f"eval_precision/{name}" for name in sample_data.CLASSES} <= set(run.data.metrics)
+    assert 0.0 <= run.data.metrics["eval_hit_rate"] <= 1.0
+    assert not any(name.startswith(("eval_probabilities_", "eval_box_")) for name in run.data.metrics)
+    # Slices by camera name, not by vocabulary id.
     camera_slices = [name for name in summary["slices"] if name.startswith("camera_id=")]
     assert camera_slices and all(("box", "box_iou") in summary["slices"][name] for name in camera_slices)
+    assert all(name.removeprefix("camera_id=").startswith("cam_") for name in camera_slices), camera_slices
+    # What the run page shows: a name that says what the run was, its description, its dataset, its params.
+    assert run.info.run_name.startswith("pushed · data · ")
+    description = run.data.tags["mlflow.note.content"]
+    assert description.startswith("### Blessed and **pushed**, registered as `xfer-e2e` version")
+    assert "| eval_accuracy | absolute |" in description
+    [dataset_input] = run.inputs.dataset_inputs
+    profile = json.loads(dataset_input.dataset.profile)
+    assert (profile["records"], profile["accepted"], sum(profile["splits"].values())) == (30, 30, 30)
+    assert dataset_input.dataset.digest == summary["data_digest"] != "unknown"
+    schema_columns = {column["name"] for column in json.loads(dataset_input.dataset.schema)["mlflow_colspec"]}
+    assert {"image", "label", "camera_id"} <= schema_columns
+    assert not any(key.startswith("kubeflow.") for key in run.data.params)
+    assert "features.capture_hour.top_k" not in run.data.params  # A bucketized feature has no vocabulary.
+    long_tags = {key: value for key, value in run.data.tags.items() if len(value) > 60}
+    assert set(long_tags) <= {"mlflow.note.content", "mlflow.log-model.history"}, long_tags
     client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
     val_loss = client.get_metric_history(run.info.run_id, "val_loss")
     assert sorted(metric.step for metric in val_loss) == [0, 1]  # Both phases, one epoch axis.
@@ -143,7 +162,9 @@ def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
         "learning_curves.png",
         "confusion_matrix.png",
         "iou_histogram.png",
+        "iou_by_box_size.png",
         "eval_boxes.png",
+        "eval_boxes_worst.png",
         "grad_cam.png",
         "model_summary.txt",
         "statistics.html",
@@ -158,7 +179,7 @@ def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
     assert logged_model.artifact_location.startswith((config.workspace_path / "mlartifacts").as_uri())
 
 
-def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run):
+def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run, tmp_path):
     _, config, first = first_run
     client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
     versions = client.search_model_versions(f"name = '{config.pipeline_name}'")
@@ -187,6 +208,17 @@ def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run
     assert run.data.tags["trained_in_run"] == first["mlflow_run_id"]
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert "report" not in logged and "evaluation" in logged
+    # The run list tells the three runs apart.
+    names = [_mlflow_run(config, r["mlflow_run_id"]).info.run_name for r in (first, second, third)]
+    assert names[0].startswith("pushed · ") and "cached" not in names[0]
+    assert names[1].startswith("kept champion · data · cached 7/10 · "), names
+    assert names[2].startswith("kept champion · data · cached 10/10 · "), names
+    assert run.data.tags["nodes"] == "all 10 cached"
+    by_slice = client.download_artifacts(run.info.run_id, "evaluation/metrics_by_slice.json", str(tmp_path))
+    with open(by_slice) as handle:
+        # Valid JSON: Python's parser takes NaN unless told not to; a strict one would refuse the file.
+        strict = json.loads(handle.read(), parse_constant=lambda constant: pytest.fail(f"{constant} in the JSON"))
+    assert "eval_iou" in strict["overall"]
 
 
 def test_an_unreachable_gate_blocks_the_push(first_run):
@@ -204,9 +236,11 @@ def test_an_unreachable_gate_blocks_the_push(first_run):
     assert "FAIL" in blocked["gate_table"]
     assert sorted(os.listdir(serving)) == versions_before
     run = _mlflow_run(config, blocked["mlflow_run_id"])
-    assert run.data.metrics["blessed"] == 0.0
+    assert run.data.tags["blessed"] == "false"
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "blocked_by_gate"
+    assert run.info.run_name.startswith("blocked by gate · data · cached ")
+    assert "**FAIL**" in run.data.tags["mlflow.note.content"]
 
 
 def test_a_retrained_model_is_held_to_the_change_gates_against_the_champion(first_run):

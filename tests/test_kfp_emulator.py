@@ -165,7 +165,8 @@ def test_run1_runs_every_task_retries_the_killed_trainer_and_registers_the_champ
     assert run.data.params["kubeflow.pipeline_root"] == f"s3://{BUCKET}/pipeline_root"
     # Live epochs of both phases on one axis (the killed attempt may have logged epoch 0 before it died).
     assert {m.step for m in client.get_metric_history(run.info.run_id, "train_loss")} == {0, 1}
-    assert {"eval_accuracy", "eval_iou", "blessed"} <= set(run.data.metrics)
+    assert {"eval_accuracy", "eval_iou", "eval_hit_rate"} <= set(run.data.metrics)
+    assert run.data.tags["blessed"] in ("true", "false")
     assert run.data.tags["outcome"] == "pushed"
     assert run.data.tags["registered_model"] == f"{PIPELINE}/1"
     champion = client.get_model_version_by_alias(PIPELINE, "champion")

@@ -132,6 +132,8 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     run = pod_env.get_run(run_id)
     assert run.data.metrics["eval_accuracy"] == pytest.approx(0.7)
     assert run.data.tags["blessed"] == "false"
+    assert "blessed" not in run.data.metrics  # One home: the tag, as `xfer run` logs it.
+    assert "eval_box_box_iou" not in run.data.metrics and "eval_hit_rate" in run.data.metrics
     assert run.data.tags["champion_version"] == "7"
     assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(0.9)
     assert "changed by -0.2000 against the champion" in run.data.tags["gate_failures"]
