@@ -4,7 +4,9 @@ head, as one tf_keras Functional model."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 
 import tensorflow as tf
@@ -19,6 +21,12 @@ PROBABILITIES = "probabilities"
 BOX = "box"
 STEM = "stem"  # The backbone's layers before its first block.
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
+IMAGENET = "imagenet"
+WEIGHTS_SUFFIXES = (".h5", ".hdf5")
+
+
+class WeightsError(ValueError):
+    """`model.weights` cannot give the backbone its weights: missing, unreadable or of another network."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +107,10 @@ def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_
     if image_size < spec.min_size:
         raise ValueError(f"{model_config.backbone} needs images of at least {spec.min_size} px, got {image_size}")
     weights = None if not uses_pretrained_weights(model_config) else model_config.weights
-    backbone = spec.constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3))
+    weights = IMAGENET if weights and weights.lower() == IMAGENET else weights
+    backbone = _constructed(model_config.backbone, spec, weights, image_size)
+    if weights is not None and weights != IMAGENET:
+        load_backbone_weights(backbone, weights, model_config.backbone)
     if weights is None:
         # Trained from scratch, BatchNorm's moving statistics must track weights that change fast. At Keras's
         # default momentum (0.99) they still reflect the first steps after a few hundred, and the eval-mode
@@ -109,6 +120,48 @@ def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_
                 layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
     middle = backbone.get_layer(spec.middle_layer).output
     return tf_keras.Model(backbone.inputs, [middle, backbone.output], name=BACKBONE_NAME)
+
+
+def _constructed(name: str, spec: Backbone, weights: str | None, image_size: int) -> tf_keras.Model:
+    """The keras.applications network, with ImageNet's weights when asked for (a file is loaded after)."""
+    shape = (image_size, image_size, 3)
+    if weights != IMAGENET:
+        return spec.constructor(include_top=False, weights=None, input_shape=shape)
+    try:
+        return spec.constructor(include_top=False, weights=IMAGENET, input_shape=shape)
+    except Exception as error:  # Keras's download raises a bare Exception ("URL fetch failure on ...").
+        raise WeightsError(
+            f"model.weights: imagenet: the ImageNet weights of {name} could not be fetched ({error}). Offline, put "
+            "the file Keras names above in ~/.keras/models/, or set model.weights to a local weights file "
+            "(or none to train from scratch)."
+        ) from error
+
+
+def load_backbone_weights(backbone: tf_keras.Model, path: str, name: str) -> None:
+    """Every weight of `backbone` from the Keras HDF5 file at `path`, or a WeightsError that says why not.
+
+    HDF5 only, loaded by topology: tf_keras then checks that the file holds exactly the backbone's layers with
+    the backbone's shapes, so a file of another network fails instead of loading a part of it (a TensorFlow
+    checkpoint would load what matches and skip the rest in silence). The file holds the backbone without its
+    top, as `model.get_layer("backbone").save_weights("....h5")` writes it; the image size does not matter.
+    """
+    if not path.endswith(WEIGHTS_SUFFIXES):
+        raise WeightsError(
+            f"model.weights: {path} is not a Keras HDF5 weights file ({' or '.join(WEIGHTS_SUFFIXES)}); save one "
+            'with model.get_layer("backbone").save_weights("backbone.weights.h5")'
+        )
+    if not tf.io.gfile.exists(path):
+        raise WeightsError(f"model.weights: {path} does not exist")
+    # Through a local copy: h5py reads local files only, and the file may be in the pipeline root's store.
+    with tempfile.TemporaryDirectory(prefix="xfer-weights-") as local:
+        local_path = os.path.join(local, os.path.basename(path))
+        tf.io.gfile.copy(path, local_path)
+        try:
+            backbone.load_weights(local_path)
+        except (ValueError, OSError) as error:
+            raise WeightsError(
+                f"model.weights: {path} does not hold the weights of a {name} backbone (model.backbone): {error}"
+            ) from error
 
 
 def build_model(

@@ -102,6 +102,43 @@ def test_pretrained_backbone_keeps_batchnorm_in_inference_mode(tmp_path, scratch
     )
 
 
+def test_a_weights_file_loads_every_backbone_weight(tmp_path, scratch_model):
+    """`model.weights: <file>` gives the backbone every weight the file holds, not a part of them."""
+    saved = scratch_model.get_layer(model_lib.BACKBONE_NAME)
+    path = tmp_path / "backbone.h5"
+    saved.save_weights(str(path))
+    loaded = model_lib.build_backbone(config_lib.ModelConfig(weights=str(path)), SIZE)
+    assert len(loaded.weights) == len(saved.weights)
+    for mine, theirs in zip(loaded.weights, saved.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.name)
+
+
+def test_a_weights_file_of_another_network_is_a_clear_error(tmp_path):
+    other = model_lib.build_backbone(config_lib.ModelConfig(backbone="mobilenet_v2", weights="none"), 32)
+    path = tmp_path / "mobilenet.h5"
+    other.save_weights(str(path))
+    with pytest.raises(model_lib.WeightsError, match=r"mobilenet\.h5 does not hold the weights of a xception"):
+        model_lib.build_backbone(config_lib.ModelConfig(weights=str(path)), SIZE)
+
+
+def test_a_missing_or_non_hdf5_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(model_lib.WeightsError, match="does not exist"):
+        model_lib.build_backbone(config_lib.ModelConfig(weights=str(tmp_path / "gone.h5")), SIZE)
+    with pytest.raises(model_lib.WeightsError, match="not a Keras HDF5 weights file"):
+        model_lib.build_backbone(config_lib.ModelConfig(weights=str(tmp_path / "ckpt")), SIZE)
+
+
+def test_imagenet_weights_that_cannot_be_fetched_say_what_to_do_offline(monkeypatch):
+    from tf_keras.src.utils import data_utils
+
+    def offline(*args, **kwargs):  # What Keras raises when the download fails.
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- name resolution")
+
+    monkeypatch.setattr(data_utils, "get_file", offline)
+    with pytest.raises(model_lib.WeightsError, match=r"imagenet: the ImageNet weights of xception could not be"):
+        model_lib.build_backbone(config_lib.ModelConfig(weights="ImageNet"), SIZE)
+
+
 def test_two_phases_freeze_then_fine_tune_on_one_epoch_axis():
     model_config = config_lib.ModelConfig(weights="none")
     model = model_lib.build_model(model_config, SIZE, INPUTS, 3)
