@@ -5,7 +5,7 @@
 Reads `annotations.csv` and the images with PIL, resizes them as Transform does (stretch), splits them by the
 same filename hash as ImageExampleGen, maps the sample's metadata columns to ids in numpy, and trains the same
 network (`components.model.build_model`) with the same two phases, learning rates and schedule in a plain
-`model.fit`, validating on the eval split every epoch as the Trainer does. No TFX, no Beam, no TFT, no MLflow,
+`model.fit`, validating on the val split every epoch as the Trainer does. No TFX, no Beam, no TFT, no MLflow,
 no checkpoints: what is left is the work any training of this model must do.
 """
 
@@ -62,7 +62,14 @@ def _metadata_ids(rows: list[dict[str, str]], feature_configs) -> tuple[dict[str
 
 
 def load(config, data_dir: Path) -> tuple[dict, dict, dict, dict, list[str], dict[str, int]]:
-    """(train inputs, train labels, eval inputs, eval labels, class names) as numpy arrays."""
+    """(train inputs, train labels, val inputs, val labels, class names, cardinalities): what the Trainer reads."""
+    splits, labels, cardinality = load_splits(config, data_dir)
+    return (*splits["train"], *splits["val"], labels, cardinality)
+
+
+def load_splits(config, data_dir: Path) -> tuple[dict[str, tuple[dict, dict]], list[str], dict[str, int]]:
+    """{split: (inputs, targets)} for train, val and eval as numpy arrays, the class names and the
+    metadata features' cardinalities."""
     from PIL import Image
 
     size = config.image.size
@@ -82,13 +89,14 @@ def load(config, data_dir: Path) -> tuple[dict, dict, dict, dict, list[str], dic
         "probabilities": np.array([labels.index(row["label"]) for row in rows], np.int64),
         "box": np.array(boxes, np.float32),
     }
-    buckets = [config.split.train, config.split.eval]
+    buckets = [config.split.train, config.split.val, config.split.eval]
     split = np.array([_split_of(row["filename"], buckets) for row in rows])
 
     def take(arrays, which):
         return {name: array[split == which] for name, array in arrays.items()}
 
-    return take(inputs, 0), take(targets, 0), take(inputs, 1), take(targets, 1), labels, cardinality
+    names = ("train", "val", "eval")
+    return {name: (take(inputs, index), take(targets, index)) for index, name in enumerate(names)}, labels, cardinality
 
 
 def main(argv: list[str] | None = None) -> int:

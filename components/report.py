@@ -442,8 +442,9 @@ def model_card(config: Any, summary: Mapping[str, Any], scores: EvalScores | Non
         f"- Batch size {training_config.batch_size}, seed {training_config.seed}.",
         "",
         "## Data",
-        f"- Source: `{config.data}`; train/eval split by a hash of the filename "
-        f"({config.split.train}:{config.split.eval}).",
+        f"- Source: `{config.data}`; train/val/eval split by a hash of the filename "
+        f"({config.split.train}:{config.split.val}:{config.split.eval}); the Trainer validates on val, the gates "
+        "judge eval.",
     ]
     if ingest_summary:
         lines.append(

@@ -163,7 +163,7 @@ def data_validation_nodes(
     versions = code_versions or node_code_versions(eval_config(config))
     example_gen_node = example_gen.ImageExampleGen(
         data_dir=str(config.data),
-        split_buckets={"train": config.split.train, "eval": config.split.eval},
+        split_buckets={"train": config.split.train, "val": config.split.val, "eval": config.split.eval},
         settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
         code_version=versions["ImageExampleGen"],
     )
@@ -223,7 +223,9 @@ def create_pipeline(
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(splits=["train"]),
-        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+        # The Trainer validates (and early-stops) on val; eval is the Evaluator's alone, so the gates judge
+        # data no training choice has seen.
+        eval_args=trainer_pb2.EvalArgs(splits=["val"]),
         custom_config={
             "transform": transform_settings.to_dict(),
             "model": config_lib.asdict(config.model),
@@ -245,6 +247,7 @@ def create_pipeline(
             model=trainer.outputs["model"],
             baseline_model=champion.outputs["champion"],
             eval_config=evaluation_config,
+            example_splits=["eval"],
         ).with_id("Evaluator"),
         versions["Evaluator"],
     )

@@ -21,7 +21,7 @@ from pipeline import config as config_lib
 from pipeline import local_runner, run_record
 from pipeline import pipeline as pipeline_lib
 
-SPLITS = ("train", "eval")
+SPLITS = ("train", "val", "eval")
 STATISTICS_HTML = "statistics.html"
 # TFDV's interactive page, beside the static one: it needs the network for its scripts.
 FACETS_HTML = "statistics_facets.html"

@@ -102,3 +102,27 @@ def test_sections_round_trip_through_dicts():
     assert training == config.training
     feature = config.features[0]
     assert config_lib.section_from_dict(config_lib.FeatureConfig, config_lib.asdict(feature)) == feature
+
+
+def test_a_weights_file_is_checked_before_the_run_starts(tmp_path):
+    raw = config_lib.load_config(SAMPLE).to_dict()
+    raw["model"]["weights"] = str(tmp_path / "missing.h5")
+    with pytest.raises(config_lib.ConfigError, match="model.weights: .*missing.h5 does not exist"):
+        config_lib.config_from_dict(raw)
+    raw["model"]["weights"] = "resnet.ckpt"
+    with pytest.raises(config_lib.ConfigError, match="none, imagenet or a Keras HDF5 weights file"):
+        config_lib.config_from_dict(raw)
+    (tmp_path / "backbone.h5").write_bytes(b"")
+    raw["model"]["weights"] = str(tmp_path / "backbone.h5")
+    assert config_lib.config_from_dict(raw).model.weights.endswith("backbone.h5")
+    raw["model"]["weights"] = "s3://models/backbone.h5"  # Read by the Trainer, in its own place.
+    config_lib.config_from_dict(raw)
+
+
+def test_the_gates_judge_a_split_the_trainer_never_sees():
+    split = config_lib.load_config(SAMPLE).split
+    assert min(split.train, split.val, split.eval) >= 1
+    raw = config_lib.load_config(SAMPLE).to_dict()
+    raw["split"] = {"train": 4, "val": 0, "eval": 1}
+    with pytest.raises(config_lib.ConfigError, match="train, val and eval need at least one hash bucket"):
+        config_lib.config_from_dict(raw)

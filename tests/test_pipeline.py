@@ -1,0 +1,33 @@
+"""create_pipeline()'s wiring of the three splits: what each node reads."""
+
+import json
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _as_dict(value):
+    """A proto exec property, as TFX stores it (JSON, field names as in the .proto)."""
+    return (
+        json.loads(value)
+        if isinstance(value, str)
+        else json_format.MessageToDict(value, preserving_proto_field_name=True)
+    )
+
+
+def test_the_trainer_validates_on_val_and_only_the_evaluator_reads_eval(tmp_path):
+    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    pipeline = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
+    nodes = {node.id: node for node in pipeline.components}
+    output_config = _as_dict(nodes["ImageExampleGen"].exec_properties["output_config"])
+    splits = {split["name"]: split["hash_buckets"] for split in output_config["split_config"]["splits"]}
+    assert splits == {"train": config.split.train, "val": config.split.val, "eval": config.split.eval}
+    trainer = nodes["Trainer"].exec_properties
+    assert _as_dict(trainer["train_args"])["splits"] == ["train"]
+    assert _as_dict(trainer["eval_args"])["splits"] == ["val"]
+    assert json.loads(nodes["Evaluator"].exec_properties["example_splits"]) == ["eval"]
