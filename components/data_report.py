@@ -272,10 +272,11 @@ def load_statistics(statistics_uri: str, split: str) -> statistics_pb2.DatasetFe
 
 
 def facets_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:
-    """TFDV's interactive Facets overview; with two splits (train, eval) they are shown side by side.
+    """TFDV's interactive Facets overview; Facets compares two splits side by side: train and eval when both
+    are there (the data the model fit and the data the gates judge).
 
     It loads its scripts from a CDN, so it is blank offline: `statistics_html` is the page that always works."""
-    names = sorted(statistics, key=lambda name: name != "train")
+    names = sorted(statistics, key=lambda name: (name != "train", name != "eval"))
     if len(names) == 1:
         return tfdv.utils.display_util.get_statistics_html(statistics[names[0]], lhs_name=names[0])
     return tfdv.utils.display_util.get_statistics_html(
@@ -296,6 +297,13 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
+_SPLIT_ORDER = ("train", "val", "eval")  # As the data flows: fit, watch, judge; any other split after them.
+
+
+def _split_order(name: str) -> tuple[int, str]:
+    return (_SPLIT_ORDER.index(name) if name in _SPLIT_ORDER else len(_SPLIT_ORDER), name)
+
+
 def statistics_html(
     statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList], anomalies: list[str] | None = None
 ) -> str:
@@ -305,7 +313,7 @@ def statistics_html(
     `anomalies` are the plain lines of validation_gate.describe_anomalies; an empty list says "0 anomalies",
     None that they could not be read.
     """
-    names = sorted(statistics, key=lambda name: (name != "train", name))
+    names = sorted(statistics, key=_split_order)
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data statistics</title>",
              f"<style>{_PAGE_STYLE}</style></head><body><h1>Data statistics</h1>"]
     counts = ", ".join(f"{name}: {_dataset(statistics[name]).num_examples} examples" for name in names)

@@ -35,7 +35,7 @@ from pipeline import run_record
 ARTIFACT_DIR = "report"
 GRID_IMAGES = 12
 GRAD_CAM_IMAGES = 4
-STATISTICS_SPLITS = ("train", "eval")
+STATISTICS_SPLITS = ("train", "val", "eval")  # When an artifact does not say its splits (older stores).
 
 
 def read_examples(examples_uri: str, split: str) -> list[bytes]:
@@ -46,12 +46,19 @@ def read_examples(examples_uri: str, split: str) -> list[bytes]:
     return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
+def split_names(output: run_record.Output) -> list[str]:
+    """The splits an artifact holds, as TFX recorded them (its `split_names` property)."""
+    recorded = output.properties.get("split_names")
+    return json.loads(recorded) if recorded else list(STATISTICS_SPLITS)
+
+
 def run_anomalies(record: run_record.RunRecord) -> list[str]:
     """The ExampleValidator's anomalies for the run, one plain line each (none when the data is clean)."""
-    uri = record.nodes["ExampleValidator"].output("anomalies").uri
+    anomalies = record.nodes["ExampleValidator"].output("anomalies")
+    uri = anomalies.uri
     return [
         line
-        for split in STATISTICS_SPLITS
+        for split in split_names(anomalies)
         for line in validation_gate.describe_anomalies(split, validation_gate.load_anomalies(uri, split))
     ]
 
@@ -229,8 +236,8 @@ def build_run_report(
         attempt("anomalies", anomalies)
 
         def statistics() -> list[str]:
-            statistics_uri = record.nodes["StatisticsGen"].output("statistics").uri
-            loaded = {split: data_report.load_statistics(statistics_uri, split) for split in STATISTICS_SPLITS}
+            statistics = record.nodes["StatisticsGen"].output("statistics")
+            loaded = {split: data_report.load_statistics(statistics.uri, split) for split in split_names(statistics)}
             # The static page renders offline and inside MLflow's artifact viewer; Facets needs its CDN.
             with open(os.path.join(out, "statistics.html"), "w") as handle:
                 handle.write(data_report.statistics_html(loaded, state.get("anomalies")))

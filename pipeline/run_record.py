@@ -85,7 +85,10 @@ def _outputs(store: metadata_store.MetadataStore, execution: metadata_store_pb2.
     for event in events:
         key = event.path.steps[0].key if event.path.steps else "output"
         artifact = artifacts[event.artifact_id]
-        properties = {name: _value(value) for name, value in artifact.custom_properties.items()}
+        # Typed properties (an Examples' `split_names`) and custom ones (a pushed model's `pushed_destination`).
+        properties = {
+            name: _value(value) for name, value in [*artifact.properties.items(), *artifact.custom_properties.items()]
+        }
         outputs.setdefault(key, []).append(Output(artifact.uri, properties))
     return outputs
 

@@ -318,7 +318,8 @@ def tiny_run(tmp_path):
         _raw_example(green, "red", (0.5, 0.5, 1.0, 1.0)),
     ]
     _write_gzip_records(str(root / "ImageExampleGen" / "examples" / "1" / "Split-eval" / "data.gz"), examples)
-    for split in ("train", "eval"):
+    splits = ("train", "val", "eval")
+    for split in splits:
         path = root / "StatisticsGen" / "statistics" / "3" / f"Split-{split}"
         path.mkdir(parents=True)
         (path / "FeatureStats.pb").write_bytes(_statistics(3).SerializeToString())
@@ -327,8 +328,14 @@ def tiny_run(tmp_path):
         (path / validation_gate.ANOMALIES_FILE).write_bytes(anomalies_pb2.Anomalies().SerializeToString())
 
     def node(node_id, **outputs):
+        # As ML Metadata records them: the split-holding artifacts say their splits.
+        properties = (
+            {"split_names": json.dumps(list(splits))} if node_id in ("StatisticsGen", "ExampleValidator") else {}
+        )
         return run_record.NodeRecord(
-            node_id, "COMPLETE", {key: [run_record.Output(str(root / uri), {})] for key, uri in outputs.items()}
+            node_id,
+            "COMPLETE",
+            {key: [run_record.Output(str(root / uri), properties)] for key, uri in outputs.items()},
         )
 
     record = run_record.RunRecord(
