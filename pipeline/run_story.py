@@ -12,6 +12,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+# A run whose Trainer came from the cache names, in this tag, the run that trained the model (its curves, report).
+TRAINED_IN_RUN_TAG = "trained_in_run"
+
 # A tag value longer than this is cut in the run list and on the run page; longer values go to artifacts.
 TAG_LIMIT = 40
 # What TFMA calls an output's metric (output name, metric name) -> what the MLflow run calls it. Anything not
@@ -192,13 +195,15 @@ def run_name(
     outcome: str, data_name: str, started: datetime.datetime, node_states: Mapping[str, str] | None = None
 ) -> str:
     """What the run was, as the run list shows it: "pushed · sample · 12-02 09:14",
-    "kept champion · sample · cached 10/10 · 12-02 09:30" when the model came from the cache."""
-    parts = [OUTCOME_WORDS.get(outcome, outcome), data_name]
+    "kept champion · 10/10 cached · sample · 12-02 09:30" when the model came from the cache.
+
+    What tells runs apart comes first: MLflow's run list shows only the first ~24 characters of a name."""
+    parts = [OUTCOME_WORDS.get(outcome, outcome)]
     states = node_states or {}
     if states.get("Trainer") == "CACHED":
         cached = sum(state == "CACHED" for state in states.values())
-        parts.append(f"cached {cached}/{len(states)}")
-    parts.append(started.strftime("%m-%d %H:%M"))
+        parts.append(f"{cached}/{len(states)} cached")
+    parts += [data_name, started.strftime("%m-%d %H:%M")]
     return " · ".join(parts)
 
 

@@ -37,7 +37,7 @@ CHAMPION_MODEL_NAME = "baseline"
 # The tag that names the model a run's Trainer produced, so a later run served from the cache finds the run
 # that trained it (and holds its curves and report) instead of logging them again.
 TRAINER_MODEL_TAG = "trainer_model"
-TRAINED_IN_RUN_TAG = "trained_in_run"
+TRAINED_IN_RUN_TAG = run_story.TRAINED_IN_RUN_TAG
 # Names of the TFMA metrics the gates read, and what the MLflow run calls them.
 EVAL_METRICS = {("probabilities", "sparse_categorical_accuracy"): "eval_accuracy", ("box", "box_iou"): "eval_iou"}
 # MLflow's own tags for what the run page shows as its description and its source.

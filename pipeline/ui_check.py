@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline import ui
+from pipeline.run_story import TRAINED_IN_RUN_TAG
 
 # What MLflow's pages say when something is wrong (error boundaries, failed fetches, unknown routes).
 ERROR_PHRASES = (
@@ -95,7 +96,9 @@ def render(chromium: str, url: str, screenshot: Path, height: int = 1000) -> str
 
 
 def pages(tracking_uri: str) -> list[Page]:
-    """The run list, the latest run, its artifacts and the latest registered version, from the store."""
+    """The run list, the latest run, the artifacts of the run that trained its model (the latest run itself, or
+    the one its `trained_in_run` tag names when its Trainer came from the cache) and the latest registered
+    version, from the store."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -107,18 +110,23 @@ def pages(tracking_uri: str) -> list[Page]:
     # The query keeps MLflow's sidebar on model training; without it a run page shows the GenAI one.
     training = "?workflowType=machine_learning"
     datasets = tuple(item.dataset.name for item in (run.inputs.dataset_inputs if run.inputs else []))
+    # A cached run points at the run that trained (curves, report) instead of logging them again.
+    trained_id = run.data.tags.get(TRAINED_IN_RUN_TAG, run.info.run_id)
+    if trained_id == "unknown":
+        raise RuntimeError(f"run {run.info.run_name!r} does not know which run trained its model")
+    trained_page = f"#/experiments/{experiment_id}/runs/{trained_id}"
     found = [
         Page("1_runs", ui.training_view(experiment_id), (run.info.run_name,)),
         # The description (its "Nodes" line) and the dataset input are what a run page must show besides tags.
         Page("2_run", run_page + training, (run.info.run_name, "outcome", "Nodes", *datasets), height=2400),
-        Page("3_artifacts", f"{run_page}/artifacts{training}", ("report", "evaluation", "ingest")),
+        Page("3_artifacts", f"{trained_page}/artifacts{training}", ("report", "evaluation", "ingest", "training")),
     ]
-    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "report")}
+    artifacts = {item.path for item in client.list_artifacts(trained_id, "report")}
     if "report/statistics.html" in artifacts:
         # MLflow shows an HTML artifact in a sandboxed iframe, which the DOM dump does not include: the page
         # is judged by MLflow's frame around it here, and by its screenshot.
         found.append(Page(
-            "4_statistics", f"{run_page}/artifactPath/report/statistics.html{training}",
+            "4_statistics", f"{trained_page}/artifactPath/report/statistics.html{training}",
             ("report/statistics.html",), height=1400,
         ))  # fmt: skip
     models = client.search_registered_models()

@@ -28,6 +28,8 @@ MLFLOW_LOCATIONS = (
 # Run tags whose values are locations the pipeline looks up again (pipeline/tracking.py TRAINER_MODEL_TAG, which
 # is relative to the workspace since it is written so; an older store may hold absolute ones).
 MLFLOW_LOCATION_TAGS = ("trainer_model",)
+# Registered versions' tags that are locations (pipeline/registry.py: where the version's SavedModel was pushed).
+MLFLOW_VERSION_LOCATION_TAGS = ("pushed_path",)
 # ML Metadata: each artifact's URI, and string properties such as the Pusher's destination.
 MLMD_LOCATIONS = (("Artifact", "uri"), ("ArtifactProperty", "string_value"))
 
@@ -73,6 +75,8 @@ def relocate(workspace: Path) -> Path | None:
             changed += _replace_prefix(connection, table, column, old, new)
         keys = ", ".join(f"'{key}'" for key in MLFLOW_LOCATION_TAGS)
         changed += _replace_prefix(connection, "tags", "value", old, new, where=f" AND key IN ({keys})")
+        keys = ", ".join(f"'{key}'" for key in MLFLOW_VERSION_LOCATION_TAGS)
+        changed += _replace_prefix(connection, "model_version_tags", "value", old, new, where=f" AND key IN ({keys})")
     metadata_db = workspace / "metadata.sqlite"
     if metadata_db.exists():
         with sqlite3.connect(metadata_db) as connection:

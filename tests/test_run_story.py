@@ -127,8 +127,8 @@ def test_run_names_tell_a_training_run_from_cached_reruns():
     ]
     assert names == [
         "pushed · sample · 12-02 09:14",
-        "kept champion · sample · cached 2/3 · 12-02 09:14",
-        "kept champion · sample · cached 3/3 · 12-02 09:14",
+        "kept champion · 2/3 cached · sample · 12-02 09:14",
+        "kept champion · 3/3 cached · sample · 12-02 09:14",
     ]
     assert run_story.run_name("failed", "cars", started) == "failed · cars · 12-02 09:14"
 

@@ -25,7 +25,13 @@ def _workspace(root):
     client.set_tag(run.info.run_id, "note", str(workspace / "kept-as-written"))
     model = client.create_logged_model(experiment_id=experiment, name="model", source_run_id=run.info.run_id)
     client.create_registered_model("xfer-move")
-    client.create_model_version("xfer-move", model.artifact_location, run.info.run_id, model_id=model.model_id)
+    client.create_model_version(
+        "xfer-move",
+        model.artifact_location,
+        run.info.run_id,
+        model_id=model.model_id,
+        tags={"pushed_path": str(workspace / "serving" / "17")},
+    )
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = str(workspace / "metadata.sqlite")
     config.sqlite.connection_mode = 3
@@ -65,6 +71,7 @@ def test_a_moved_workspace_opens_with_its_artifacts_where_they_are_now(tmp_path)
     assert open(path).read() == "hello\n"
     version = client.get_model_version("xfer-move", "1")
     assert version.source.startswith(moved.as_uri() + "/mlartifacts/")
+    assert version.tags["pushed_path"] == str(moved / "serving" / "17")
     assert client.get_logged_model(model_id).artifact_location.startswith(moved.as_uri())
     assert client.get_experiment(run.info.experiment_id).artifact_location == (moved / "mlartifacts").as_uri()
     # The location the next run looks its Trainer up by moved; a tag that only records a path did not.
