@@ -68,17 +68,27 @@ class SampleRecord:
         }
 
 
-def write_sample_dataset(out_dir: str | Path, num_images: int = 500, seed: int = 7) -> list[SampleRecord]:
-    """Writes `num_images` JPEGs and `annotations.csv` into `out_dir`; the same seed gives the same bytes."""
+PALETTES = ("class", "random")
+
+
+def write_sample_dataset(
+    out_dir: str | Path, num_images: int = 500, seed: int = 7, palette: str = "class"
+) -> list[SampleRecord]:
+    """Writes `num_images` JPEGs and `annotations.csv` into `out_dir`; the same seed gives the same bytes.
+
+    `palette`: "class" draws each class in its own hue (the sample task); "random" in any hue, so that colour
+    says nothing of the class: another task, for pretraining a backbone offline (benchmarks/transfer.py)."""
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1, got {num_images}")
+    if palette not in PALETTES:
+        raise ValueError(f"palette must be one of {PALETTES}, got {palette!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     records = []
     for index in range(num_images):
         label = CLASSES[index % len(CLASSES)]
-        image, box = _draw(label, rng)
+        image, box = _draw(label, rng, palette)
         filename = f"img_{index:05d}.jpg"
         image.save(out_dir / filename, format="JPEG", quality=92)
         records.append(_metadata(filename, label, box, rng))
@@ -109,7 +119,9 @@ def _metadata(filename: str, label: str, box: tuple[int, int, int, int], rng: np
     )
 
 
-def _draw(label: str, rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def _draw(
+    label: str, rng: np.random.Generator, palette: str = "class"
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
     width, height = int(rng.integers(96, 181)), int(rng.integers(96, 181))
     image = Image.fromarray(_background(width, height, rng))
     draw = ImageDraw.Draw(image)
@@ -121,7 +133,8 @@ def _draw(label: str, rng: np.random.Generator) -> tuple[Image.Image, tuple[int,
     xmin = int(rng.integers(0, width - side + 1))
     ymin = int(rng.integers(0, height - side + 1))
     xmax, ymax = xmin + side - 1, ymin + side - 1
-    color = _hsv_to_rgb((_HUES[label] + rng.normal(0, 8)) % 360, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0))
+    hue = (_HUES[label] + rng.normal(0, 8)) % 360 if palette == "class" else rng.uniform(0, 360)
+    color = _hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0))
     _draw_shape(draw, label, (xmin, ymin, xmax, ymax), color)
     return image, (xmin, ymin, xmax + 1, ymax + 1)
 

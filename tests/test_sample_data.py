@@ -45,3 +45,24 @@ def test_the_box_encloses_the_coloured_object(tmp_path):
         outside = pixels.getpixel((xmin - 2, ymin)) if xmin >= 2 else pixels.getpixel((xmax + 1, ymax - 1))
     assert centre[2] > 180  # The object is bright.
     assert centre[1] > outside[1]  # And more saturated than the background next to it.
+
+
+def _centre_hues(folder, records, label):
+    hues = []
+    for record in records:
+        if record.label == label:
+            xmin, ymin, xmax, ymax = record.box
+            with Image.open(folder / record.filename) as image:
+                hues.append(image.convert("HSV").getpixel(((xmin + xmax) // 2, (ymin + ymax) // 2))[0])
+    return hues
+
+
+def test_the_random_palette_draws_a_class_in_any_hue_and_the_sample_keeps_its_own(tmp_path):
+    """The source task for pretraining (palette random) is another task: a square's colour varies widely,
+    while the sample's squares keep their class hue (PIL's hue is 0..255 for 0..360 degrees)."""
+    sample = sample_data.write_sample_dataset(tmp_path / "sample", num_images=40, seed=3)
+    source = sample_data.write_sample_dataset(tmp_path / "source", num_images=40, seed=3, palette="random")
+    sample_hues = _centre_hues(tmp_path / "sample", sample, "square")
+    source_hues = _centre_hues(tmp_path / "source", source, "square")
+    assert max(sample_hues) - min(sample_hues) < 30
+    assert max(source_hues) - min(source_hues) > 100
