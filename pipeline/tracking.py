@@ -506,7 +506,7 @@ def log_dataset(
         profile=json.dumps(profile),
     )
     client.log_inputs(
-        run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train and eval")])]
+        run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "train, val, eval")])]
     )
     return digest
 
