@@ -22,7 +22,7 @@ BOX = "box"
 STEM = "stem"  # The backbone's layers before its first block.
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 IMAGENET = "imagenet"
-WEIGHTS_SUFFIXES = (".h5", ".hdf5")
+WEIGHTS_SUFFIXES = config_lib.WEIGHTS_SUFFIXES
 
 
 class WeightsError(ValueError):

@@ -347,11 +347,15 @@ _BACKBONE_MIN_SIZE = {"xception": 71, "resnet50": 32, "mobilenet_v2": 32, "effic
 BACKBONE_BLOCKS = {"xception": 14, "resnet50": 16, "mobilenet_v2": 16, "efficientnet_b0": 16}
 
 
+# What `model.weights` may name besides none and imagenet: Keras HDF5 files (components/model.py loads them).
+WEIGHTS_SUFFIXES = (".h5", ".hdf5")
+
+
 def _check_weights(weights: str) -> None:
     """A weights file is checked before the run ingests anything (its content when the Trainer loads it)."""
     if weights.lower() in ("none", "imagenet"):
         return
-    if not weights.endswith((".h5", ".hdf5")):
+    if not weights.endswith(WEIGHTS_SUFFIXES):
         raise ConfigError(f"model.weights: {weights!r} is none, imagenet or a Keras HDF5 weights file (.h5)")
     if "://" not in weights and not Path(weights).is_file():
         raise ConfigError(f"model.weights: {weights} does not exist")
