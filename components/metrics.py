@@ -12,12 +12,7 @@ import tf_keras
 
 def box_iou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
     """Row-wise IoU of two [N, 4] box tensors; 0 where the union is empty (degenerate boxes)."""
-    boxes_a = tf.cast(boxes_a, tf.float32)
-    boxes_b = tf.cast(boxes_b, tf.float32)
-    inter_w = tf.maximum(0.0, tf.minimum(boxes_a[:, 2], boxes_b[:, 2]) - tf.maximum(boxes_a[:, 0], boxes_b[:, 0]))
-    inter_h = tf.maximum(0.0, tf.minimum(boxes_a[:, 3], boxes_b[:, 3]) - tf.maximum(boxes_a[:, 1], boxes_b[:, 1]))
-    intersection = inter_w * inter_h
-    union = _area(boxes_a) + _area(boxes_b) - intersection
+    intersection, union = _intersection_and_union(tf.cast(boxes_a, tf.float32), tf.cast(boxes_b, tf.float32))
     return tf.math.divide_no_nan(intersection, union)
 
 
@@ -64,24 +59,61 @@ def box_regression_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -
     return tf.reduce_mean(_huber(y_true - y_pred, delta=0.1), axis=-1) / 0.1
 
 
-def box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    """Smooth L1 on the corners plus (1 - IoU).
+IOU_LOSSES = ("iou", "giou", "diou")
+
+
+def box_giou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
+    """Generalised IoU (Rezatofighi et al. 2019): IoU minus the share of the smallest enclosing box that
+    neither box covers. In -1..1; unlike IoU it still has a gradient when the boxes do not overlap."""
+    boxes_a, boxes_b = tf.cast(boxes_a, tf.float32), tf.cast(boxes_b, tf.float32)
+    intersection, union = _intersection_and_union(boxes_a, boxes_b)
+    enclosing = _area(
+        tf.concat([tf.minimum(boxes_a[:, :2], boxes_b[:, :2]), tf.maximum(boxes_a[:, 2:], boxes_b[:, 2:])], 1)
+    )
+    return tf.math.divide_no_nan(intersection, union) - tf.math.divide_no_nan(enclosing - union, enclosing)
+
+
+def box_diou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
+    """Distance IoU (Zheng et al. 2020): IoU minus the squared distance of the centres over the squared
+    diagonal of the smallest enclosing box. It pulls the centres together directly, which GIoU does only
+    once the enclosing box has shrunk."""
+    boxes_a, boxes_b = tf.cast(boxes_a, tf.float32), tf.cast(boxes_b, tf.float32)
+    intersection, union = _intersection_and_union(boxes_a, boxes_b)
+    centres = (boxes_a[:, :2] + boxes_a[:, 2:]) / 2 - (boxes_b[:, :2] + boxes_b[:, 2:]) / 2
+    corner_span = tf.maximum(boxes_a[:, 2:], boxes_b[:, 2:]) - tf.minimum(boxes_a[:, :2], boxes_b[:, :2])
+    diagonal = tf.reduce_sum(tf.square(corner_span), axis=1)
+    distance = tf.reduce_sum(tf.square(centres), axis=1)
+    return tf.math.divide_no_nan(intersection, union) - tf.math.divide_no_nan(distance, diagonal)
+
+
+def _intersection_and_union(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    inter_w = tf.maximum(0.0, tf.minimum(boxes_a[:, 2], boxes_b[:, 2]) - tf.maximum(boxes_a[:, 0], boxes_b[:, 0]))
+    inter_h = tf.maximum(0.0, tf.minimum(boxes_a[:, 3], boxes_b[:, 3]) - tf.maximum(boxes_a[:, 1], boxes_b[:, 1]))
+    intersection = inter_w * inter_h
+    return intersection, _area(boxes_a) + _area(boxes_b) - intersection
+
+
+_IOU_TERMS = {"iou": box_iou, "giou": box_giou, "diou": box_diou}
+
+
+def make_box_loss(iou_loss: str = "iou", sqrt_size: bool = False):
+    """The box loss: smooth L1 (on the corners, or with `sqrt_size` on square-root sizes) plus 1 - the
+    chosen member of the IoU family (`model.box_iou_loss`).
 
     The L1 term gives a gradient even when the boxes do not overlap (where IoU is flat at 0); the IoU term
     optimises what the gate measures.
     """
-    return _regression_and_iou_loss(y_true, y_pred, sqrt_size=False)
+    if iou_loss not in _IOU_TERMS:
+        raise ValueError(f"unknown box IoU loss {iou_loss!r}; choose one of {', '.join(IOU_LOSSES)}")
+    overlap = _IOU_TERMS[iou_loss]
 
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
+        y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
+        return box_regression_loss(y_true, y_pred, sqrt_size) + (1.0 - overlap(y_true, y_pred))
 
-def sqrt_size_box_loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-    """`box_loss` with the regression term on square-root sizes (`model.box_size: sqrt`)."""
-    return _regression_and_iou_loss(y_true, y_pred, sqrt_size=True)
-
-
-def _regression_and_iou_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -> tf.Tensor:
-    y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
-    y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
-    return box_regression_loss(y_true, y_pred, sqrt_size) + (1.0 - box_iou(y_true, y_pred))
+    loss.__name__ = f"box_loss_{iou_loss}{'_sqrt' if sqrt_size else ''}"
+    return loss
 
 
 def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:

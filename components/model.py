@@ -198,6 +198,15 @@ def build_model(
         return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
 
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
+    head = _spatial_box_head if model_config.box_head == "spatial" else _dense_box_head
+    center_and_size = head(middle_map, feature_map, model_config.head_units)
+    decode = decode_sqrt_size_box if model_config.box_size == "sqrt" else decode_box
+    outputs[BOX] = tf_keras.layers.Lambda(decode, name=BOX)(center_and_size)
+    return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
+
+
+def _dense_box_head(middle_map: tf.Tensor, feature_map: tf.Tensor, units: int) -> tf.Tensor:
+    """Both maps flattened into one dense layer: (cx, cy, w, h) in 0..1."""
     fine = _reduce(middle_map, "box_reduce_middle")
     coarse = _reduce(feature_map, "box_reduce_final")
     spatial = tf_keras.layers.Concatenate(name="box_features")(
@@ -206,11 +215,50 @@ def build_model(
             tf_keras.layers.Flatten(name="box_flatten_final")(coarse),
         ]
     )
-    box_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="box_hidden")(spatial)
-    center_and_size = tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
-    decode = decode_sqrt_size_box if model_config.box_size == "sqrt" else decode_box
-    outputs[BOX] = tf_keras.layers.Lambda(decode, name=BOX)(center_and_size)
-    return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
+    box_hidden = tf_keras.layers.Dense(units, activation="relu", name="box_hidden")(spatial)
+    return tf_keras.layers.Dense(4, activation="sigmoid", name="box_center_size")(box_hidden)
+
+
+def _spatial_box_head(middle_map: tf.Tensor, feature_map: tf.Tensor, units: int) -> tf.Tensor:
+    """A soft argmax over the stride-16 map: (cx, cy, w, h) in 0..1.
+
+    Every cell gets a score, an offset of the centre from the cell's own centre and a size, all from the
+    same 3x3 convolution; the box is their softmax-weighted mean. A dense head must learn each position
+    of the object separately from the few hundred images there are; here what is learnt at one place
+    holds at every other. The final map, upsampled, gives each cell the context of the whole image.
+    """
+    fine = _reduce(middle_map, "box_reduce_middle")
+    height, width = fine.shape[1], fine.shape[2]
+    coarse = tf_keras.layers.Resizing(height, width, interpolation="bilinear", name="box_upsample_final")(
+        _reduce(feature_map, "box_reduce_final")
+    )
+    joined = tf_keras.layers.Concatenate(name="box_features")([fine, coarse])
+    hidden = tf_keras.layers.Conv2D(units, 3, padding="same", activation="relu", name="box_hidden")(joined)
+    # Zero-initialised: the first box is the centred half-size one of the dense head (uniform scores, no
+    # offset, sigmoid(0) = 0.5 sizes), which overlaps most objects, so IoU has a gradient from the start.
+    zeros = "zeros"
+    score = tf_keras.layers.Conv2D(1, 1, kernel_initializer=zeros, name="box_cell_score")(hidden)
+    offset = tf_keras.layers.Conv2D(2, 1, activation="tanh", kernel_initializer=zeros, name="box_cell_offset")(hidden)
+    size = tf_keras.layers.Conv2D(2, 1, activation="sigmoid", kernel_initializer=zeros, name="box_cell_size")(hidden)
+    return SoftArgmaxBox(name="box_center_size")([score, offset, size])
+
+
+@tf_keras.utils.register_keras_serializable(package="xfer")
+class SoftArgmaxBox(tf_keras.layers.Layer):
+    """[scores (B,H,W,1), offsets (B,H,W,2) in -1..1 cells, sizes (B,H,W,2)] -> (cx, cy, w, h) (B,4): the
+    softmax of the scores over the cells weighs each cell's centre (moved by its offset) and size."""
+
+    def call(self, inputs):
+        score, offset, size = inputs
+        height, width = tf.shape(score)[1], tf.shape(score)[2]
+        weights = tf.nn.softmax(tf.reshape(score, [-1, height * width]), axis=-1)[:, :, tf.newaxis]
+        cell_x = (tf.cast(tf.range(width), tf.float32) + 0.5) / tf.cast(width, tf.float32)
+        cell_y = (tf.cast(tf.range(height), tf.float32) + 0.5) / tf.cast(height, tf.float32)
+        grid_y, grid_x = tf.meshgrid(cell_y, cell_x, indexing="ij")
+        cell_size = tf.stack([1.0 / tf.cast(width, tf.float32), 1.0 / tf.cast(height, tf.float32)])
+        centers = tf.stack([grid_x, grid_y], axis=-1)[tf.newaxis] + offset * cell_size
+        per_cell = tf.concat([centers, size], axis=-1)
+        return tf.reduce_sum(weights * tf.reshape(per_cell, [-1, height * width, 4]), axis=1)
 
 
 def _reduce(feature_map: tf.Tensor, name: str) -> tf.Tensor:
@@ -296,7 +344,7 @@ def layer_blocks(backbone: tf_keras.Model, pattern: str) -> list[str]:
 
 def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:
     """(Re)compiles; must be called after changing `trainable`, or the change has no effect."""
-    box_loss = metrics.sqrt_size_box_loss if model_config.box_size == "sqrt" else metrics.box_loss
+    box_loss = metrics.make_box_loss(model_config.box_iou_loss, sqrt_size=model_config.box_size == "sqrt")
     loss = {PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: box_loss}
     loss_weights = {PROBABILITIES: model_config.class_loss_weight, BOX: model_config.box_loss_weight}
     compiled_metrics = {

@@ -107,6 +107,13 @@ class ModelConfig:
     # "sqrt" predicts (cx, cy, sqrt w, sqrt h) and regresses there, so the same error in width costs more on a
     # small box than on a large one (as in YOLO). The model outputs corners either way.
     box_size: Literal["linear", "sqrt"] = "linear"
+    # The box head: "dense" flattens the two feature maps into a dense layer (each position learnt on its own);
+    # "spatial" scores every cell of the stride-16 map, takes the softmax-weighted centre, offset and size
+    # (a soft argmax, the same convolution at every place). benchmarks/box_settings.py compares them.
+    box_head: Literal["dense", "spatial"] = "dense"
+    # The IoU-family term of the box loss, beside the smooth L1: "iou", "giou" (Rezatofighi et al. 2019) or
+    # "diou" (Zheng et al. 2020), both of which keep a gradient when the boxes do not overlap.
+    box_iou_loss: Literal["iou", "giou", "diou"] = "iou"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,7 @@ def test_box_iou_metric_averages_over_batches_with_weights():
 
 def test_box_loss_is_zero_for_a_perfect_box_and_grows_with_the_error():
     truth = tf.constant([[0.2, 0.2, 0.6, 0.6]])
-    losses = [float(metrics.box_loss(truth, truth + shift).numpy()[0]) for shift in (0.0, 0.05, 0.1, 0.3)]
+    losses = [float(metrics.make_box_loss()(truth, truth + shift).numpy()[0]) for shift in (0.0, 0.05, 0.1, 0.3)]
     assert losses[0] == pytest.approx(0.0, abs=1e-6)
     assert losses == sorted(losses) and losses[-1] > losses[1]
 
@@ -74,6 +74,30 @@ def test_sqrt_size_regression_weighs_an_error_more_on_a_small_box():
     assert linear[0] == pytest.approx(linear[1], rel=1e-5)
     assert root[0] > 2.5 * root[1]
     # And the whole loss (regression + 1 - IoU) is zero for a perfect box, in both parameterisations.
-    for loss in (metrics.box_loss, metrics.sqrt_size_box_loss):
+    for loss in (metrics.make_box_loss(), metrics.make_box_loss(sqrt_size=True)):
         assert loss(truth, truth).numpy() == pytest.approx([0.0, 0.0], abs=1e-5)
         assert (loss(truth, widened).numpy() > 0).all()
+
+
+def test_giou_and_diou_match_their_definitions_on_hand_computed_boxes():
+    """Disjoint unit squares side by side, (0,0)-(1,1) and (2,0)-(3,1), scaled by 0.1: IoU 0; the enclosing
+    box is 3 by 1 of which 1 is uncovered, so GIoU = -1/3; the centres are 2 apart and the enclosing
+    diagonal is sqrt(10), so DIoU = -4/10. Identical boxes score 1 in all three."""
+    a = tf.constant([[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.6, 0.6]])
+    b = tf.constant([[0.2, 0.0, 0.3, 0.1], [0.2, 0.2, 0.6, 0.6]])
+    np.testing.assert_allclose(metrics.box_iou(a, b).numpy(), [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(metrics.box_giou(a, b).numpy(), [-1 / 3, 1.0], atol=1e-6)
+    np.testing.assert_allclose(metrics.box_diou(a, b).numpy(), [-0.4, 1.0], atol=1e-6)
+
+
+def test_giou_and_diou_losses_still_pull_apart_boxes_together():
+    """Where boxes do not overlap, 1 - IoU is flat; the GIoU and DIoU terms fall as the box moves closer."""
+    truth = tf.constant([[0.0, 0.0, 0.1, 0.1]])
+    for kind, term in (("giou", metrics.box_giou), ("diou", metrics.box_diou)):
+        far, near = (term(truth, truth + [[shift, 0.0, shift, 0.0]]).numpy()[0] for shift in (0.5, 0.2))
+        assert near > far, kind
+        loss = metrics.make_box_loss(kind)
+        assert loss.__name__ == f"box_loss_{kind}"
+        assert loss(truth, truth).numpy() == pytest.approx([0.0], abs=1e-5)
+    with pytest.raises(ValueError, match="unknown box IoU loss 'ciou'; choose one of iou, giou, diou"):
+        metrics.make_box_loss("ciou")

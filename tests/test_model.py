@@ -65,7 +65,7 @@ def test_square_root_box_sizes_train_and_give_well_formed_boxes():
     model = model_lib.build_model(model_config, SIZE, INPUTS, 3)
     assert model.get_layer("box").function is model_lib.decode_sqrt_size_box
     model_lib.compile_model(model, model_config, 1e-3)
-    assert model.loss["box"] is model_lib.metrics.sqrt_size_box_loss
+    assert model.loss["box"].__name__ == "box_loss_iou_sqrt"
     features, labels = _batch(8)
     history = model.fit(features, labels, epochs=2, batch_size=4, verbose=0)
     assert np.isfinite(history.history["box_loss"]).all()
@@ -219,3 +219,36 @@ def test_classification_only_model_has_no_box_head():
     model_lib.compile_model(model, config_lib.ModelConfig(weights="none"), 1e-3)
     features, labels = _batch()
     model.fit(features, {"probabilities": labels["probabilities"]}, epochs=1, verbose=0)
+
+
+def test_soft_argmax_box_takes_the_centre_offset_and_size_of_the_cell_it_scores_highest():
+    score = np.full((1, 5, 5, 1), -50.0, np.float32)
+    score[0, 1, 3] = 50.0  # Row 1, column 3: the cell centred at (0.7, 0.3).
+    offset = np.zeros((1, 5, 5, 2), np.float32)
+    offset[0, 1, 3] = [0.5, -1.0]  # Half a cell right, a whole cell up (cells are 0.2 wide).
+    size = np.full((1, 5, 5, 2), 0.9, np.float32)
+    size[0, 1, 3] = [0.1, 0.3]
+    center_and_size = model_lib.SoftArgmaxBox()([score, offset, size]).numpy()
+    np.testing.assert_allclose(center_and_size, [[0.8, 0.1, 0.1, 0.3]], atol=1e-5)
+    # Equal scores: the mean of the cells, the image's centre.
+    uniform = model_lib.SoftArgmaxBox()([np.zeros_like(score), np.zeros_like(offset), np.full_like(size, 0.9)])
+    np.testing.assert_allclose(uniform.numpy(), [[0.5, 0.5, 0.9, 0.9]], atol=1e-5)
+
+
+def test_the_spatial_box_head_starts_centred_and_trains_with_a_giou_loss():
+    model_config = config_lib.ModelConfig(weights="none", dropout_rate=0.0, box_head="spatial", box_iou_loss="giou")
+    model = model_lib.build_model(model_config, SIZE, INPUTS, 3)
+    assert isinstance(model.get_layer("box_center_size"), model_lib.SoftArgmaxBox)
+    assert not any(layer.name in ("box_flatten_middle", "box_flatten_final") for layer in model.layers)
+    features, labels = _batch(8)
+    # Zero-initialised scores, offsets and sizes: the centred half-size box, whatever the image.
+    centred = np.array([[0.25, 0.25, 0.75, 0.75]] * 8)
+    np.testing.assert_allclose(model(features, training=False)["box"].numpy(), centred, atol=1e-6)
+    model_lib.compile_model(model, model_config, 1e-3)
+    assert model.loss["box"].__name__ == "box_loss_giou"
+    history = model.fit(features, labels, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["box_loss"]).all()
+    boxes = model(features, training=False)["box"].numpy()
+    assert not np.allclose(boxes, centred)  # The head moved...
+    assert (boxes >= 0).all() and (boxes <= 1).all()  # ...and its boxes are still well formed.
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
