@@ -5,7 +5,7 @@
 In one sitting, on the same freshly generated sample images, it measures and prints:
 - `xfer run` (first run, empty workspace): wall time, and each node's time from ML Metadata (an execution's
   registration to its publication, as TFX's launcher records them);
-- `benchmarks/plain_keras.py`: the same network, the same 1 + 12 epochs on the same train/eval split in a
+- `benchmarks/plain_keras.py`: the same network, the same epochs on the same train/eval split in a
   plain `model.fit`; the ratio pipeline wall / plain wall is the pipeline's overhead;
 - `xfer run` again, unchanged, twice: the first rerun evaluates against the champion the first run pushed
   (Champion, Evaluator and Pusher rerun), the second is served from the cache entirely; their ratios to the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     results["cached_rerun_s"] = cached
 
     bad = workdir / "bad.yaml"
-    bad.write_text((_ROOT / args.config).read_text().replace("epochs: 12", "epochs: twelve", 1))
+    bad.write_text(re.sub(r"finetune: \{epochs: \d+", "finetune: {epochs: twelve", (_ROOT / args.config).read_text()))
     error_s, code = _timed([*xfer, "run", "--config", str(bad), "--data", str(data)], workdir / "bad.log", env)
     results["config_error_s"] = error_s
     results["config_error_exit"] = code

@@ -22,6 +22,7 @@ import csv  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -61,12 +62,6 @@ def _metadata_ids(rows: list[dict[str, str]], feature_configs) -> tuple[dict[str
     return ids, cardinality
 
 
-def load(config, data_dir: Path) -> tuple[dict, dict, dict, dict, list[str], dict[str, int]]:
-    """(train inputs, train labels, val inputs, val labels, class names, cardinalities): what the Trainer reads."""
-    splits, labels, cardinality = load_splits(config, data_dir)
-    return (*splits["train"], *splits["val"], labels, cardinality)
-
-
 def load_splits(config, data_dir: Path) -> tuple[dict[str, tuple[dict, dict]], list[str], dict[str, int]]:
     """{split: (inputs, targets)} for train, val and eval as numpy arrays, the class names and the
     metadata features' cardinalities."""
@@ -99,6 +94,96 @@ def load_splits(config, data_dir: Path) -> tuple[dict[str, tuple[dict, dict]], l
     return {name: (take(inputs, index), take(targets, index)) for index, name in enumerate(names)}, labels, cardinality
 
 
+def datasets(config, splits: dict) -> tuple:
+    """(train, val) batches as the Trainer reads them: the train split shuffled by the config's seed."""
+    import tensorflow as tf
+
+    (train_x, train_y), (val_x, val_y) = splits["train"], splits["val"]
+    batch = config.training.batch_size
+    train = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(config.training.shuffle_buffer, seed=config.training.seed)
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def network_for(config, cardinality: dict[str, int], num_classes: int):
+    """The pipeline's network (components.model.build_model) for `config.model`, seeded by the config."""
+    import tf_keras
+
+    from components import model as model_lib
+
+    tf_keras.utils.set_random_seed(config.training.seed)
+    inputs = model_lib.ModelInputs(
+        categorical=cardinality, numeric=(), embedding_dims={f.name: f.embedding_dim for f in config.features}
+    )
+    return model_lib.build_model(config.model, config.image.size, inputs, num_classes)
+
+
+def train_phases(network, config, train, val, budget_s: float = math.inf, callbacks=()) -> dict:
+    """components/training.py's two phases (frozen, then unfrozen) of `config.training` in a plain
+    `model.fit`, stopped after the batch that spends `budget_s`, mid-phase if need be. Returns the measured
+    training time, the epochs run and the last epoch's Keras logs."""
+    import tf_keras
+
+    from components import model as model_lib
+    from components import training
+
+    deadline = time.perf_counter() + budget_s
+
+    class Budget(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() > deadline:
+                self.model.stop_training = True
+
+    started, epochs, first, last = time.perf_counter(), 0, 0, {}
+    for trainable, phase in ((False, config.training.frozen), (True, config.training.finetune)):
+        if time.perf_counter() > deadline or phase.epochs == 0:
+            continue
+        model_lib.set_backbone_trainable(network, trainable)
+        model_lib.compile_model(network, config.model, phase.learning_rate)
+        schedule = tf_keras.callbacks.LearningRateScheduler(
+            lambda epoch, _, first=first, phase=phase: training.phase_learning_rate(phase, epoch - first)
+        )
+        history = network.fit(
+            train,
+            validation_data=val,
+            initial_epoch=first,
+            epochs=first + phase.epochs,
+            callbacks=[schedule, Budget(), *callbacks],
+            verbose=0,
+        )
+        epochs += len(history.history["loss"])
+        last = {key: float(values[-1]) for key, values in history.history.items()}
+        first += phase.epochs
+    return {"train_s": time.perf_counter() - started, "epochs": epochs, "last_epoch": last}
+
+
+def score(network, inputs: dict, targets: dict, hit_iou: float) -> dict:
+    """Accuracy, mean IoU and hit rate (IoU >= `hit_iou`) on one split, as the Evaluator's gates read them."""
+    from components import metrics
+
+    predicted = network.predict(inputs, batch_size=64, verbose=0)
+    ious = metrics.box_iou_numpy(predicted["box"], targets["box"])
+    return {
+        "eval_accuracy": float(np.mean(np.argmax(predicted["probabilities"], axis=1) == targets["probabilities"])),
+        "eval_iou": float(np.mean(ious)),
+        "eval_hit_rate": float(np.mean(ious >= hit_iou)),
+    }
+
+
+def print_rows(rows: list[dict], width: int = 55) -> None:
+    """The benchmark table: one row per arm, its measured training time and its eval-split scores."""
+    print(f"\n{'arm':<{width}} {'train s':>8} {'epochs':>6} {'accuracy':>8} {'IoU':>6} {'hit rate':>8}")
+    for row in rows:
+        print(
+            f"{row['arm']:<{width}} {row['train_s']:>8.0f} {row['epochs']:>6} {row['eval_accuracy']:>8.3f} "
+            f"{row['eval_iou']:>6.3f} {row['eval_hit_rate']:>8.3f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="configs/sample.yaml")
@@ -107,62 +192,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
-    import tensorflow as tf
     import tf_keras
 
-    from components import model as model_lib
-    from components import training
     from pipeline import config as config_lib
 
     config = config_lib.load_config(args.config, {"data": args.data})
     imported = time.perf_counter()
-    train_x, train_y, eval_x, eval_y, labels, cardinality = load(config, Path(args.data))
+    splits, labels, cardinality = load_splits(config, Path(args.data))
     loaded = time.perf_counter()
 
-    tf_keras.utils.set_random_seed(config.training.seed)
-    inputs = model_lib.ModelInputs(
-        categorical=cardinality, numeric=(), embedding_dims={f.name: f.embedding_dim for f in config.features}
-    )
-    network = model_lib.build_model(config.model, config.image.size, inputs, len(labels))
-    batch = config.training.batch_size
-    train = (
-        tf.data.Dataset.from_tensor_slices((train_x, train_y))
-        .shuffle(config.training.shuffle_buffer, seed=config.training.seed)
-        .batch(batch)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    evaluation = tf.data.Dataset.from_tensor_slices((eval_x, eval_y)).batch(batch).prefetch(tf.data.AUTOTUNE)
+    network = network_for(config, cardinality, len(labels))
+    train, val = datasets(config, splits)
     epoch_seconds = []
     timer = tf_keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: epoch_seconds.append(-time.perf_counter()),
         on_epoch_end=lambda epoch, logs: epoch_seconds.__setitem__(-1, epoch_seconds[-1] + time.perf_counter()),
     )
-    first = 0
-    for trainable, phase in ((False, config.training.frozen), (True, config.training.finetune)):
-        model_lib.set_backbone_trainable(network, trainable)
-        model_lib.compile_model(network, config.model, phase.learning_rate)
-        schedule = tf_keras.callbacks.LearningRateScheduler(
-            lambda epoch, _, first=first, phase=phase: training.phase_learning_rate(phase, epoch - first)
-        )
-        history = network.fit(
-            train,
-            validation_data=evaluation,
-            initial_epoch=first,
-            epochs=first + phase.epochs,
-            callbacks=[schedule, timer],
-            verbose=0,
-        )
-        first += phase.epochs
-    finished = time.perf_counter()
+    trained = train_phases(network, config, train, val, callbacks=[timer])
     result = {
         "imports_s": imported - started,
         "load_images_s": loaded - imported,
-        "train_s": finished - loaded,
+        "train_s": trained["train_s"],
         "epoch_s": epoch_seconds,
-        "train_images": len(train_y["box"]),
-        "eval_images": len(eval_y["box"]),
-        "final_val_accuracy": float(history.history["val_probabilities_accuracy"][-1]),
-        "final_val_iou": float(history.history["val_box_iou"][-1]),
+        "train_images": len(splits["train"][1]["box"]),
+        "val_images": len(splits["val"][1]["box"]),
+        "final_val_accuracy": trained["last_epoch"]["val_probabilities_accuracy"],
+        "final_val_iou": trained["last_epoch"]["val_box_iou"],
     }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

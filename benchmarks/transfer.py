@@ -29,10 +29,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
 
 from benchmarks import plain_keras  # noqa: E402
 
@@ -49,64 +46,27 @@ class Recipe:
     finetune_lr: float
 
 
-def train_for(network, recipe: Recipe, config, train, val, budget_s: float) -> dict:
-    """The two phases of components/training.py (freeze, then unfreeze), stopped when `budget_s` is spent."""
-    import tf_keras
-
-    from components import model as model_lib
-    from components import training
-
-    deadline = time.perf_counter() + budget_s
-
-    class Budget(tf_keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if time.perf_counter() > deadline:
-                self.model.stop_training = True
-
-    started, epochs, first = time.perf_counter(), 0, 0
-    phases = (
-        (
-            False,
-            dataclasses.replace(config.training.frozen, epochs=recipe.frozen_epochs, learning_rate=recipe.frozen_lr),
-        ),
-        (
-            True,
-            dataclasses.replace(
-                config.training.finetune, epochs=recipe.finetune_epochs, learning_rate=recipe.finetune_lr
-            ),
+def with_recipe(config, recipe: Recipe):
+    """`config` with the recipe's weights and phases; everything else (network, batch, schedule) as is."""
+    training = dataclasses.replace(
+        config.training,
+        frozen=dataclasses.replace(config.training.frozen, epochs=recipe.frozen_epochs, learning_rate=recipe.frozen_lr),
+        finetune=dataclasses.replace(
+            config.training.finetune, epochs=recipe.finetune_epochs, learning_rate=recipe.finetune_lr
         ),
     )
-    for trainable, phase in phases:
-        if time.perf_counter() > deadline or phase.epochs == 0:
-            continue
-        model_lib.set_backbone_trainable(network, trainable)
-        model_lib.compile_model(network, config.model, phase.learning_rate)
-        schedule = tf_keras.callbacks.LearningRateScheduler(
-            lambda epoch, _, first=first, phase=phase: training.phase_learning_rate(phase, epoch - first)
-        )
-        history = network.fit(
-            train,
-            validation_data=val,
-            initial_epoch=first,
-            epochs=first + phase.epochs,
-            callbacks=[schedule, Budget()],
-            verbose=0,
-        )
-        epochs += len(history.history["loss"])
-        first += phase.epochs
-    return {"train_s": time.perf_counter() - started, "epochs": epochs}
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, weights=recipe.weights), training=training
+    )
 
 
-def score(network, inputs: dict, targets: dict, hit_iou: float) -> dict:
-    from components import metrics
-
-    predicted = network.predict(inputs, batch_size=64, verbose=0)
-    ious = metrics.box_iou_numpy(predicted["box"], targets["box"])
-    return {
-        "eval_accuracy": float(np.mean(np.argmax(predicted["probabilities"], axis=1) == targets["probabilities"])),
-        "eval_iou": float(np.mean(ious)),
-        "eval_hit_rate": float(np.mean(ious >= hit_iou)),
-    }
+def run_arm(config, recipe: Recipe, splits, cardinality, num_classes: int, budget_s: float):
+    """One row: the network trained by `recipe` for `budget_s` seconds, scored on the eval split."""
+    arm_config = with_recipe(config, recipe)
+    network = plain_keras.network_for(arm_config, cardinality, num_classes)
+    timing = plain_keras.train_phases(network, arm_config, *plain_keras.datasets(arm_config, splits), budget_s)
+    scores = plain_keras.score(network, *splits["eval"], config.evaluation.hit_iou)
+    return network, {"arm": recipe.name, "train_s": timing["train_s"], "epochs": timing["epochs"], **scores}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,36 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-budget", type=float, default=300.0, help="seconds of source-task training")
     parser.add_argument("--source-images", type=int, default=500)
     parser.add_argument("--weights-out", help="keep the pretrained backbone's weights file here")
+    parser.add_argument("--seed", type=int, help="training seed of every arm (default: the config's)")
+    parser.add_argument(
+        "--source-only", action="store_true", help="pretrain and write --weights-out only (configs/pretrained.yaml)"
+    )
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
-
-    import tensorflow as tf
-    import tf_keras
+    if args.source_only and not args.weights_out:
+        parser.error("--source-only needs --weights-out")
 
     from components import model as model_lib
     from components import sample_data
     from pipeline import config as config_lib
 
     config = config_lib.load_config(args.config, {"data": args.data})
-    batch = config.training.batch_size
-
-    def datasets(splits):
-        (train_x, train_y), (val_x, val_y) = splits["train"], splits["val"]
-        train = (
-            tf.data.Dataset.from_tensor_slices((train_x, train_y))
-            .shuffle(config.training.shuffle_buffer, seed=config.training.seed)
-            .batch(batch)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-        return train, tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(batch).prefetch(tf.data.AUTOTUNE)
-
-    def network_for(weights: str, cardinality, num_classes):
-        tf_keras.utils.set_random_seed(config.training.seed)
-        inputs = model_lib.ModelInputs(
-            categorical=cardinality, numeric=(), embedding_dims={f.name: f.embedding_dim for f in config.features}
-        )
-        model_config = dataclasses.replace(config.model, weights=weights)
-        return model_lib.build_model(model_config, config.image.size, inputs, num_classes)
+    if args.seed is not None:
+        config = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=args.seed))
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="xfer-transfer-") as work:
@@ -154,12 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         sample_data.write_sample_dataset(source_dir, args.source_images, seed=SOURCE_SEED, palette="random")
         source, source_labels, source_cardinality = plain_keras.load_splits(config, source_dir)
         source_recipe = Recipe("source task, from scratch", "none", 1, 1e-3, 15, 1e-3)
-        network = network_for("none", source_cardinality, len(source_labels))
-        timing = train_for(network, source_recipe, config, *datasets(source), args.source_budget)
+        network, row = run_arm(
+            config, source_recipe, source, source_cardinality, len(source_labels), args.source_budget
+        )
         weights_file = args.weights_out or str(Path(work) / "source_backbone.h5")
+        Path(weights_file).parent.mkdir(parents=True, exist_ok=True)
         network.get_layer(model_lib.BACKBONE_NAME).save_weights(weights_file)
-        rows.append({"arm": source_recipe.name, **timing, **score(network, *source["eval"], config.evaluation.hit_iou)})
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
+        if args.source_only:
+            print(f"backbone weights: {weights_file}")
+            return 0
 
         target, labels, cardinality = plain_keras.load_splits(config, Path(args.data))
         frozen, finetune = config.training.frozen, config.training.finetune
@@ -169,17 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             Recipe("sample, from the source backbone (pretrained recipe)", weights_file, 4, 1e-3,
                    finetune.epochs, 1e-4),
         ):  # fmt: skip
-            network = network_for(recipe.weights, cardinality, len(labels))
-            timing = train_for(network, recipe, config, *datasets(target), args.budget)
-            rows.append({"arm": recipe.name, **timing, **score(network, *target["eval"], config.evaluation.hit_iou)})
+            _, row = run_arm(config, recipe, target, cardinality, len(labels), args.budget)
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
 
-    print(f"\n{'arm':<55} {'train s':>8} {'epochs':>6} {'accuracy':>8} {'IoU':>6} {'hit rate':>8}")
-    for row in rows:
-        print(
-            f"{row['arm']:<55} {row['train_s']:>8.0f} {row['epochs']:>6} {row['eval_accuracy']:>8.3f} "
-            f"{row['eval_iou']:>6.3f} {row['eval_hit_rate']:>8.3f}"
-        )
+    plain_keras.print_rows(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

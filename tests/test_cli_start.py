@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,10 @@ def _probe(*args: str) -> tuple[dict, str]:
 
 def test_a_config_error_is_reported_before_tensorflow_is_imported(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "configs/sample.yaml").read_text().replace("epochs: 12", "epochs: twelve"))
+    sample = (ROOT / "configs/sample.yaml").read_text()
+    broken = re.sub(r"finetune: \{epochs: \d+", "finetune: {epochs: twelve", sample)
+    assert broken != sample
+    bad.write_text(broken)
     outcome, stderr = _probe("run", "--config", str(bad))
     assert outcome == {"code": 2, "heavy": []}
     assert "training.finetune.epochs: expected a whole number" in stderr
