@@ -287,16 +287,44 @@ class Config:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Reads a YAML file into a validated `Config`; `overrides` are top-level keys applied on top."""
     path = Path(path)
+    raw = _with_base(_read_mapping(path, "config file not found"), path, seen=(path.resolve(),))
+    raw.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return config_from_dict(raw)
+
+
+BASE_KEY = "base"
+
+
+def _read_mapping(path: Path, missing: str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{missing}: {path}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return config_from_dict(raw)
+    return raw
+
+
+def _with_base(raw: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """`base: other.yaml` (relative to this file) is read first and this file's keys merged over it, mapping
+    by mapping: a preset states only what it changes (configs/pretrained.yaml over configs/sample.yaml)."""
+    if BASE_KEY not in raw:
+        return raw
+    base_path = (path.parent / str(raw.pop(BASE_KEY))).resolve()
+    if base_path in seen:
+        raise ConfigError(f"{path}: base: {base_path} is already being read (a cycle of base files)")
+    base = _read_mapping(base_path, f"{path}: base: config file not found")
+    return _merged(_with_base(base, base_path, (*seen, base_path)), raw)
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_mappings else value
+    return merged
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,39 @@ def test_the_gates_judge_a_split_the_trainer_never_sees():
     raw["split"] = {"train": 4, "val": 0, "eval": 1}
     with pytest.raises(config_lib.ConfigError, match="train, val and eval need at least one hash bucket"):
         config_lib.config_from_dict(raw)
+
+
+def test_the_pretrained_preset_changes_only_the_weights_and_the_recipe(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # The preset's weights path is relative to where xfer runs, as `data` is.
+    preset = ROOT / "configs" / "pretrained.yaml"
+    with pytest.raises(config_lib.ConfigError, match="model.weights: workspace/backbones/source_backbone.h5 does not"):
+        config_lib.load_config(preset)
+    (tmp_path / "workspace" / "backbones").mkdir(parents=True)
+    (tmp_path / "workspace" / "backbones" / "source_backbone.h5").write_bytes(b"")
+    pretrained, sample = config_lib.load_config(preset), config_lib.load_config(SAMPLE)
+    assert pretrained.model.weights == "workspace/backbones/source_backbone.h5"
+    assert (pretrained.training.frozen.epochs, pretrained.training.frozen.learning_rate) == (4, 1e-3)
+    assert (pretrained.training.finetune.epochs, pretrained.training.finetune.learning_rate) == (12, 1e-4)
+    # Everything else is the sample's, merged section by section (the finetune schedule included).
+    assert pretrained.training.finetune.schedule == sample.training.finetune.schedule == "cosine"
+    assert dataclasses.replace(pretrained.model, weights="none") == sample.model
+    same_phases = {"frozen": sample.training.frozen, "finetune": sample.training.finetune}
+    assert dataclasses.replace(pretrained.training, **same_phases) == sample.training
+    assert (pretrained.features, pretrained.evaluation, pretrained.split) == (
+        sample.features,
+        sample.evaluation,
+        sample.split,
+    )
+
+
+def test_a_base_file_is_merged_under_the_config_and_its_errors_name_it(tmp_path):
+    (tmp_path / "base.yaml").write_text(MINIMAL + "image: {size: 96}\n")
+    child = _write(tmp_path, "base: base.yaml\ntraining: {finetune: {epochs: 3}}\n")
+    config = config_lib.load_config(child)
+    assert config.training.finetune.epochs == 3 and config.training.finetune.learning_rate == 1e-4
+    assert config.image.size == 96 and config.pipeline_name == "p"
+    with pytest.raises(config_lib.ConfigError, match=r"base: config file not found: .*missing.yaml"):
+        config_lib.load_config(_write(tmp_path, "base: missing.yaml\n"))
+    (tmp_path / "loop.yaml").write_text("base: config.yaml\n")
+    with pytest.raises(config_lib.ConfigError, match="a cycle of base files"):
+        config_lib.load_config(_write(tmp_path, "base: loop.yaml\n"))
