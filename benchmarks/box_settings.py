@@ -67,10 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if settings.image.size not in loaded:
             loaded[settings.image.size] = plain_keras.load_splits(settings, Path(args.data))
         splits, labels, cardinality = loaded[settings.image.size]
-        network = plain_keras.network_for(settings, cardinality, len(labels))
-        timing = plain_keras.train_phases(network, settings, *plain_keras.datasets(settings, splits), args.budget)
-        scores = plain_keras.score(network, *splits["eval"], config.evaluation.hit_iou)
-        rows.append({"arm": name, "train_s": timing["train_s"], "epochs": timing["epochs"], **scores})
+        _, row = plain_keras.run_arm(name, settings, splits, cardinality, len(labels), args.budget)
+        rows.append(row)
         print(json.dumps(rows[-1]), flush=True)
     plain_keras.print_rows(rows, width=20)
     if args.json:

@@ -161,6 +161,15 @@ def train_phases(network, config, train, val, budget_s: float = math.inf, callba
     return {"train_s": time.perf_counter() - started, "epochs": epochs, "last_epoch": last}
 
 
+def run_arm(name: str, config, splits: dict, cardinality: dict[str, int], num_classes: int, budget_s: float):
+    """One benchmark row: `config`'s network trained by its two phases for at most `budget_s` seconds, then
+    scored on the eval split; also the trained network (transfer.py saves its backbone)."""
+    network = network_for(config, cardinality, num_classes)
+    timing = train_phases(network, config, *datasets(config, splits), budget_s)
+    scores = score(network, *splits["eval"], config.evaluation.hit_iou)
+    return network, {"arm": name, "train_s": timing["train_s"], "epochs": timing["epochs"], **scores}
+
+
 def score(network, inputs: dict, targets: dict, hit_iou: float) -> dict:
     """Accuracy, mean IoU and hit rate (IoU >= `hit_iou`) on one split, as the Evaluator's gates read them."""
     from components import metrics

@@ -62,11 +62,7 @@ def with_recipe(config, recipe: Recipe):
 
 def run_arm(config, recipe: Recipe, splits, cardinality, num_classes: int, budget_s: float):
     """One row: the network trained by `recipe` for `budget_s` seconds, scored on the eval split."""
-    arm_config = with_recipe(config, recipe)
-    network = plain_keras.network_for(arm_config, cardinality, num_classes)
-    timing = plain_keras.train_phases(network, arm_config, *plain_keras.datasets(arm_config, splits), budget_s)
-    scores = plain_keras.score(network, *splits["eval"], config.evaluation.hit_iou)
-    return network, {"arm": recipe.name, "train_s": timing["train_s"], "epochs": timing["epochs"], **scores}
+    return plain_keras.run_arm(recipe.name, with_recipe(config, recipe), splits, cardinality, num_classes, budget_s)
 
 
 def main(argv: list[str] | None = None) -> int:

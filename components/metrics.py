@@ -59,9 +59,6 @@ def box_regression_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -
     return tf.reduce_mean(_huber(y_true - y_pred, delta=0.1), axis=-1) / 0.1
 
 
-IOU_LOSSES = ("iou", "giou", "diou")
-
-
 def box_giou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
     """Generalised IoU (Rezatofighi et al. 2019): IoU minus the share of the smallest enclosing box that
     neither box covers. In -1..1; unlike IoU it still has a gradient when the boxes do not overlap."""
@@ -94,6 +91,7 @@ def _intersection_and_union(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tuple[tf.
 
 
 _IOU_TERMS = {"iou": box_iou, "giou": box_giou, "diou": box_diou}
+IOU_LOSSES = tuple(_IOU_TERMS)  # model.box_iou_loss; tests/test_metrics.py checks the config offers the same.
 
 
 def make_box_loss(iou_loss: str = "iou", sqrt_size: bool = False):

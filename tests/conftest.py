@@ -33,3 +33,21 @@ def _no_store_in_the_checkout(request):
     created = [path for path in stray if os.path.exists(path) and path not in before]
     if created:
         pytest.fail(f"{request.node.nodeid} wrote MLflow's default store {created[0]}; give it a tracking URI")
+
+
+# `make test` runs two xdist workers, a test file per work unit (`--dist loadfile --no-loadscope-reorder`), in
+# this order: the longest files first, so that neither worker is left with a long one at the end. The KFP
+# emulator's file (about 21 min alone) starts at once on one worker while the other works through the rest.
+_FILE_RANK = {"kfp_emulator": 0, "e2e": 1, "slow": 2}
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return min((r for mark, r in _FILE_RANK.items() if item.get_closest_marker(mark)), default=len(_FILE_RANK))
+
+    file_rank: dict[str, int] = {}
+    for item in items:
+        file_rank[item.path] = min(file_rank.get(item.path, len(_FILE_RANK)), rank(item))
+    first_seen = {path: index for index, path in enumerate(dict.fromkeys(item.path for item in items))}
+    # A stable sort by file: each file's tests keep their order (module fixtures build on one another).
+    items.sort(key=lambda item: (file_rank[item.path], first_seen[item.path]))

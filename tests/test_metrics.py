@@ -101,3 +101,14 @@ def test_giou_and_diou_losses_still_pull_apart_boxes_together():
         assert loss(truth, truth).numpy() == pytest.approx([0.0], abs=1e-5)
     with pytest.raises(ValueError, match="unknown box IoU loss 'ciou'; choose one of iou, giou, diou"):
         metrics.make_box_loss("ciou")
+
+
+def test_the_config_offers_exactly_the_iou_losses_the_trainer_builds():
+    """`model.box_iou_loss` is checked when the config is parsed; a loss added to one list and not the other
+    would pass the parse and fail in the Trainer, or never be offered."""
+    import typing
+
+    from pipeline import config
+
+    offered = typing.get_args(typing.get_type_hints(config.ModelConfig)["box_iou_loss"])
+    assert offered == metrics.IOU_LOSSES
