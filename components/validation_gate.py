@@ -1,6 +1,9 @@
 """A gate between ExampleValidator and Transform: any anomaly stops the run with a readable list.
 
 ExampleValidator only records anomalies; left alone, a pipeline would train on data that broke the schema.
+The gate adds one check the schema cannot express: every class of the other splits is in the train split.
+A class only val or eval holds gets no id in the label vocabulary (Transform learns it from train), so the
+model could never predict it, and TFMA fails on its label -1 with a message that does not say why.
 """
 
 # No `from __future__ import annotations`: TFX reads the component signature's annotations as live types.
@@ -8,7 +11,7 @@ ExampleValidator only records anomalies; left alone, a pipeline would train on d
 import os
 
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx.dsl.component.experimental import annotations, decorators
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -60,8 +63,54 @@ def load_anomalies(uri: str, split: str) -> anomalies_pb2.Anomalies:
         return anomalies_pb2.Anomalies.FromString(handle.read())
 
 
-def check_anomalies(uri: str, splits: list[str]) -> None:
+STATISTICS_FILE = "FeatureStats.pb"
+
+
+def value_counts(statistics: statistics_pb2.DatasetFeatureStatisticsList, feature: str) -> dict[str, float]:
+    """A string feature's values and their counts in one split's statistics (TFDV's rank histogram, which holds
+    up to StatisticsGen's 1000 most frequent values; its top values when there is no histogram)."""
+    for dataset in statistics.datasets:
+        for found in dataset.features:
+            if found.path.step == [feature] or found.name == feature:
+                stats = found.string_stats
+                buckets = stats.rank_histogram.buckets
+                if buckets:
+                    return {bucket.label: bucket.sample_count for bucket in buckets}
+                return {value.value: value.frequency for value in stats.top_values}
+    return {}
+
+
+def classes_missing_from_train(
+    statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList], label: str, train_split: str = "train"
+) -> list[str]:
+    """One line per other split that holds classes the train split does not, naming them and their counts."""
+    if train_split not in statistics:
+        return []
+    trained = value_counts(statistics[train_split], label)
+    lines = []
+    for split in sorted(set(statistics) - {train_split}):
+        missing = {
+            value: count for value, count in value_counts(statistics[split], label).items() if value not in trained
+        }
+        if missing:
+            listed = ", ".join(f"{value} ({count:g})" for value, count in sorted(missing.items()))
+            lines.append(
+                f"[{split}] feature '{label}': classes no {train_split} example has: {listed}; the model cannot "
+                f"learn them. Add {train_split} images of them (the split follows a hash of the filename), or "
+                "drop them"
+            )
+    return lines
+
+
+def load_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+    with tf.io.gfile.GFile(os.path.join(uri, f"Split-{split}", STATISTICS_FILE), "rb") as handle:
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read())
+
+
+def check_anomalies(uri: str, splits: list[str], extra_lines: list[str] = ()) -> None:
+    """Raises DataValidationError listing the anomalies of `splits` (under `uri`) and `extra_lines`."""
     lines = [line for split in splits for line in describe_anomalies(split, load_anomalies(uri, split))]
+    lines += list(extra_lines)
     if lines:
         raise DataValidationError(
             f"the data does not match the schema ({len(lines)} problem(s)); fix the data, or curate the schema "
@@ -72,7 +121,18 @@ def check_anomalies(uri: str, splits: list[str]) -> None:
 @decorators.component
 def AnomaliesGate(
     anomalies: annotations.InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: annotations.InputArtifact[standard_artifacts.ExampleStatistics],
+    label: annotations.Parameter[str],
+    train_split: annotations.Parameter[str],
     code_version: annotations.Parameter[str] = "",
 ) -> None:
     del code_version  # Only part of the cache key: a code change reruns the node.
-    check_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
+    by_split = {
+        split: load_statistics(statistics.uri, split)
+        for split in artifact_utils.decode_split_names(statistics.split_names)
+    }
+    check_anomalies(
+        anomalies.uri,
+        artifact_utils.decode_split_names(anomalies.split_names),
+        classes_missing_from_train(by_split, label, train_split),
+    )

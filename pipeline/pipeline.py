@@ -23,6 +23,8 @@ from components import pusher as pusher_lib
 from pipeline import config as config_lib
 
 CHAMPION_NODE = "Champion"
+# The split the Trainer fits and Transform learns its vocabularies from (TFX Transform analyses "train").
+TRAIN_SPLIT = "train"
 TRANSFORM_FN = "components.transform_module.preprocessing_fn"
 RUN_FN = "components.trainer_module.run_fn"
 
@@ -163,7 +165,7 @@ def data_validation_nodes(
     versions = code_versions or node_code_versions(eval_config(config))
     example_gen_node = example_gen.ImageExampleGen(
         data_dir=str(config.data),
-        split_buckets={"train": config.split.train, "val": config.split.val, "eval": config.split.eval},
+        split_buckets={TRAIN_SPLIT: config.split.train, "val": config.split.val, "eval": config.split.eval},
         settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
         code_version=versions["ImageExampleGen"],
     )
@@ -177,7 +179,11 @@ def data_validation_nodes(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     anomalies_gate = validation_gate.AnomaliesGate(
-        anomalies=example_validator.outputs["anomalies"], code_version=versions["AnomaliesGate"]
+        anomalies=example_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"],
+        label=features.LABEL,
+        train_split=TRAIN_SPLIT,
+        code_version=versions["AnomaliesGate"],
     )
     return DataValidationNodes(example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate)
 
@@ -222,7 +228,7 @@ def create_pipeline(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
         # The Trainer validates (and early-stops) on val; eval is the Evaluator's alone, so the gates judge
         # data no training choice has seen.
         eval_args=trainer_pb2.EvalArgs(splits=["val"]),

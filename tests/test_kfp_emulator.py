@@ -4,7 +4,8 @@ data) and an `mlflow server --serve-artifacts` (tracking and registry), as in th
 
 Run 1 trains, pushes and registers the champion, with its Trainer pod killed once and retried; run 2, on the
 same data, is served from KFP's cache up to the Trainer; run 3, after new images landed in the bucket,
-re-ingests and retrains.
+re-ingests and retrains; run 4, with the annotations emptied, fails at ingest after its retry, and its MLflow
+run is FAILED with the reason.
 """
 
 from __future__ import annotations

@@ -31,3 +31,22 @@ def test_the_trainer_validates_on_val_and_only_the_evaluator_reads_eval(tmp_path
     assert _as_dict(trainer["train_args"])["splits"] == ["train"]
     assert _as_dict(trainer["eval_args"])["splits"] == ["val"]
     assert json.loads(nodes["Evaluator"].exec_properties["example_splits"]) == ["eval"]
+
+
+def test_the_gate_checks_classes_against_the_split_transform_learns_its_vocabulary_from(tmp_path):
+    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    pipeline = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
+    nodes = {node.id: node for node in pipeline.components}
+    gate = nodes["AnomaliesGate"]
+    assert gate.inputs["statistics"] is nodes["StatisticsGen"].outputs["statistics"]
+    assert gate.exec_properties["label"] == "label"
+    # TFX Transform analyses the train split unless given a splits_config; the gate's train split is that one.
+    assert (
+        "splits_config" not in nodes["Transform"].exec_properties
+        or not nodes["Transform"].exec_properties["splits_config"]
+    )
+    assert (
+        gate.exec_properties["train_split"]
+        == "train"
+        == _as_dict(nodes["Trainer"].exec_properties["train_args"])["splits"][0]
+    )
