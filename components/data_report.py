@@ -22,7 +22,7 @@ import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components import formats, ingest, ingest_beam, validation_gate
+from components import formats, ingest, ingest_beam
 from components.records import Record
 
 # Written by ingest for bookkeeping and training; a client at serving time sends none of them.
@@ -265,10 +265,6 @@ def write_schema(
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with tf.io.gfile.GFile(out_path, "w") as handle:
         handle.write("".join(parts))
-
-
-def load_statistics(statistics_uri: str, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
-    return validation_gate.load_statistics(statistics_uri, split)
 
 
 def facets_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:

@@ -9,6 +9,7 @@ model could never predict it, and TFMA fails on its label -1 with a message that
 # No `from __future__ import annotations`: TFX reads the component signature's annotations as live types.
 
 import os
+from collections.abc import Sequence
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
@@ -107,7 +108,7 @@ def load_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatis
         return statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read())
 
 
-def check_anomalies(uri: str, splits: list[str], extra_lines: list[str] = ()) -> None:
+def check_anomalies(uri: str, splits: list[str], extra_lines: Sequence[str] = ()) -> None:
     """Raises DataValidationError listing the anomalies of `splits` (under `uri`) and `extra_lines`."""
     lines = [line for split in splits for line in describe_anomalies(split, load_anomalies(uri, split))]
     lines += list(extra_lines)

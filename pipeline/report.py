@@ -237,7 +237,9 @@ def build_run_report(
 
         def statistics() -> list[str]:
             statistics = record.nodes["StatisticsGen"].output("statistics")
-            loaded = {split: data_report.load_statistics(statistics.uri, split) for split in split_names(statistics)}
+            loaded = {
+                split: validation_gate.load_statistics(statistics.uri, split) for split in split_names(statistics)
+            }
             # The static page renders offline and inside MLflow's artifact viewer; Facets needs its CDN.
             with open(os.path.join(out, "statistics.html"), "w") as handle:
                 handle.write(data_report.statistics_html(loaded, state.get("anomalies")))

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local import local_dag_runner
 
-from components import data_report, example_gen
+from components import data_report, example_gen, validation_gate
 from pipeline import config as config_lib
 from pipeline import local_runner, run_record
 from pipeline import pipeline as pipeline_lib
@@ -69,7 +69,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
     os.makedirs(os.path.dirname(html_path), exist_ok=True)
     statistics = {
-        split: data_report.load_statistics(statistics_output.uri, split)
+        split: validation_gate.load_statistics(statistics_output.uri, split)
         for split in run_report.split_names(statistics_output)
     }
     with open(html_path, "w") as handle:
