@@ -32,7 +32,7 @@ _BEAM_ARGS = {
 
 
 def dataset(data_root: Path, num_images: int, scale: int = 1) -> Path:
-    from components import sample_data
+    from components.ingest import sample_data
 
     folder = data_root / f"sample_{num_images}"
     if not (folder / "annotations.csv").exists():
@@ -112,7 +112,7 @@ def _rss(process: psutil.Process) -> int:
 def run_one(data_dir: str, out_dir: str, workers: int) -> None:
     """The measured child: imports first (not timed), then the ingest alone, timed; prints one JSON line."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from components import ingest_beam
+    from components.ingest import beam as ingest_beam
 
     started = time.monotonic()
     summary = ingest_beam.ingest_to_tfrecords(data_dir, ingest_beam.IngestSettings(), out_dir, _BEAM_ARGS[workers])

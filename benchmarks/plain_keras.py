@@ -4,7 +4,7 @@
 
 Reads `annotations.csv` and the images with PIL, resizes them as Transform does (stretch), splits them by the
 same filename hash as ImageExampleGen, maps the sample's metadata columns to ids in numpy, and trains the same
-network (`components.model.build_model`) with the same two phases, learning rates and schedule in a plain
+network (`components.trainer.model.build_model`) with the same two phases, learning rates and schedule in a plain
 `model.fit`, validating on the val split every epoch as the Trainer does. No TFX, no Beam, no TFT, no MLflow,
 no checkpoints: what is left is the work any training of this model must do.
 """
@@ -110,10 +110,10 @@ def datasets(config, splits: dict) -> tuple:
 
 
 def network_for(config, cardinality: dict[str, int], num_classes: int):
-    """The pipeline's network (components.model.build_model) for `config.model`, seeded by the config."""
+    """The pipeline's network (components.trainer.model.build_model) for `config.model`, seeded by the config."""
     import tf_keras
 
-    from components import model as model_lib
+    from components.trainer import model as model_lib
 
     tf_keras.utils.set_random_seed(config.training.seed)
     inputs = model_lib.ModelInputs(
@@ -123,13 +123,13 @@ def network_for(config, cardinality: dict[str, int], num_classes: int):
 
 
 def train_phases(network, config, train, val, budget_s: float = math.inf, callbacks=()) -> dict:
-    """components/training.py's two phases (frozen, then unfrozen) of `config.training` in a plain
+    """components/trainer/training.py's two phases (frozen, then unfrozen) of `config.training` in a plain
     `model.fit`, stopped after the batch that spends `budget_s`, mid-phase if need be. Returns the measured
     training time, the epochs run and the last epoch's Keras logs."""
     import tf_keras
 
-    from components import model as model_lib
-    from components import training
+    from components.trainer import model as model_lib
+    from components.trainer import training
 
     deadline = time.perf_counter() + budget_s
 
@@ -172,7 +172,7 @@ def run_arm(name: str, config, splits: dict, cardinality: dict[str, int], num_cl
 
 def score(network, inputs: dict, targets: dict, hit_iou: float) -> dict:
     """Accuracy, mean IoU and hit rate (IoU >= `hit_iou`) on one split, as the Evaluator's gates read them."""
-    from components import metrics
+    from components.trainer import metrics
 
     predicted = network.predict(inputs, batch_size=64, verbose=0)
     ious = metrics.box_iou_numpy(predicted["box"], targets["box"])

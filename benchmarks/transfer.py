@@ -11,7 +11,7 @@ Then the sample task (train split; the Trainer's val split watched; scored on th
 are), twice, each for `--budget` seconds of training:
 - scratch: `model.weights: none` and the sample config's recipe (1 frozen epoch, then fine-tuning at 1e-3);
 - pretrained: `model.weights: <the file>` and the pretrained recipe: phase 1 long enough to train the heads on
-  frozen features, BatchNorm kept in inference mode (components/model.py does it for any weights), phase 2 at
+  frozen features, BatchNorm kept in inference mode (components/trainer/model.py does it for any weights), phase 2 at
   a low learning rate.
 Training stops at the budget, mid-phase if need be; the wall time of each row is measured, not assumed.
 No TFX here (benchmarks/plain_keras.py's loading and the pipeline's own model and phases): the question is
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.source_only and not args.weights_out:
         parser.error("--source-only needs --weights-out")
 
-    from components import model as model_lib
-    from components import sample_data
+    from components.ingest import sample_data
+    from components.trainer import model as model_lib
     from pipeline import config as config_lib
 
     config = config_lib.load_config(args.config, {"data": args.data})

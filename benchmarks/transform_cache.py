@@ -30,7 +30,8 @@ def main() -> None:
     from ml_metadata.metadata_store import metadata_store
     from tfx import v1 as tfx
 
-    from components import sample_data, transform_cache
+    from components.ingest import sample_data
+    from components.transform import cache as transform_cache
     from pipeline import config as config_lib
     from pipeline import local_runner
     from pipeline import pipeline as pipeline_lib

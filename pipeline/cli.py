@@ -154,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors a user causes (a bad config, a bad dataset, data that failed validation). An error class
     whose module was never imported cannot have been raised, so those modules are looked up, not imported:
-    importing components.validation_gate would load TensorFlow and TFX just to report a config error."""
+    importing components.validation.gate would load TensorFlow and TFX just to report a config error."""
     errors: list[type[BaseException]] = [FileNotFoundError, ValueError]
     for module, name in (
         ("pipeline.config", "ConfigError"),
-        ("components.records", "IngestError"),
-        ("components.validation_gate", "DataValidationError"),
+        ("components.ingest.records", "IngestError"),
+        ("components.validation.gate", "DataValidationError"),
         ("pipeline.ui", "ServerError"),
     ):
         if module in sys.modules:
@@ -168,7 +168,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _sample_data(args: argparse.Namespace) -> int:
-    from components import sample_data
+    from components.ingest import sample_data
 
     records = sample_data.write_sample_dataset(args.out, num_images=args.num_images, seed=args.seed)
     print(f"wrote {len(records)} images and annotations.csv to {args.out}")
@@ -231,7 +231,7 @@ def ui_hint(config) -> str:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from components import validation_gate
+    from components.validation import gate as validation_gate
     from pipeline import validate
 
     config = _load_config(args)
@@ -261,7 +261,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import tempfile
 
-    from components import data_report, ingest_beam
+    from components.ingest import beam as ingest_beam
+    from components.validation import data_report
 
     config = _load_config(args)
     # No column types from a schema: this command is how the first schema gets made; infer_schema reads them.
@@ -316,7 +317,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from components import predict
+    from components.trainer import predict
 
     metadata = {}
     for item in args.meta:

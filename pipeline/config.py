@@ -1,61 +1,41 @@
 """Typed run configuration, parsed once from YAML at the entry point.
 
-Every section is a frozen dataclass. Parsing is strict: an unknown key, a missing required key or a value of the
-wrong type raises `ConfigError` with a one-line message that names the offending key by its dotted path
-(`training.finetune.learning_rate: expected a number, got 'fast'`).
+Every section is a frozen dataclass, parsed strictly by `components.settings` (an unknown key, a missing
+required key or a value of the wrong type raises `ConfigError`, naming the key by its dotted path). The sections
+a step's code reads live beside that code (`components/transform/settings.py`, `components/trainer/settings.py`)
+so that no component imports this module; the rest, and the cross-field rules, are here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from components.ingest.settings import IngestConfig
+from components.settings import ConfigError, asdict, section_from_dict
+from components.trainer.settings import (
+    BACKBONE_BLOCKS,
+    BACKBONE_MIN_SIZE,
+    WEIGHTS_SUFFIXES,
+    AugmentConfig,
+    ModelConfig,
+    PhaseConfig,
+    TrainingConfig,
+)
+from components.transform.settings import CATEGORICAL_KINDS, FeatureConfig, FeatureKind
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used as written."""
+if TYPE_CHECKING:
+    from components.transform.features import TransformSettings
 
-
-FeatureKind = Literal["numeric", "bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed"]
-CATEGORICAL_KINDS = ("bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed")
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureConfig:
-    """One metadata column and its treatment: the feature-column vocabulary, as tensorflow-transform.
-
-    numeric          float, normalised by `normalization` (zscore, minmax or none)   ~ numeric_column
-    bucketized       bucket id from fixed `boundaries`, or from `quantiles` buckets    ~ bucketized_column
-                     whose boundaries TFT computes on the data
-    vocabulary       id from a vocabulary computed on the data (`top_k` most frequent, ~ categorical_column_with_
-                     then `num_oov_buckets` hashed buckets for everything else)          vocabulary_file
-    vocabulary_list  id from the fixed `vocabulary` list, then `num_oov_buckets`      ~ ..._with_vocabulary_list
-    hash             hash of the value into `hash_buckets`                             ~ ..._with_hash_bucket
-    identity         an integer already in 0..num_buckets-1; anything else goes to     ~ ..._with_identity
-                     one extra bucket
-    crossed          hash of the ids of two or more categorical features into         ~ crossed_column
-                     `hash_buckets`
-    Every categorical kind feeds the model as an embedding of `embedding_dim`, or one-hot when it is 0
-    (indicator_column). `default` fills a missing value (serving requests included) before the transform.
-    """
-
-    name: str
-    kind: FeatureKind
-    normalization: Literal["zscore", "minmax", "none"] = "zscore"
-    boundaries: tuple[float, ...] = ()
-    quantiles: int = 0
-    top_k: int = 1000
-    num_oov_buckets: int = 1
-    vocabulary: tuple[str, ...] = ()
-    num_buckets: int = 0
-    inputs: tuple[str, ...] = ()
-    hash_buckets: int = 0
-    embedding_dim: int = 0
-    default: float | str | None = None
+# The names above are this module's too: the pipeline, the CLI and the tests read every section from here.
+__all__ = [
+    "AugmentConfig", "CATEGORICAL_KINDS", "IngestConfig", "ConfigError", "FeatureConfig", "FeatureKind", "ModelConfig",
+    "PhaseConfig", "TrainingConfig", "WEIGHTS_SUFFIXES", "asdict", "section_from_dict",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,23 +49,6 @@ class SplitConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class IngestConfig:
-    # Stop the run when more than this share of the records is rejected (every reject is listed either way).
-    max_reject_fraction: float = 0.05
-    # Decompression-bomb guard: images with more pixels are rejected before they are decoded.
-    max_pixels: int = 50_000_000
-    # When given, a record whose label is not listed is rejected; when empty, every label is a class.
-    labels: tuple[str, ...] = ()
-    # Annotation format of the dataset folder; "auto" detects it (see components/formats.py for the layouts).
-    format: Literal["auto", "csv", "class_folders", "coco", "voc"] = "auto"
-    # An image with several boxes (COCO, VOC) keeps its largest box, or is rejected; the log counts them.
-    multi_box_policy: Literal["largest", "reject"] = "largest"
-    # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
-    # image size: "displayed" (upright, as browsers and most labeling tools show it) or "stored" (the raw grid).
-    exif_box_frame: Literal["displayed", "stored"] = "displayed"
-
-
-@dataclasses.dataclass(frozen=True)
 class ImageConfig:
     size: int = 71  # Xception's minimum input size.
     # How a non-square image becomes size x size: "stretch" (keeps everything, distorts shapes), "crop" (the
@@ -93,60 +56,6 @@ class ImageConfig:
     # the served box is mapped back to the original image.
     resize: Literal["stretch", "crop", "pad"] = "stretch"
 
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    backbone: Literal["xception", "resnet50", "mobilenet_v2", "efficientnet_b0"] = "xception"
-    # "imagenet" (downloaded by Keras), "none" (random init) or a path to a local weights file.
-    weights: str = "none"
-    dropout_rate: float = 0.2
-    head_units: int = 128
-    class_loss_weight: float = 1.0
-    box_loss_weight: float = 1.0
-    # The box head's size parameterisation: "linear" predicts (cx, cy, w, h) and regresses on the corners;
-    # "sqrt" predicts (cx, cy, sqrt w, sqrt h) and regresses there, so the same error in width costs more on a
-    # small box than on a large one (as in YOLO). The model outputs corners either way.
-    box_size: Literal["linear", "sqrt"] = "linear"
-    # The box head: "dense" flattens the two feature maps into a dense layer (each position learnt on its own);
-    # "spatial" scores every cell of the stride-16 map, takes the softmax-weighted centre, offset and size
-    # (a soft argmax, the same convolution at every place). benchmarks/box_settings.py compares them.
-    box_head: Literal["dense", "spatial"] = "dense"
-    # The IoU-family term of the box loss, beside the smooth L1: "iou", "giou" (Rezatofighi et al. 2019) or
-    # "diou" (Zheng et al. 2020), both of which keep a gradient when the boxes do not overlap.
-    box_iou_loss: Literal["iou", "giou", "diou"] = "iou"
-
-
-@dataclasses.dataclass(frozen=True)
-class PhaseConfig:
-    epochs: int
-    learning_rate: float
-    # "constant", or "cosine": decays from learning_rate towards 0 over the phase's epochs.
-    schedule: Literal["constant", "cosine"] = "constant"
-    # Fine-tuning only: 0 unfreezes the whole backbone, N > 0 only its last N layers, or its last N blocks
-    # (BACKBONE_BLOCKS below: Xception has 14, block1..block14). Set one of the two.
-    unfreeze_top_layers: int = 0
-    unfreeze_top_blocks: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-    """Train-split augmentation; the box moves with the image. All off by default."""
-
-    flip: bool = False  # Horizontal flip with probability 1/2.
-    zoom: float = 0.0  # Random square window of side 1 - zoom .. 1 of the image, resized back.
-    brightness: float = 0.0  # Uniform shift of up to +-brightness pixel levels (0..255 scale).
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    frozen: PhaseConfig
-    finetune: PhaseConfig
-    batch_size: int = 16
-    seed: int = 42
-    shuffle_buffer: int = 1000
-    augment: AugmentConfig = AugmentConfig()
-    # Stop a phase after this many epochs without a better val_loss, keeping its best weights; 0 = off.
-    early_stopping_patience: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +187,15 @@ class Config:
     def experiment_name(self) -> str:
         return self.mlflow.experiment or self.pipeline_name
 
+    @functools.cached_property
+    def transform_settings(self) -> TransformSettings:
+        """What Transform, the Trainer and the exporter read of this config, derived once per run."""
+        from components.transform.features import TransformSettings  # TensorFlow loads only when it is asked for.
+
+        return TransformSettings(
+            image_size=self.image.size, features=self.features, resize=self.image.resize, boxes=self.task == "detection"
+        )
+
     @property
     def registered_model_name(self) -> str:
         """The MLflow registered model that pushed versions go to, and whose `champion` new models must beat."""
@@ -328,18 +246,10 @@ def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    config = _build(Config, raw, "")
+    config = section_from_dict(Config, raw)
     _check(config)
     return config
 
-
-def asdict(section: Any) -> dict[str, Any]:
-    return dataclasses.asdict(section)
-
-
-def section_from_dict(cls: type, raw: dict[str, Any], where: str = "") -> Any:
-    """One config section (a dataclass above) from its dict form, e.g. as carried in a component's custom_config."""
-    return _build(cls, raw, where)
 
 
 def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
@@ -376,14 +286,6 @@ def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
         raise ConfigError(f"{where}.inputs: only crossed features take inputs")
 
 
-# Smallest input each keras.applications backbone accepts (kept here so a bad config fails before TF loads).
-_BACKBONE_MIN_SIZE = {"xception": 71, "resnet50": 32, "mobilenet_v2": 32, "efficientnet_b0": 32}
-# How many blocks each backbone has (components/model.py finds them by layer name; a test checks the counts).
-BACKBONE_BLOCKS = {"xception": 14, "resnet50": 16, "mobilenet_v2": 16, "efficientnet_b0": 16}
-
-
-# What `model.weights` may name besides none and imagenet: Keras HDF5 files (components/model.py loads them).
-WEIGHTS_SUFFIXES = (".h5", ".hdf5")
 
 
 def _check_weights(weights: str) -> None:
@@ -406,7 +308,7 @@ def _check(config: Config) -> None:
         _check_feature(feature, where, config.features)
         if feature.embedding_dim < 0:
             raise ConfigError(f"{where}.embedding_dim: must be >= 0")
-    min_size = _BACKBONE_MIN_SIZE[config.model.backbone]
+    min_size = BACKBONE_MIN_SIZE[config.model.backbone]
     if config.image.size < min_size:
         raise ConfigError(
             f"image.size: {config.model.backbone} needs at least {min_size} pixels, got {config.image.size}"
@@ -493,95 +395,3 @@ def _check_kubeflow(kubeflow: KubeflowConfig) -> None:
                     f"{where}.{key}: {flag} carries a credential, which would be written into the compiled "
                     f"pipeline; put it in the Secret {kubeflow.secret_name} (kubeflow.secret_env) instead"
                 )
-
-
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {_show(raw)}")
-    hints = typing.get_type_hints(cls)
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(f"{_join(where, unknown[0])}: unknown key (known: {', '.join(sorted(fields))})")
-    values = {}
-    for name, field in fields.items():
-        key_path = _join(where, name)
-        if name not in raw:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key_path}: required key is missing")
-            continue
-        values[name] = _coerce(hints[name], raw[name], key_path)
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {', '.join(map(str, args))}, got {_show(value)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (arg for arg in args if arg is not type(None)):
-            try:
-                return _coerce(option, value, where)
-            except ConfigError:
-                continue
-        names = " or ".join(getattr(arg, "__name__", str(arg)) for arg in args if arg is not type(None))
-        raise ConfigError(f"{where}: expected {names}, got {_show(value)}")
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
-        key_hint, value_hint = args
-        return {
-            _coerce(key_hint, key, where): _coerce(value_hint, item, _join(where, str(key)))
-            for key, item in value.items()
-        }
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {_show(value)}")
-        item_hint = args[0]
-        if dataclasses.is_dataclass(item_hint):
-            return tuple(
-                _build(item_hint, item, _join(where, _item_name(item, index))) for index, item in enumerate(value)
-            )
-        return tuple(_coerce(item_hint, item, f"{where}[{index}]") for index, item in enumerate(value))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {_show(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected a whole number, got {_show(value)}")
-        return value
-    if hint is float:
-        # YAML reads `1e-4` (no dot) as a string; accept it, since people write learning rates that way.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {_show(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {_show(value)}")
-        return value
-    raise TypeError(f"unsupported config type {hint!r} at {where}")
-
-
-def _item_name(item: Any, index: int) -> str:
-    return str(item["name"]) if isinstance(item, dict) and "name" in item else f"[{index}]"
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _show(value: Any) -> str:
-    return "nothing" if value is None else repr(value)

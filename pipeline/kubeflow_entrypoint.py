@@ -27,7 +27,7 @@ RUN_NAME_ENV = "XFER_KFP_RUN"
 PARAMS_ENV = "XFER_MLFLOW_PARAMS"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"  # What components/live_tracking.py reads in the Trainer.
+RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"  # What components/trainer/live_tracking.py reads in the Trainer.
 KFP_RUN_TAG = "kfp_run"
 LAST_NODE = "Pusher"
 

@@ -174,7 +174,8 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
         }
         if node_id in (pipeline_lib.CHAMPION_NODE, FINGERPRINT_NODE):
             # Champion reads the registry, DataFingerprint the dataset, both of which change between runs of
-            # this one compiled pipeline: a cached result would be some earlier run's (components/champion.py).
+            # this one compiled pipeline: a cached result would be some earlier run's
+            # (components/champion/component.py).
             task["cachingOptions"] = {"enableCache": False}
         container = executors[label]["container"]
         is_gpu_node = node_id == GPU_NODE

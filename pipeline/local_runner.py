@@ -11,7 +11,7 @@ from typing import Any
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
 
-from components import champion
+from components.champion import component as champion
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_record, tracking, workspace_move
@@ -56,7 +56,7 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
     workspace = Workspace(str(config.workspace_path))
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     workspace_move.relocate(config.workspace_path)  # A moved workspace: its stores point here first.
-    # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion.py).
+    # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion/component.py).
     champion_version = champion.resolve_version(config.tracking_uri, config.registered_model_name)
     if champion_version == champion.NO_CHAMPION:
         logging.info("No champion in %s yet: the absolute gates alone decide", config.registered_model_name)

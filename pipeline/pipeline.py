@@ -15,18 +15,22 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
-from components import champion as champion_lib
-from components import code_version as code_version_lib
-from components import evaluator as evaluator_lib
-from components import example_gen, features, ingest, transform_cache, validation_gate
-from components import pusher as pusher_lib
+from components.champion import component as champion_lib
+from components.evaluator import executor as evaluator_lib
+from components.ingest import example_gen
+from components.ingest import examples as ingest
+from components.pusher import executor as pusher_lib
+from components.transform import cache as transform_cache
+from components.transform import features
+from components.validation import gate as validation_gate
+from pipeline import code_version as code_version_lib
 from pipeline import config as config_lib
 
 CHAMPION_NODE = "Champion"
 # The split the Trainer fits and Transform learns its vocabularies from (TFX Transform analyses "train").
 TRAIN_SPLIT = "train"
-TRANSFORM_FN = "components.transform_module.preprocessing_fn"
-RUN_FN = "components.trainer_module.run_fn"
+TRANSFORM_FN = "components.transform.module.preprocessing_fn"
+RUN_FN = "components.trainer.module.run_fn"
 
 
 def executor_module(component_class: Any) -> str:
@@ -53,7 +57,7 @@ def node_code_modules(eval_config_: tfma.EvalConfig) -> dict[str, list[str]]:
 
 
 def node_code_versions(eval_config_: tfma.EvalConfig) -> dict[str, str]:
-    """Each node's code version (components/code_version.py): a hash of its modules and all they import."""
+    """Each node's code version (pipeline/code_version.py): a hash of its modules and all they import."""
     return {node: code_version_lib.code_version(modules) for node, modules in node_code_modules(eval_config_).items()}
 
 
@@ -101,13 +105,13 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
             metrics=[
                 tfma.MetricConfig(
                     class_name="BoxIoU",
-                    module="components.metrics",
+                    module="components.trainer.metrics",
                     config='"name": "box_iou"',
                     per_slice_thresholds=at_least(evaluation.min_iou, evaluation.min_iou_change),
                 ),
                 tfma.MetricConfig(
                     class_name="BoxHitRate",
-                    module="components.metrics",
+                    module="components.trainer.metrics",
                     config=f'"name": "box_hit_rate", "iou_threshold": {evaluation.hit_iou}',
                 ),
             ],
@@ -197,7 +201,7 @@ def transform_node(
         schema=data_nodes.schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
         custom_config={
-            **features.TransformSettings.from_config(config).to_dict(),
+            **config.transform_settings.to_dict(),
             "code_version": code_version,
         },
     )
@@ -217,7 +221,7 @@ def create_pipeline(
     """The DAG. `champion_version`: the registry version to compare with (`champion.NO_CHAMPION` for none), as
     resolved when the run starts; "" resolves it when the Champion node runs (Kubeflow, where one compiled
     pipeline serves many runs). `tracking_uri`: the MLflow registry; "" is the environment's."""
-    transform_settings = features.TransformSettings.from_config(config)
+    transform_settings = config.transform_settings
     evaluation_config = eval_config(config)
     versions = node_code_versions(evaluation_config)
     data_nodes = data_validation_nodes(config, versions)
@@ -257,7 +261,7 @@ def create_pipeline(
         ).with_id("Evaluator"),
         versions["Evaluator"],
     )
-    # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher.py).
+    # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher/executor.py).
     pusher = code_version_lib.add_to_component(
         pusher_lib.AtomicPusher(
             model=trainer.outputs["model"],

@@ -24,11 +24,11 @@ import tensorflow as tf
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
 
-from components import champion as champion_lib
-from components import export
-from components import features as features_lib
+from components.champion import component as champion_lib
+from components.trainer import export
+from components.transform import features as features_lib
 
-# Shared with components/champion.py, which fetches the champion back for the Evaluator.
+# Shared with components/champion/component.py, which fetches the champion back for the Evaluator.
 CHAMPION_ALIAS = champion_lib.CHAMPION_ALIAS
 _ARTIFACT_KEY = champion_lib.SAVED_MODEL_ARTIFACT
 _ROOT = Path(__file__).resolve().parent.parent

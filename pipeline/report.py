@@ -26,9 +26,13 @@ import tf_keras
 from mlflow.tracking import MlflowClient
 from tfx.utils import path_utils
 
-from components import data_report, export, report, trainer_module, validation_gate
-from components import features as features_lib
-from components import model as model_lib
+from components.evaluator import report
+from components.trainer import export
+from components.trainer import model as model_lib
+from components.trainer import module as trainer_module
+from components.transform import features as features_lib
+from components.validation import data_report
+from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline import run_record
 
@@ -72,13 +76,13 @@ def anomalies_text(anomalies: list[str]) -> str:
 def rebuild_trained_model(config: config_lib.Config, transform_graph_uri: str, model_dir: str) -> tf_keras.Model:
     """The trained network, differentiable, for Grad-CAM and the summary (the Trainer saves no Keras copy).
 
-    Rebuilt by components/model.py from the config and the Transform output, as the Trainer built it, then
+    Rebuilt by components/trainer/model.py from the config and the Transform output, as the Trainer built it, then
     given the SavedModel's weights. `tf_keras.models.load_model` would rebuild it from the SavedModel's Keras
     metadata instead, but that stores Lambda layers as bytecode, and one that closes over a local variable
     (the backbone's `normalize`) comes back broken. The code is the Trainer's: a change to it reruns the
-    Trainer (see components/code_version.py).
+    Trainer (see pipeline/code_version.py).
     """
-    settings = features_lib.TransformSettings.from_config(config)
+    settings = config.transform_settings
     transform_output = tft.TFTransformOutput(transform_graph_uri)
     # Pretrained weights would only be downloaded to be overwritten; the architecture does not depend on them.
     model_config = dataclasses.replace(config.model, weights="none")

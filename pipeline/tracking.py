@@ -1,6 +1,6 @@
 """MLflow bookkeeping for `xfer run`: one MLflow run per pipeline run, FINISHED or FAILED with the reason.
 
-The Trainer logs per-epoch metrics live (components/live_tracking.py); everything else is read back from the
+The Trainer logs per-epoch metrics live (components/trainer/live_tracking.py); everything else is read back from the
 pipeline's outputs once it has finished, which also covers nodes that TFX served from its cache.
 """
 
@@ -24,8 +24,12 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import evaluator as evaluator_lib
-from components import example_gen, features, ingest, live_tracking, trainer_module
+from components.evaluator import executor as evaluator_lib
+from components.ingest import example_gen
+from components.ingest import examples as ingest
+from components.trainer import live_tracking
+from components.trainer import module as trainer_module
+from components.transform import features
 from pipeline import config as config_lib
 from pipeline import registry, run_record, run_story
 from pipeline import report as run_report
@@ -352,7 +356,7 @@ def log_results(config: config_lib.Config, run_id: str, record: run_record.RunRe
         run_id,
         transform_output,
         transform_uri,
-        features.TransformSettings.from_config(config),
+        config.transform_settings,
         with_graph=record.state("Transform") == "COMPLETE",
     )
     class_names = [value.decode() for value in transform_output.vocabulary_by_name(features.LABEL_VOCABULARY)]

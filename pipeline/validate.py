@@ -16,7 +16,9 @@ import tensorflow as tf
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local import local_dag_runner
 
-from components import data_report, example_gen, validation_gate
+from components.ingest import example_gen
+from components.validation import data_report
+from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline import local_runner, run_record
 from pipeline import pipeline as pipeline_lib

@@ -3,7 +3,7 @@
 - `write_eval_examples`: GZIP TFRecords of raw `tf.Example`s in an Examples artifact's `Split-eval` layout,
   with the true label and box, a camera id to slice by, and a per-example `difficulty` in [0, 1).
 - `tiny_model`: a SavedModel with xfer's contract (`serving_default` and `transform_features` on serialized raw
-  examples, components/export.py). Its predictions are fixed by construction: the class is right exactly when
+  examples, components/trainer/export.py). Its predictions are fixed by construction: the class is right exactly when
   `difficulty < skill`, and the box is the true box moved by `box_shift`. Accuracy and IoU are therefore known
   in advance from the examples (`expected_accuracy`, `expected_ious`).
 """
@@ -22,8 +22,10 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types import standard_component_specs as keys
 from tfx.utils import json_utils, proto_utils
 
-from components import champion as champion_lib
-from components import evaluator, export, features, metrics
+from components.champion import component as champion_lib
+from components.evaluator import executor as evaluator
+from components.trainer import export, metrics
+from components.transform import features
 
 CLASSES = ("circle", "square", "triangle", "diamond", "cross")
 CAMERAS = ("cam_01", "cam_02")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import augment
+from components.trainer import augment
 from pipeline import config as config_lib
 
 SIZE = 64

@@ -1,4 +1,4 @@
-"""Fetching the registry's champion for the Evaluator (components/champion.py), against a real sqlite registry."""
+"""Fetching the registry's champion for the Evaluator (components/champion/), against a real sqlite registry."""
 
 import os
 import shutil
@@ -6,7 +6,7 @@ import shutil
 import eval_fixtures
 import pytest
 
-from components import champion
+from components.champion import component as champion
 from pipeline import registry
 
 NAME = "xfer-test"

@@ -13,7 +13,7 @@ import eval_fixtures
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components import champion
+from components.champion import component as champion
 from pipeline import registry
 
 pytestmark = pytest.mark.slow

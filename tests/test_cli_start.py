@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components import training
+from components.trainer import training
 from pipeline import logs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import code_version
+from pipeline import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,10 +112,15 @@ def test_every_module_a_node_runs_is_in_its_version_and_no_other(node_modules, t
 
 
 def test_the_trainer_counts_the_augmentation_it_imports(node_modules):
-    # The case that served a stale model: components/augment.py was missing from a hand-kept list.
+    # The case that served a stale model: components/trainer/augment.py was missing from a hand-kept list.
     closure = code_version.module_closure(node_modules["Trainer"])
-    assert {"components.augment", "components.model", "components.training", "components.export"} <= closure.keys()
-    assert "components.report" not in closure
+    assert {
+        "components.trainer.augment",
+        "components.trainer.model",
+        "components.trainer.training",
+        "components.trainer.export",
+    } <= closure.keys()
+    assert "components.evaluator.report" not in closure
 
 
 def test_the_pipeline_carries_each_nodes_version(tmp_path: Path):

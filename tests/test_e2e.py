@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import export, predict, sample_data
+from components.ingest import sample_data
+from components.trainer import export, predict
 from pipeline import config as config_lib
 from pipeline import local_runner
 

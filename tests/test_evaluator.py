@@ -11,7 +11,9 @@ import pytest
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as keys
 
-from components import champion, evaluator, pusher
+from components.champion import component as champion
+from components.evaluator import executor as evaluator
+from components.pusher import executor as pusher
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import tracking

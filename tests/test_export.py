@@ -14,8 +14,9 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-from components import export, features, training
-from components import model as model_lib
+from components.trainer import export, training
+from components.trainer import model as model_lib
+from components.transform import features
 from pipeline import config as config_lib
 
 SIZE = 32  # MobileNetV2's minimum: a small network, so the test stays quick.

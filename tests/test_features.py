@@ -9,7 +9,7 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components import features
+from components.transform import features
 from pipeline import config as config_lib
 
 FEATURES = (

@@ -3,8 +3,8 @@
 import image_fixtures
 import pytest
 
-from components import formats
-from components.records import Box, IngestError, Record, Reject
+from components.ingest import formats
+from components.ingest.records import Box, IngestError, Record, Reject
 
 
 def read_all(dataset: formats.Dataset, policy: formats.MultiBoxPolicy = "largest") -> list:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import image_io, ingest
-from components.records import Box, Record, RecordError
+from components.ingest import examples as ingest
+from components.ingest import image_io
+from components.ingest.records import Box, Record, RecordError
 
 SETTINGS = ingest.ExampleSettings(column_types={"hour": "int", "lat": "float", "camera": "string"})
 
@@ -201,7 +202,7 @@ def test_stored_image_reports_both_grids():
 
 
 def test_the_config_ingest_section_reaches_the_executor_intact():
-    from components import ingest_beam
+    from components.ingest import beam as ingest_beam
     from pipeline import config as config_lib
 
     config = config_lib.load_config("configs/sample.yaml")
@@ -217,7 +218,7 @@ def test_the_config_ingest_section_reaches_the_executor_intact():
     # The ExampleGen carries settings as a protobuf Struct (all numbers floats): the round trip must be lossless.
     from google.protobuf import json_format
 
-    from components import example_gen
+    from components.ingest import example_gen
 
     packed = json_format.MessageToJson(example_gen.make_custom_config(settings.to_dict()))
     assert ingest_beam.IngestSettings.from_dict(example_gen.read_custom_config({"custom_config": packed})) == settings

@@ -7,8 +7,9 @@ import image_fixtures
 import pytest
 import tensorflow as tf
 
-from components import ingest, ingest_beam
-from components.records import REASONS, IngestError
+from components.ingest import beam as ingest_beam
+from components.ingest import examples as ingest
+from components.ingest.records import REASONS, IngestError
 
 LENIENT = ingest_beam.IngestSettings(max_reject_fraction=1.0)
 

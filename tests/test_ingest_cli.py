@@ -71,7 +71,7 @@ def test_ingest_options_reach_the_config(tmp_path):
 
 
 def test_metadata_column_types_are_read_from_the_values():
-    from components import data_report
+    from components.validation import data_report
 
     # "nan" and "inf" read as floats but ingest rejects them in a numeric column, so they count as text.
     assert [data_report.value_type(text) for text in ("7", "-3", "7.0", "1e3", "48.1", "cam_01", "nan", "inf")] == [
@@ -80,7 +80,7 @@ def test_metadata_column_types_are_read_from_the_values():
 
 
 def test_a_column_is_numeric_when_most_of_its_values_are_numbers():
-    from components.data_report import ColumnInference
+    from components.validation.data_report import ColumnInference
 
     assert ColumnInference({"int": 29, "string": 1}).column_type == "int"
     assert ColumnInference({"int": 29, "string": 1}).rejected_values == 1
@@ -114,7 +114,7 @@ def test_schema_infer_types_columns_by_majority_and_rejects_the_odd_record(tmp_p
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from components import ingest
+    from components.ingest import examples as ingest
 
     data = metadata_csv(tmp_path / "data")
     out = tmp_path / "schemas" / "mine.pbtxt"

@@ -8,12 +8,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import image_io
-from components.records import RecordError
+from components.ingest import image_io
+from components.ingest.records import RecordError
 
 
 def tf_decode(data: bytes) -> np.ndarray:
-    # Exactly how Transform decodes the stored bytes (components/features.py).
+    # Exactly how Transform decodes the stored bytes (components/transform/features.py).
     return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
 
 

@@ -77,7 +77,7 @@ def cluster(tmp_path_factory):
             config = cluster_config(tmp_path)
             package = tmp_path / "pipeline.yaml"
             kubeflow_runner.compile_pipeline(config, package)
-            from components import sample_data
+            from components.ingest import sample_data
 
             sample_data.write_sample_dataset(tmp_path / "data-v1", num_images=RUN1_IMAGES, seed=11)
             local_services.upload_tree(s3_env, tmp_path / "data-v1", BUCKET, DATA_PREFIX)
@@ -141,7 +141,7 @@ def run2(cluster, run1):
 
 @pytest.fixture(scope="module")
 def run3(cluster, run2):
-    from components import sample_data
+    from components.ingest import sample_data
 
     # New images land in the bucket (the same generator with more images: the old files plus new ones).
     time.sleep(1.1)  # A later modification time than run 1's upload, whatever the clock's resolution.

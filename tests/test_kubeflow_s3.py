@@ -109,7 +109,7 @@ def test_the_trainer_checkpoints_to_an_s3_pipeline_root(s3, tmp_path):
 from pipeline import kubeflow_s3  # What the pod entrypoint imports first.
 import numpy as np
 import tf_keras
-from components import training
+from components.trainer import training
 def model():
     inputs = tf_keras.Input((3,))
     return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(inputs))

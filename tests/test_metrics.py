@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import metrics
+from components.trainer import metrics
 
 # Hand-computed cases: (box a, box b, IoU).
 CASES = [

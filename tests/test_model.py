@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from components import model as model_lib
-from components import training
+from components.trainer import model as model_lib
+from components.trainer import training
 from pipeline import config as config_lib
 
 SIZE = 71

@@ -8,7 +8,8 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
-from components import predict, pusher
+from components.pusher import executor as pusher
+from components.trainer import predict
 
 
 def _fake_saved_model(root) -> str:

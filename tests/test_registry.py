@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components import export
+from components.trainer import export
 from pipeline import registry
 
 CLASSES = ["circle", "square"]
@@ -18,7 +18,7 @@ TYPES = {"image": "string", "capture_hour": "int", "camera_id": "string"}
 
 
 def _tiny_saved_model(path: str, bias: float) -> str:
-    """Same `serving_default` contract as components/export.py: serialized raw examples in; probabilities,
+    """Same `serving_default` contract as components/trainer/export.py: serialized raw examples in; probabilities,
     classes, label and box out. The score of "square" grows with capture_hour, so outputs depend on inputs."""
     spec = {
         "image": tf.io.FixedLenFeature([1], tf.string),
@@ -151,7 +151,7 @@ def test_the_model_is_stored_with_the_run_s_experiment(tmp_path, tracking, monke
     assert location.startswith((tmp_path / "artifacts").as_uri())
     assert not (tmp_path / "mlruns").exists()
     # xfer's code travels with the model, so the wrapper loads where xfer is not installed.
-    assert os.path.isfile(os.path.join(location.removeprefix("file://"), "code", "components", "export.py"))
+    assert os.path.isfile(os.path.join(location.removeprefix("file://"), "code", "components", "trainer", "export.py"))
 
 
 def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp_path, tracking):

@@ -14,7 +14,9 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
-from components import data_report, report, validation_gate
+from components.evaluator import report
+from components.validation import data_report
+from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline import report as pipeline_report
 from pipeline import run_record
@@ -253,7 +255,7 @@ def _raw_example(image: np.ndarray, label: str, box) -> bytes:
 
 
 def _export(model: tf_keras.Model, model_dir: str) -> None:
-    """The tiny classifier with components/export.py's signatures: serialized raw examples in."""
+    """The tiny classifier with components/trainer/export.py's signatures: serialized raw examples in."""
     spec = {"image": tf.io.FixedLenFeature([1], tf.string)}
 
     def transform(serialized):

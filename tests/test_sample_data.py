@@ -3,7 +3,7 @@ import hashlib
 
 from PIL import Image
 
-from components import sample_data
+from components.ingest import sample_data
 
 
 def _digest(folder):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import plain_keras, transfer
-from components import model as model_lib
-from components import sample_data
+from components.ingest import sample_data
+from components.trainer import model as model_lib
 from pipeline import config as config_lib
 
 ROOT = Path(__file__).resolve().parents[1]

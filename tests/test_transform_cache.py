@@ -1,4 +1,4 @@
-from components import transform_cache
+from components.transform import cache as transform_cache
 
 
 def test_latest_cache_sits_beside_transforms_outputs():

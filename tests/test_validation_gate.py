@@ -1,7 +1,7 @@
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components import validation_gate
+from components.validation import gate as validation_gate
 
 
 def _anomalies() -> anomalies_pb2.Anomalies:

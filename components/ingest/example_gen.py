@@ -1,7 +1,7 @@
 """ImageExampleGen: a dataset folder in any supported annotation format -> GZIP TFRecords of `tf.Example`s.
 
-A thin TFX adapter over `components.ingest_beam`, which reads (`components.formats`), checks and converts
-(`components.ingest`) inside Beam. Records that cannot be used go to `rejects.jsonl` at the root of the output
+A thin TFX adapter over `components.ingest.beam`, which reads (`components.ingest.formats`), checks and converts
+(`components.ingest.examples`) inside Beam. Records that cannot be used go to `rejects.jsonl` at the root of the output
 Examples artifact, beside `ingest_summary.json` (records in = accepted + rejected, rejects by reason, the
 format, whether the examples carry boxes). A run whose reject share exceeds `max_reject_fraction` stops with
 a message naming the reasons.
@@ -20,7 +20,8 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import formats, ingest_beam
+from components.ingest import beam as ingest_beam
+from components.ingest import formats
 
 # The node's settings and output files, named here too because they belong to the ExampleGen's interface.
 IngestSettings = ingest_beam.IngestSettings

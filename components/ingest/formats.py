@@ -29,11 +29,8 @@ from typing import Any, Literal
 
 import tensorflow as tf
 
-from components.records import Box, IngestError, Record, Reject
-
-Format = Literal["csv", "class_folders", "coco", "voc"]
-FORMATS: tuple[Format, ...] = ("csv", "class_folders", "coco", "voc")
-MultiBoxPolicy = Literal["largest", "reject"]
+from components.ingest.records import Box, IngestError, Record, Reject
+from components.ingest.settings import FORMATS, Format, MultiBoxPolicy
 
 ANNOTATIONS_CSV = "annotations.csv"
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")

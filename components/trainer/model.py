@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 import tensorflow as tf
 import tf_keras
 
-from components import features as features_lib
-from components import metrics
-from pipeline import config as config_lib
+from components.trainer import metrics
+from components.trainer.settings import BACKBONE_MIN_SIZE, WEIGHTS_SUFFIXES, ModelConfig
+from components.transform import features as features_lib
 
 BACKBONE_NAME = "backbone"
 PROBABILITIES = "probabilities"
@@ -22,7 +22,6 @@ BOX = "box"
 STEM = "stem"  # The backbone's layers before its first block.
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
 IMAGENET = "imagenet"
-WEIGHTS_SUFFIXES = config_lib.WEIGHTS_SUFFIXES
 
 
 class WeightsError(ValueError):
@@ -50,26 +49,30 @@ BACKBONES = {
         tf_keras.applications.Xception,
         tf_keras.applications.xception.preprocess_input,
         "block13_sepconv1_act",
-        71,
+        BACKBONE_MIN_SIZE["xception"],
         r"^(block\d+)_",
     ),
     "resnet50": Backbone(
         tf_keras.applications.ResNet50,
         tf_keras.applications.resnet50.preprocess_input,
         "conv4_block6_out",
-        32,
+        BACKBONE_MIN_SIZE["resnet50"],
         r"^(conv\d+_block\d+)_",
     ),
     "mobilenet_v2": Backbone(
         tf_keras.applications.MobileNetV2,
         tf_keras.applications.mobilenet_v2.preprocess_input,
         "block_13_expand_relu",
-        32,
+        BACKBONE_MIN_SIZE["mobilenet_v2"],
         r"^(block_\d+)_",
     ),
     # EfficientNet normalises inside the network: it takes 0..255 pixels as they are.
     "efficientnet_b0": Backbone(
-        tf_keras.applications.EfficientNetB0, lambda x: x, "block6a_expand_activation", 32, r"^(block\d+[a-z])_"
+        tf_keras.applications.EfficientNetB0,
+        lambda x: x,
+        "block6a_expand_activation",
+        BACKBONE_MIN_SIZE["efficientnet_b0"],
+        r"^(block\d+[a-z])_",
     ),
 }
 
@@ -91,7 +94,7 @@ def model_inputs(settings: features_lib.TransformSettings, vocabulary_size) -> M
     )
 
 
-def uses_pretrained_weights(model_config: config_lib.ModelConfig) -> bool:
+def uses_pretrained_weights(model_config: ModelConfig) -> bool:
     return model_config.weights.lower() != "none"
 
 
@@ -101,7 +104,7 @@ def backbone_spec(name: str) -> Backbone:
     return BACKBONES[name]
 
 
-def build_backbone(model_config: config_lib.ModelConfig, image_size: int) -> tf_keras.Model:
+def build_backbone(model_config: ModelConfig, image_size: int) -> tf_keras.Model:
     """The backbone as a model with two outputs: the stride-16 map (for the box) and the final map."""
     spec = backbone_spec(model_config.backbone)
     if image_size < spec.min_size:
@@ -165,7 +168,7 @@ def load_backbone_weights(backbone: tf_keras.Model, path: str, name: str) -> Non
 
 
 def build_model(
-    model_config: config_lib.ModelConfig,
+    model_config: ModelConfig,
     image_size: int,
     inputs: ModelInputs,
     num_classes: int,
@@ -342,7 +345,7 @@ def layer_blocks(backbone: tf_keras.Model, pattern: str) -> list[str]:
     return [STEM] * first + blocks[first:]
 
 
-def compile_model(model: tf_keras.Model, model_config: config_lib.ModelConfig, learning_rate: float) -> None:
+def compile_model(model: tf_keras.Model, model_config: ModelConfig, learning_rate: float) -> None:
     """(Re)compiles; must be called after changing `trainable`, or the change has no effect."""
     box_loss = metrics.make_box_loss(model_config.box_iou_loss, sqrt_size=model_config.box_size == "sqrt")
     loss = {PROBABILITIES: tf_keras.losses.SparseCategoricalCrossentropy(), BOX: box_loss}

@@ -34,7 +34,7 @@ CHAMPION_ALIAS = "champion"
 SAVED_MODEL_ARTIFACT = "saved_model"
 # The `version` property meaning "the registry had no champion when the run started".
 NO_CHAMPION = "none"
-# The signatures xfer's Evaluator calls (components/export.py), and the outputs each task's metrics read.
+# The signatures xfer's Evaluator calls (components/trainer/export.py), and the outputs each task's metrics read.
 _SIGNATURES = ("serving_default", "transform_features")
 _OUTPUTS = {"classification": ("probabilities",), "detection": ("probabilities", "box")}
 # Custom properties of the champion artifact.

@@ -19,8 +19,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from components import features as features_lib
-from components import model as model_lib
+from components.trainer import model as model_lib
+from components.transform import features as features_lib
 
 RAW_FEATURES_FILE = "raw_features.json"
 _DTYPE_NAMES = {tf.string: "string", tf.int64: "int", tf.float32: "float"}

@@ -1,6 +1,6 @@
 """TFX's Evaluator, comparing with the champion only when there is a different champion to compare with.
 
-The baseline input is always wired (components/champion.py hands on the registry's champion), but:
+The baseline input is always wired (components/champion/component.py hands on the registry's champion), but:
 - when the registry has no champion (the first run) the artifact holds no model: the Evaluator runs without a
   baseline, TFMA skips the change thresholds, and the log says the absolute gates alone decide;
 - when the candidate *is* the champion (same files: a rerun whose Trainer came from the cache), comparing it
@@ -25,7 +25,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
-from components import champion as champion_lib
+from components.champion import component as champion_lib
 
 COMPARISON_FILE = "champion.json"
 # Custom properties of the blessing.

@@ -23,7 +23,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.evaluator import IS_CHAMPION_PROPERTY
+from components.evaluator.executor import IS_CHAMPION_PROPERTY
 
 SAVED_MODEL_FILE = "saved_model.pb"
 NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"

@@ -18,8 +18,9 @@ import tf_keras
 from matplotlib import patches, ticker
 from matplotlib.figure import Figure
 
-from components import ingest, metrics, training
-from components import model as model_lib
+from components.ingest import examples as ingest
+from components.trainer import metrics, training
+from components.trainer import model as model_lib
 
 IOU_MARK = 0.5
 # Candidate stroke colours (RGB 0..255) for each kind of box; the one farthest from the pixels under the box's

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline import config as config_lib
+from components.trainer.settings import AugmentConfig
 
 
 def augment_batch(
-    images: tf.Tensor, boxes: tf.Tensor, settings: config_lib.AugmentConfig, seed: tf.Tensor | None = None
+    images: tf.Tensor, boxes: tf.Tensor, settings: AugmentConfig, seed: tf.Tensor | None = None
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """[N, S, S, 3] pixels (0..255) and [N, 4] (xmin, ymin, xmax, ymax) fractions -> the same, augmented.
 

@@ -14,10 +14,10 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
-from components import augment as augment_lib
-from components import features as features_lib
-from components import model as model_lib
-from pipeline import config as config_lib
+from components.trainer import augment as augment_lib
+from components.trainer import model as model_lib
+from components.trainer.settings import AugmentConfig, ModelConfig, PhaseConfig, TrainingConfig
+from components.transform import features as features_lib
 
 LABEL_KEYS = {model_lib.PROBABILITIES: features_lib.LABEL_ID, model_lib.BOX: features_lib.BOX}
 
@@ -30,7 +30,7 @@ def make_dataset(
     shuffle: bool,
     seed: int,
     shuffle_buffer: int = 1000,
-    augment: config_lib.AugmentConfig | None = None,
+    augment: AugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """GZIP TFRecords of transformed examples -> batches of ({input: tensor}, {output: label})."""
     files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
@@ -48,7 +48,7 @@ def make_dataset(
         return inputs, labels
 
     dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
-    if augment is not None and augment != config_lib.AugmentConfig():
+    if augment is not None and augment != AugmentConfig():
         # Stateless ops seeded by (seed, batch position) keep runs reproducible; the shuffle before batching
         # pairs each example with different draws from one epoch to the next.
         def augmented(batch_index, example):
@@ -108,8 +108,8 @@ def train_two_phases(
     model: tf_keras.Model,
     train_dataset: tf.data.Dataset,
     eval_dataset: tf.data.Dataset,
-    model_config: config_lib.ModelConfig,
-    training: config_lib.TrainingConfig,
+    model_config: ModelConfig,
+    training: TrainingConfig,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     callbacks: Sequence[tf_keras.callbacks.Callback] = (),
     checkpoint_dir: str | None = None,
@@ -222,18 +222,18 @@ class Checkpoint:
             tf.io.gfile.rmtree(self.directory)
 
 
-def phase_learning_rate(phase: config_lib.PhaseConfig, epoch_in_phase: int) -> float:
+def phase_learning_rate(phase: PhaseConfig, epoch_in_phase: int) -> float:
     """The learning rate of an epoch of a phase (0-based within the phase)."""
     if phase.schedule == "cosine":
         return phase.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch_in_phase / max(phase.epochs, 1)))
     return phase.learning_rate
 
 
-def unfreeze_epoch(training: config_lib.TrainingConfig) -> int:
+def unfreeze_epoch(training: TrainingConfig) -> int:
     return training.frozen.epochs
 
 
-def write_history(history: list[dict[str, Any]], training: config_lib.TrainingConfig, path: str) -> None:
+def write_history(history: list[dict[str, Any]], training: TrainingConfig, path: str) -> None:
     with tf.io.gfile.GFile(path, "w") as handle:
         json.dump({"unfreeze_epoch": unfreeze_epoch(training), "epochs": history}, handle, indent=1)
 

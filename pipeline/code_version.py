@@ -4,7 +4,7 @@ TFX's cache key holds a node's inputs, properties and executor class path, but n
 editing a module the Trainer imports would otherwise serve the old model from the cache. So each node carries
 this hash as a property. It is derived from the import statements (the module's own and, transitively, those of
 every project module it imports, including imports inside functions), never from a hand-kept list of files,
-which drifted before (a list without components/augment.py served a stale Trainer).
+which drifted before (a list without components/trainer/augment.py served a stale Trainer).
 
 Only modules of this project count: those that resolve to a file under the project root. TensorFlow, TFX and
 the other pinned libraries change only with the lock file, which changes the images and the venv anyway.
@@ -24,7 +24,7 @@ CODE_VERSION = "code_version"
 
 
 def module_file(module: str, root: Path = PROJECT_ROOT) -> Path | None:
-    """The file of a project module (`components.model` -> components/model.py), or None if it is not one."""
+    """The file of a project module (`components.trainer.model` -> components/trainer/model.py), or None."""
     base = root.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -91,7 +91,7 @@ def _hash(files: tuple[tuple[str, Path], ...], extra_files: tuple[Path, ...]) ->
 
 
 def module_of(dotted_function: str) -> str:
-    """`components.trainer_module.run_fn` -> `components.trainer_module`."""
+    """`components.trainer.module.run_fn` -> `components.trainer.module`."""
     return dotted_function.rpartition(".")[0]
 
 

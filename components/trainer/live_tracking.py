@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from components import training
+from components.trainer import training
 
 RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"

@@ -22,8 +22,10 @@ import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components import formats, ingest, ingest_beam
-from components.records import Record
+from components.ingest import beam as ingest_beam
+from components.ingest import examples as ingest
+from components.ingest import formats
+from components.ingest.records import Record
 
 # Written by ingest for bookkeeping and training; a client at serving time sends none of them.
 TRAINING_ONLY_FEATURES = ("filename", "image_width", "image_height", "label", *ingest.BOX_KEYS)

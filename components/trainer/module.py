@@ -9,10 +9,11 @@ import os
 import tensorflow_transform as tft
 import tf_keras
 
-from components import export, live_tracking, training
-from components import features as features_lib
-from components import model as model_lib
-from pipeline import config as config_lib
+from components.settings import section_from_dict
+from components.trainer import export, live_tracking, training
+from components.trainer import model as model_lib
+from components.trainer.settings import ModelConfig, TrainingConfig
+from components.transform import features as features_lib
 
 HISTORY_FILE = "history.json"
 
@@ -20,8 +21,8 @@ HISTORY_FILE = "history.json"
 def run_fn(fn_args) -> None:
     custom_config = fn_args.custom_config
     settings = features_lib.TransformSettings.from_dict(custom_config["transform"])
-    model_config = config_lib.section_from_dict(config_lib.ModelConfig, custom_config["model"], "model")
-    training_config = config_lib.section_from_dict(config_lib.TrainingConfig, custom_config["training"], "training")
+    model_config = section_from_dict(ModelConfig, custom_config["model"], "model")
+    training_config = section_from_dict(TrainingConfig, custom_config["training"], "training")
 
     # Seeded before the model is built, so weight initialisation is reproducible too.
     tf_keras.utils.set_random_seed(training_config.seed)

@@ -1,6 +1,6 @@
 """Plain functions that turn one `Record` (from any format) and its image into a `tf.Example`, or a reject.
 
-The Beam ExampleGen (`components/example_gen.py`) is a thin wrapper around these. Nothing is dropped silently:
+The Beam ExampleGen (`components/ingest/example_gen.py`) is a thin wrapper around these. Nothing is dropped silently:
 a record either becomes an example or raises `RecordError`, which becomes a line of `rejects.jsonl`.
 """
 
@@ -16,17 +16,13 @@ from typing import Literal
 
 import tensorflow as tf
 
-from components import image_io
-from components.records import Box, Record, RecordError
+from components.ingest import image_io
+from components.ingest.records import Box, Record, RecordError
+from components.ingest.settings import DEFAULT_MAX_PIXELS, ExifBoxFrame
 
 BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
-DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS
 
 ColumnType = Literal["int", "float", "string"]
-# Which pixel grid boxes refer to in a photo with an EXIF orientation, when the annotation does not say (COCO
-# and VOC state the image size, which settles it). "displayed": the upright image, as browsers and most
-# labeling tools show it. "stored": the file's raw pixel grid.
-ExifBoxFrame = Literal["displayed", "stored"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from components.records import RecordError
+from components.ingest.records import RecordError
+from components.ingest.settings import DEFAULT_MAX_PIXELS
 
 # Decompression-bomb guard: larger images are rejected from their header, before they are decoded.
-DEFAULT_MAX_PIXELS = 50_000_000
 # "MPO" is how Pillow names the multi-picture JPEGs many phones write; TensorFlow decodes their first frame.
 _JPEG_FORMATS = ("JPEG", "MPO")
 SUPPORTED_FORMATS = _JPEG_FORMATS + ("PNG",)

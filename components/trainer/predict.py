@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from components import export
+from components.trainer import export
 
 
 def resolve_model_dir(model_dir: str) -> str:

@@ -1,6 +1,6 @@
 """The ingest as a Beam pipeline, free of TFX: read sources, de-duplicate, convert, count, write rejects.
 
-`IngestDataset` is what the TFX ExampleGen (`components/example_gen.py`) runs, and `ingest_to_tfrecords` runs
+`IngestDataset` is what the TFX ExampleGen (`components/ingest/example_gen.py`) runs, and `ingest_to_tfrecords` runs
 the same transform without TFX (tests, benchmarks, `xfer schema infer`). This module imports no TFX on purpose:
 Beam's multi-processing workers import the module of every function they run, and TFX takes them half a
 minute to import.
@@ -18,8 +18,10 @@ from typing import Any
 import apache_beam as beam
 import tensorflow as tf
 
-from components import formats, ingest
-from components.records import IngestError, Record, RecordError, Reject
+from components.ingest import examples as ingest
+from components.ingest import formats
+from components.ingest.records import IngestError, Record, RecordError, Reject
+from components.ingest.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REJECT_FRACTION, IngestConfig
 
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "ingest_summary.json"
@@ -46,16 +48,16 @@ class IngestSettings:
     def from_dict(cls, raw: dict[str, Any]) -> IngestSettings:
         example = dict(raw.get("example", {}))
         example["labels"] = tuple(example.get("labels", ()))
-        example["max_pixels"] = int(example.get("max_pixels", ingest.DEFAULT_MAX_PIXELS))
+        example["max_pixels"] = int(example.get("max_pixels", DEFAULT_MAX_PIXELS))
         return cls(
             format=raw.get("format", "auto"),
             multi_box_policy=raw.get("multi_box_policy", "largest"),
-            max_reject_fraction=float(raw.get("max_reject_fraction", 0.05)),
+            max_reject_fraction=float(raw.get("max_reject_fraction", DEFAULT_MAX_REJECT_FRACTION)),
             example=ingest.ExampleSettings(**example),
         )
 
     @classmethod
-    def from_config(cls, ingest_config: Any, column_types: dict[str, ingest.ColumnType]) -> IngestSettings:
+    def from_config(cls, ingest_config: IngestConfig, column_types: dict[str, ingest.ColumnType]) -> IngestSettings:
         """From the config's `ingest:` section and the column types of the curated schema."""
         return cls(
             format=ingest_config.format,

@@ -14,7 +14,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from pipeline import config as config_lib
+from components.settings import section_from_dict
+from components.transform.settings import FeatureConfig
 
 IMAGE = "image"
 LABEL = "label"  # The raw column: a class name.
@@ -33,7 +34,7 @@ class TransformSettings:
     """What Transform needs from the config; the Trainer and the exporter read the same object."""
 
     image_size: int
-    features: tuple[config_lib.FeatureConfig, ...]
+    features: tuple[FeatureConfig, ...]
     resize: str = "stretch"
     boxes: bool = True  # False for classification-only data, which has no box features.
 
@@ -44,18 +45,9 @@ class TransformSettings:
     def from_dict(cls, raw: Mapping[str, Any]) -> TransformSettings:
         return cls(
             image_size=int(raw["image_size"]),
-            features=tuple(config_lib.section_from_dict(config_lib.FeatureConfig, f) for f in raw["features"]),
+            features=tuple(section_from_dict(FeatureConfig, f) for f in raw["features"]),
             resize=str(raw.get("resize", "stretch")),
             boxes=bool(raw.get("boxes", True)),
-        )
-
-    @classmethod
-    def from_config(cls, config: config_lib.Config) -> TransformSettings:
-        return cls(
-            image_size=config.image.size,
-            features=config.features,
-            resize=config.image.resize,
-            boxes=config.task == "detection",
         )
 
     @property
@@ -81,7 +73,7 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
 
 
 def transform_feature(
-    feature: config_lib.FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]
+    feature: FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]
 ) -> tf.Tensor:
     """One declared feature -> its model input: a float for numeric kinds, an int64 id for categorical ones."""
     if feature.kind == "crossed":
@@ -122,7 +114,7 @@ def transform_feature(
     raise ValueError(f"feature {feature.name!r}: unsupported kind {feature.kind!r}")
 
 
-def _default(feature: config_lib.FeatureConfig, raw: Any) -> Any:
+def _default(feature: FeatureConfig, raw: Any) -> Any:
     """The fill value for a missing entry, in the column's own dtype."""
     if raw.dtype == tf.string:
         return b"" if feature.default is None else str(feature.default).encode()

@@ -1,0 +1,36 @@
+"""The `ingest:` config section, and the small vocabularies the readers and the config share.
+
+Imports nothing heavy: the config parses (and a bad one fails) before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+Format = Literal["csv", "class_folders", "coco", "voc"]
+FORMATS: tuple[Format, ...] = ("csv", "class_folders", "coco", "voc")
+MultiBoxPolicy = Literal["largest", "reject"]
+# Which pixel grid boxes refer to in a photo with an EXIF orientation, when the annotation does not say (COCO
+# and VOC state the image size, which settles it). "displayed": the upright image, as browsers and most
+# labeling tools show it. "stored": the file's raw pixel grid.
+ExifBoxFrame = Literal["displayed", "stored"]
+# Decompression-bomb guard: images with more pixels are rejected before they are decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_REJECT_FRACTION = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+    # Stop the run when more than this share of the records is rejected (every reject is listed either way).
+    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    # When given, a record whose label is not listed is rejected; when empty, every label is a class.
+    labels: tuple[str, ...] = ()
+    # Annotation format of the dataset folder; "auto" detects it (see components/ingest/formats.py for the layouts).
+    format: Literal["auto", Format] = "auto"
+    # An image with several boxes (COCO, VOC) keeps its largest box, or is rejected; the log counts them.
+    multi_box_policy: MultiBoxPolicy = "largest"
+    # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
+    # image size: "displayed" (upright, as browsers and most labeling tools show it) or "stored" (the raw grid).
+    exif_box_frame: ExifBoxFrame = "displayed"

@@ -1,7 +1,0 @@
-"""TFX Transform module: adapts `components.features.transform` to TFX's `preprocessing_fn` signature."""
-
-from components import features
-
-
-def preprocessing_fn(inputs, custom_config):
-    return features.transform(inputs, features.TransformSettings.from_dict(custom_config))
