@@ -13,9 +13,8 @@ WORKSPACE ?= workspace
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-export TF_USE_LEGACY_KERAS := 1
 
-.PHONY: setup run pretrain run-pretrained test test-kfp test-fast ui ui-check lint bench lock clean
+.PHONY: setup run pretrain run-pretrained test test-kfp test-fast ui ui-check lint format bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -50,7 +49,7 @@ run-pretrained: $(BACKBONE) $(DATA)/annotations.csv
 
 # Everything, the KFP emulator's scheduled runs included, on two workers (conftest.py orders the files): about
 # 21 min of emulator beside the rest. `make test-kfp` runs the emulator alone.
-test: $(VENV)/.installed
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-kfp: $(VENV)/.installed
@@ -65,10 +64,19 @@ ui: $(VENV)/.installed
 # Headless Chromium (Debian's `chromium` package) against the UI on $(WORKSPACE): screenshots in
 # $(WORKSPACE)/ui-check/, and a failure when a page shows an error.
 ui-check: $(VENV)/.installed
-	$(PY) -m pipeline.ui_check --workspace $(WORKSPACE) --out $(WORKSPACE)/ui-check
+	$(PY) -m pipeline.tracking.ui_check --workspace $(WORKSPACE) --out $(WORKSPACE)/ui-check
+
+# The code, the tests, the benchmarks and infra's scripts; `make test` runs it first.
+LINTED := pipeline components tests benchmarks infra
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check pipeline components tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+# Applies the formatter that `make lint` enforces.
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.ingest

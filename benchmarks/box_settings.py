@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -23,6 +22,7 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import components  # noqa: E402, F401  sets TF_USE_LEGACY_KERAS (components/__init__.py)
 from benchmarks import plain_keras  # noqa: E402
 
 # (name, model overrides, image size or None for the config's).

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -111,7 +110,6 @@ def _rss(process: psutil.Process) -> int:
 
 def run_one(data_dir: str, out_dir: str, workers: int) -> None:
     """The measured child: imports first (not timed), then the ingest alone, timed; prints one JSON line."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from components.ingest import beam as ingest_beam
 
     started = time.monotonic()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -27,6 +26,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+import components  # noqa: E402, F401  sets TF_USE_LEGACY_KERAS (components/__init__.py)
 
 
 def _split_of(filename: str, buckets: list[int]) -> int:

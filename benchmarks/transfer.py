@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -31,6 +30,7 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import components  # noqa: E402, F401  sets TF_USE_LEGACY_KERAS (components/__init__.py)
 from benchmarks import plain_keras  # noqa: E402
 
 SOURCE_SEED = 1009  # Not the sample's seed: other images, other backgrounds.

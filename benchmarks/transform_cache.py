@@ -10,13 +10,12 @@ Prints each Transform execution's wall time (from ML Metadata) and the saving. U
 
 from __future__ import annotations
 
-import os
+import argparse
+import shutil
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import argparse  # noqa: E402
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
+# Sets TF_USE_LEGACY_KERAS before TensorFlow loads (components/__init__.py).
+from components import names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +70,7 @@ def main() -> None:
 
     cold = run(71)
     warm = run(72)
-    latest = Path(workspace.pipeline_root) / "Transform" / transform_cache.LATEST_DIR
+    latest = Path(workspace.pipeline_root) / names.TRANSFORM / transform_cache.LATEST_DIR
     shutil.rmtree(latest, ignore_errors=True)
     uncached = run(73)
     print(f"images: {args.images}")

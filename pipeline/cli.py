@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-# TFT, TFMA and the Transform layer are built on tf_keras (Keras 2); this must be set before anything imports
-# TensorFlow, which is why the heavy imports below happen inside the commands.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Importing `components` sets TF_USE_LEGACY_KERAS (components/__init__.py); the heavy imports happen inside the
+# commands, so that --help and a config error answer before TensorFlow loads.
+from components import names
+from pipeline import logs
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-from pipeline import logs  # noqa: E402
+if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
+    from pipeline import config as config_lib
+    from pipeline.tracking.result import RunResult
+    from pipeline.tracking.run_log import Tracked
 
 DEFAULT_CONFIG = "configs/sample.yaml"
 EXIT_BLOCKED_BY_GATE = 3
@@ -160,7 +163,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("pipeline.config", "ConfigError"),
         ("components.ingest.records", "IngestError"),
         ("components.validation.gate", "DataValidationError"),
-        ("pipeline.ui", "ServerError"),
+        ("pipeline.tracking.ui", "ServerError"),
     ):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
@@ -183,39 +186,39 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"dataset folder {config.data} does not exist (make one with `xfer sample-data`)")
     from pipeline import local_runner
 
-    summary = local_runner.run_local(config, run_name=args.run_name)
-    _print_run_summary(config, summary)
+    run = local_runner.run_local(config, run_name=args.run_name)
+    print(run_summary(config, run.result, run.tracked))
     # 3, not 0 and not the 2 of an error: the run worked, and the gates kept the model from being pushed.
-    return 0 if summary["blessed"] else EXIT_BLOCKED_BY_GATE
+    return 0 if run.result.evaluation.blessed else EXIT_BLOCKED_BY_GATE
 
 
-def _print_run_summary(config, summary: dict) -> None:
-    ingest = summary.get("ingest", {})
+def run_summary(config: config_lib.Config, result: RunResult, tracked: Tracked) -> str:
+    """What `xfer run` prints when the run has finished."""
+    ingest, evaluation = result.ingest, result.evaluation
     lines = [
         "",
-        summary.get("transform_table", ""),
+        tracked.transform_table,
         "",
-        f"pipeline run   {summary['pipeline_run']}",
-        f"nodes          {', '.join(f'{n}={s}' for n, s in sorted(summary['node_states'].items()))}",
+        f"pipeline run   {result.pipeline_run}",
+        f"nodes          {', '.join(f'{n}={s}' for n, s in sorted(result.node_states.items()))}",
     ]
     if ingest:
         lines.append(
             f"ingest         {ingest['records']} records, {ingest['accepted']} accepted, "
             f"{ingest['rejected']} rejected {ingest['rejected_by_reason'] or ''}"
         )
-    lines += ["", summary["gate_table"], "", f"blessed        {summary['blessed']}"]
-    for failure in summary.get("gate_failures", []):
-        lines.append(f"  gate failed: {failure}")
-    if summary.get("outcome") == "already_champion":
-        pushed = f"(not pushed: it is already the champion, version {summary.get('champion_version', '?')})"
+    lines += ["", tracked.gate_table, "", f"blessed        {evaluation.blessed}"]
+    lines += [f"  gate failed: {failure}" for failure in evaluation.gate_failures]
+    if evaluation.outcome == "already_champion" and evaluation.comparison is not None:
+        pushed = f"(not pushed: it is already the champion, version {evaluation.comparison.champion_version})"
     else:
-        pushed = summary.get("pushed_path", "(not pushed)")
+        pushed = result.pushed_path or "(not pushed)"
     lines += [
-        f"outcome        {summary.get('outcome', '')}",
+        f"outcome        {evaluation.outcome}",
         f"pushed to      {pushed}",
-        f"MLflow run     {summary['mlflow_run_id']} ({config.tracking_uri}); {ui_hint(config)}",
+        f"MLflow run     {tracked.mlflow_run_id} ({config.tracking_uri}); {ui_hint(config)}",
     ]
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 def ui_hint(config) -> str:
@@ -299,7 +302,7 @@ def rejects_path_for(schema_path: str) -> str:
 def _ui(args: argparse.Namespace) -> int:
     import signal
 
-    from pipeline import ui
+    from pipeline.tracking import ui
 
     # Stopped by a signal (a supervisor, a test), it still stops the server it started, as on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -334,7 +337,7 @@ def _compile(args: argparse.Namespace) -> int:
     import time
 
     from pipeline import config as config_lib
-    from pipeline import kubeflow_runner
+    from pipeline.kubeflow import runner as kubeflow_runner
 
     config = config_lib.load_config(args.config)
     started = time.monotonic()
@@ -349,7 +352,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from pipeline import config as config_lib
-    from pipeline import kubeflow_client
+    from pipeline.kubeflow import client as kubeflow_client
 
     config = config_lib.load_config(args.config)
     result = kubeflow_client.submit(
@@ -367,12 +370,12 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace, config: Any, submitted: dict[str, Any]) -> int:
-    from pipeline import kubeflow_client
+    from pipeline.kubeflow import client as kubeflow_client
 
     ended = kubeflow_client.wait(args.host, submitted["run_id"], submitted["package"]["tasks"], args.poll_seconds)
     print(f"run {ended['run_id']}: {ended['state']}")
     status = 0 if ended["state"] == "SUCCEEDED" else 1
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    tracking_uri = os.environ.get(names.TRACKING_URI_ENV, "")
     experiment = config.kubeflow.mlflow_experiment or config.experiment_name
     run = kubeflow_client.find_mlflow_run(tracking_uri, experiment, ended["pods"]) if tracking_uri else None
     if run is None:
@@ -389,7 +392,7 @@ def _wait(args: argparse.Namespace, config: Any, submitted: dict[str, Any]) -> i
 
 def _schedule(args: argparse.Namespace) -> int:
     from pipeline import config as config_lib
-    from pipeline import kubeflow_client
+    from pipeline.kubeflow import client as kubeflow_client
 
     config = config_lib.load_config(args.config)
     result = kubeflow_client.schedule(

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import logging
 import sys
-from typing import Any
 
 from tfx.orchestration import metadata
 from tfx.orchestration.local import local_dag_runner
@@ -14,7 +13,10 @@ from tfx.orchestration.local import local_dag_runner
 from components.champion import component as champion
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from pipeline import run_record, tracking, workspace_move
+from pipeline import workspace_move
+from pipeline.tracking import result as result_lib
+from pipeline.tracking import run_log as tracking
+from pipeline.tracking import run_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +53,20 @@ def program_name_only_argv():
         sys.argv = saved
 
 
-def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[str, Any]:
-    """Runs the whole DAG once; returns the summary logged to MLflow (metrics, blessing, pushed path)."""
+@dataclasses.dataclass(frozen=True)
+class LocalRun:
+    """What `xfer run` did: the run's result, read from ML Metadata, and what its MLflow run holds."""
+
+    result: result_lib.RunResult
+    tracked: tracking.Tracked
+
+
+def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRun:
+    """Runs the whole DAG once, tracked in one MLflow run."""
     workspace = Workspace(str(config.workspace_path))
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     workspace_move.relocate(config.workspace_path)  # A moved workspace: its stores point here first.
-    # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion/component.py).
+    # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion/).
     champion_version = champion.resolve_version(config.tracking_uri, config.registered_model_name)
     if champion_version == champion.NO_CHAMPION:
         logging.info("No champion in %s yet: the absolute gates alone decide", config.registered_model_name)
@@ -77,5 +87,6 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> dict[st
         record = run_record.latest_run(workspace.metadata_config(), config.pipeline_name)
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")
-        summary = tracking.log_results(config, mlflow_run_id, record)
-    return {**summary, "mlflow_run_id": mlflow_run_id, "node_states": {n: r.state for n, r in record.nodes.items()}}
+        result = result_lib.read_run(config, record)
+        tracked = tracking.log_results(config, mlflow_run_id, record, result)
+    return LocalRun(result, tracked)

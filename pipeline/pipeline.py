@@ -15,6 +15,7 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
+from components import names
 from components.champion import component as champion_lib
 from components.evaluator import executor as evaluator_lib
 from components.ingest import example_gen
@@ -26,9 +27,6 @@ from components.validation import gate as validation_gate
 from pipeline import code_version as code_version_lib
 from pipeline import config as config_lib
 
-CHAMPION_NODE = "Champion"
-# The split the Trainer fits and Transform learns its vocabularies from (TFX Transform analyses "train").
-TRAIN_SPLIT = "train"
 TRANSFORM_FN = "components.transform.module.preprocessing_fn"
 RUN_FN = "components.trainer.module.run_fn"
 
@@ -45,13 +43,13 @@ def node_code_modules(eval_config_: tfma.EvalConfig) -> dict[str, list[str]]:
         {metric.module for spec in eval_config_.metrics_specs for metric in spec.metrics if metric.module}
     )
     roots = {
-        "ImageExampleGen": [example_gen.Executor.__module__],
-        "AnomaliesGate": [validation_gate.__name__],
-        "Transform": [executor_module(transform_cache.CachingTransform), code_version_lib.module_of(TRANSFORM_FN)],
-        "Trainer": [code_version_lib.module_of(RUN_FN)],
-        CHAMPION_NODE: [champion_lib.__name__],
-        "Evaluator": [executor_module(evaluator_lib.ChampionEvaluator), *metric_modules],
-        "Pusher": [executor_module(pusher_lib.AtomicPusher)],
+        names.INGEST: [example_gen.Executor.__module__],
+        names.GATE: [validation_gate.__name__],
+        names.TRANSFORM: [executor_module(transform_cache.CachingTransform), code_version_lib.module_of(TRANSFORM_FN)],
+        names.TRAINER: [code_version_lib.module_of(RUN_FN)],
+        names.CHAMPION: [champion_lib.__name__],
+        names.EVALUATOR: [executor_module(evaluator_lib.ChampionEvaluator), *metric_modules],
+        names.PUSHER: [executor_module(pusher_lib.AtomicPusher)],
     }
     return roots
 
@@ -169,9 +167,13 @@ def data_validation_nodes(
     versions = code_versions or node_code_versions(eval_config(config))
     example_gen_node = example_gen.ImageExampleGen(
         data_dir=str(config.data),
-        split_buckets={TRAIN_SPLIT: config.split.train, "val": config.split.val, "eval": config.split.eval},
+        split_buckets={
+            names.TRAIN_SPLIT: config.split.train,
+            names.VAL_SPLIT: config.split.val,
+            names.EVAL_SPLIT: config.split.eval,
+        },
         settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
-        code_version=versions["ImageExampleGen"],
+        code_version=versions[names.INGEST],
     )
     statistics_gen = StatisticsGen(examples=example_gen_node.outputs["examples"])
     schema_file = Path(config.schema).resolve()
@@ -186,8 +188,8 @@ def data_validation_nodes(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
         label=features.LABEL,
-        train_split=TRAIN_SPLIT,
-        code_version=versions["AnomaliesGate"],
+        train_split=names.TRAIN_SPLIT,
+        code_version=versions[names.GATE],
     )
     return DataValidationNodes(example_gen_node, statistics_gen, schema_gen, example_validator, anomalies_gate)
 
@@ -226,21 +228,21 @@ def create_pipeline(
     versions = node_code_versions(evaluation_config)
     data_nodes = data_validation_nodes(config, versions)
     example_gen_node, schema_gen = data_nodes.example_gen, data_nodes.schema_gen
-    transform = transform_node(config, data_nodes, versions["Transform"])
+    transform = transform_node(config, data_nodes, versions[names.TRANSFORM])
     trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT]),
+        train_args=trainer_pb2.TrainArgs(splits=[names.TRAIN_SPLIT]),
         # The Trainer validates (and early-stops) on val; eval is the Evaluator's alone, so the gates judge
         # data no training choice has seen.
-        eval_args=trainer_pb2.EvalArgs(splits=["val"]),
+        eval_args=trainer_pb2.EvalArgs(splits=[names.VAL_SPLIT]),
         custom_config={
             "transform": transform_settings.to_dict(),
             "model": config_lib.asdict(config.model),
             "training": config_lib.asdict(config.training),
-            "code_version": versions["Trainer"],
+            "code_version": versions[names.TRAINER],
         },
     )
     champion = champion_lib.ChampionModel(
@@ -248,8 +250,8 @@ def create_pipeline(
         tracking_uri=tracking_uri,
         version=champion_version,
         task=config.task,
-        code_version=versions[CHAMPION_NODE],
-    ).with_id(CHAMPION_NODE)
+        code_version=versions[names.CHAMPION],
+    ).with_id(names.CHAMPION)
     # TFX's Evaluator, which skips the comparison when there is no champion, or when it is the candidate.
     evaluator = code_version_lib.add_to_component(
         evaluator_lib.ChampionEvaluator(
@@ -257,9 +259,9 @@ def create_pipeline(
             model=trainer.outputs["model"],
             baseline_model=champion.outputs["champion"],
             eval_config=evaluation_config,
-            example_splits=["eval"],
-        ).with_id("Evaluator"),
-        versions["Evaluator"],
+            example_splits=[names.EVAL_SPLIT],
+        ).with_id(names.EVALUATOR),
+        versions[names.EVALUATOR],
     )
     # TFX's Pusher, except that a version folder appears complete or not at all (components/pusher/executor.py).
     pusher = code_version_lib.add_to_component(
@@ -269,8 +271,8 @@ def create_pipeline(
             push_destination=pusher_pb2.PushDestination(
                 filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
             ),
-        ).with_id("Pusher"),
-        versions["Pusher"],
+        ).with_id(names.PUSHER),
+        versions[names.PUSHER],
     )
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,

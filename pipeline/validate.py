@@ -16,13 +16,15 @@ import tensorflow as tf
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local import local_dag_runner
 
+from components import names
 from components.ingest import example_gen
 from components.validation import data_report
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
-from pipeline import local_runner, run_record
+from pipeline import local_runner
 from pipeline import pipeline as pipeline_lib
-from pipeline import report as run_report
+from pipeline.tracking import report as run_report
+from pipeline.tracking import run_record
 
 STATISTICS_HTML = "statistics.html"
 # TFDV's interactive page, beside the static one: it needs the network for its scripts.
@@ -62,12 +64,12 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     record = run_record.latest_run(workspace.metadata_config(), pipeline.pipeline_info.pipeline_name)
     if record is None:
         raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
-    examples_uri = record.nodes["ImageExampleGen"].output("examples").uri
+    examples_uri = record.nodes[names.INGEST].output("examples").uri
     with tf.io.gfile.GFile(os.path.join(examples_uri, example_gen.SUMMARY_FILE)) as handle:
         summary = json.loads(handle.read())
     # The splits each artifact records, as the run report reads them: a config with other splits needs no edit here.
     lines = run_report.run_anomalies(record)
-    statistics_output = record.nodes["StatisticsGen"].output("statistics")
+    statistics_output = record.nodes[names.STATISTICS].output("statistics")
     html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
     os.makedirs(os.path.dirname(html_path), exist_ok=True)
     statistics = {

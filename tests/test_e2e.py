@@ -17,10 +17,11 @@ from components.ingest import sample_data
 from components.trainer import export, predict
 from pipeline import config as config_lib
 from pipeline import local_runner
+from tests.helpers import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO_ROOT)
 
 
 def _config(tmp_path, **evaluation) -> config_lib.Config:
@@ -58,7 +59,7 @@ def _mlflow_run(config, run_id):
 
 def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
     _, config, summary = first_run
-    assert set(summary["node_states"]) == {
+    assert set(summary.result.node_states) == {
         "ImageExampleGen",
         "StatisticsGen",
         "ImportSchemaGen",
@@ -70,17 +71,17 @@ def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
         "Evaluator",
         "Pusher",
     }
-    assert all(state in ("COMPLETE", "CACHED") for state in summary["node_states"].values())
-    assert summary["node_states"]["Trainer"] == "COMPLETE"
-    assert summary["blessed"] is True
-    assert summary["pushed_path"].startswith(str(config.workspace_path / "serving"))
-    assert tf.io.gfile.exists(os.path.join(summary["pushed_path"], "saved_model.pb"))
-    ingest = summary["ingest"]
+    assert all(state in ("COMPLETE", "CACHED") for state in summary.result.node_states.values())
+    assert summary.result.node_states["Trainer"] == "COMPLETE"
+    assert summary.result.evaluation.blessed is True
+    assert summary.result.pushed_path.startswith(str(config.workspace_path / "serving"))
+    assert tf.io.gfile.exists(os.path.join(summary.result.pushed_path, "saved_model.pb"))
+    ingest = summary.result.ingest
     assert (ingest["records"], ingest["accepted"], ingest["rejected"], ingest["rejected_by_reason"]) == (30, 30, 0, {})
     # The first run has no champion to compare with: absolute gates only, and the table says so.
-    assert summary["outcome"] == "pushed" and summary["compared_with_champion"] is False
-    assert [row["kind"] for row in summary["gates"]] == ["absolute", "absolute"]
-    assert summary["gate_table"].endswith(
+    assert summary.result.evaluation.outcome == "pushed" and summary.result.evaluation.comparison.compared is False
+    assert [row.kind for row in summary.result.evaluation.gates] == ["absolute", "absolute"]
+    assert summary.tracked.gate_table.endswith(
         "champion: no champion yet in the registry ('xfer-e2e'): the absolute gates alone decide"
     )
 
@@ -88,7 +89,7 @@ def test_every_node_ran_and_the_model_was_blessed_and_pushed(first_run):
 def test_pushed_model_scores_a_raw_example(first_run):
     tmp_path, config, summary = first_run
     model_dir = predict.resolve_model_dir(str(config.workspace_path / "serving"))
-    assert model_dir == summary["pushed_path"]
+    assert model_dir == summary.result.pushed_path
     image = (tmp_path / "data" / "img_00000.jpg").read_bytes()
     types = export.load_raw_feature_types(model_dir)
     assert types == {
@@ -114,14 +115,14 @@ def test_pushed_model_scores_a_raw_example(first_run):
 
 def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     _, config, summary = first_run
-    run = _mlflow_run(config, summary["mlflow_run_id"])
+    run = _mlflow_run(config, summary.tracked.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["training.finetune.epochs"] == "1"
     assert run.data.params["features.place.inputs"] == '["latitude", "longitude"]'
-    assert run.data.metrics["eval_accuracy"] == pytest.approx(summary["eval_accuracy"])
+    assert run.data.metrics["eval_accuracy"] == pytest.approx(summary.result.evaluation.metrics["eval_accuracy"])
     assert 0.0 <= run.data.metrics["eval_iou"] <= 1.0
     assert run.data.tags["blessed"] == "true" and "blessed" not in run.data.metrics  # One home: the tag.
-    assert run.data.tags["pushed_path"] == os.path.relpath(summary["pushed_path"], config.workspace_path)
+    assert run.data.tags["pushed_path"] == os.path.relpath(summary.result.pushed_path, config.workspace_path)
     assert run.data.tags["unfreeze_epoch"] == "1"
     assert run.data.tags["tfx_version"] == "1.16.0"
     assert run.data.tags["outcome"] == "pushed"
@@ -130,8 +131,8 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     assert 0.0 <= run.data.metrics["eval_hit_rate"] <= 1.0
     assert not any(name.startswith(("eval_probabilities_", "eval_box_")) for name in run.data.metrics)
     # Slices by camera name, not by vocabulary id.
-    camera_slices = [name for name in summary["slices"] if name.startswith("camera_id=")]
-    assert camera_slices and all(("box", "box_iou") in summary["slices"][name] for name in camera_slices)
+    camera_slices = [name for name in summary.result.evaluation.slices if name.startswith("camera_id=")]
+    assert camera_slices and all(("box", "box_iou") in summary.result.evaluation.slices[name] for name in camera_slices)
     # A camera the train split never saw has no vocabulary entry: its out-of-vocabulary bucket is "(other 0)".
     named = [name.removeprefix("camera_id=") for name in camera_slices]
     assert any(value.startswith("cam_") for value in named), camera_slices
@@ -144,7 +145,7 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
     [dataset_input] = run.inputs.dataset_inputs
     profile = json.loads(dataset_input.dataset.profile)
     assert (profile["records"], profile["accepted"], sum(profile["splits"].values())) == (30, 30, 30)
-    assert dataset_input.dataset.digest == summary["data_digest"] != "unknown"
+    assert dataset_input.dataset.digest == summary.tracked.data_digest != "unknown"
     schema_columns = {column["name"] for column in json.loads(dataset_input.dataset.schema)["mlflow_colspec"]}
     assert {"image", "label", "camera_id"} <= schema_columns
     assert not any(key.startswith("kubeflow.") for key in run.data.params)
@@ -160,9 +161,9 @@ def test_mlflow_run_holds_config_epochs_and_eval_metrics(first_run):
 def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
     _, config, summary = first_run
     client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
-    run_id = summary["mlflow_run_id"]
+    run_id = summary.tracked.mlflow_run_id
     logged = {os.path.basename(item.path) for item in client.list_artifacts(run_id, "report")}
-    assert summary["report_failures"] == []
+    assert summary.tracked.report_failures == ()
     assert {
         "learning_curves.png",
         "confusion_matrix.png",
@@ -177,8 +178,8 @@ def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
     } <= logged
     champion = client.get_model_version_by_alias(config.pipeline_name, "champion")
     assert champion.run_id == run_id
-    assert champion.tags["pushed_path"] == summary["pushed_path"]
-    assert summary["registered_model"]["version"] == str(champion.version)
+    assert champion.tags["pushed_path"] == summary.result.pushed_path
+    assert summary.tracked.registered_model.version == str(champion.version)
     logged_model = client.get_logged_model(champion.source.removeprefix("models:/"))
     assert logged_model.source_run_id == run_id
     assert logged_model.artifact_location.startswith((config.workspace_path / "mlartifacts").as_uri())
@@ -193,31 +194,35 @@ def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run
     # champion's very files, so the gates are the absolute ones, and nothing is pushed or registered again.
     second = local_runner.run_local(config)
     reran = {"Champion", "Evaluator", "Pusher"}
-    assert {node for node, state in second["node_states"].items() if state != "CACHED"} == reran, second["node_states"]
-    assert second["outcome"] == "already_champion" and second["blessed"] is True
-    assert second["champion_version"] == first["registered_model"]["version"]
-    assert "the candidate is the champion" in second["gate_table"]
-    assert second["eval_accuracy"] == pytest.approx(first["eval_accuracy"])
+    assert {node for node, state in second.result.node_states.items() if state != "CACHED"} == reran, (
+        second.result.node_states
+    )
+    assert second.result.evaluation.outcome == "already_champion" and second.result.evaluation.blessed is True
+    assert second.result.evaluation.comparison.champion_version == first.tracked.registered_model.version
+    assert "the candidate is the champion" in second.tracked.gate_table
+    assert second.result.evaluation.metrics["eval_accuracy"] == pytest.approx(
+        first.result.evaluation.metrics["eval_accuracy"]
+    )
     assert len(client.search_model_versions(f"name = '{config.pipeline_name}'")) == len(versions)
     assert sorted(os.listdir(config.workspace_path / "serving")) == serving
     # Same champion, same everything: the next run is served from the cache entirely.
     third = local_runner.run_local(config)
-    assert set(third["node_states"].values()) == {"CACHED"}, third["node_states"]
-    assert third["outcome"] == "already_champion"
-    run = _mlflow_run(config, third["mlflow_run_id"])
+    assert set(third.result.node_states.values()) == {"CACHED"}, third.result.node_states
+    assert third.result.evaluation.outcome == "already_champion"
+    run = _mlflow_run(config, third.tracked.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "already_champion"
     assert "eval_iou" in run.data.metrics
     # Nothing trained in this run: no curves replayed as if it had, no second report; it names the run that did.
     assert "val_loss" not in run.data.metrics
-    assert run.data.tags["trained_in_run"] == first["mlflow_run_id"]
+    assert run.data.tags["trained_in_run"] == first.tracked.mlflow_run_id
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert "report" not in logged and "evaluation" in logged
     # The run list tells the three runs apart.
-    names = [_mlflow_run(config, r["mlflow_run_id"]).info.run_name for r in (first, second, third)]
-    assert names[0].startswith("pushed · ") and "cached" not in names[0]
-    assert names[1].startswith("kept champion · 7/10 cached · data · "), names
-    assert names[2].startswith("kept champion · 10/10 cached · data · "), names
+    run_names = [_mlflow_run(config, r.tracked.mlflow_run_id).info.run_name for r in (first, second, third)]
+    assert run_names[0].startswith("pushed · ") and "cached" not in run_names[0]
+    assert run_names[1].startswith("kept champion · 7/10 cached · data · "), run_names
+    assert run_names[2].startswith("kept champion · 10/10 cached · data · "), run_names
     assert run.data.tags["nodes"] == "all 10 cached"
     by_slice = client.download_artifacts(run.info.run_id, "evaluation/metrics_by_slice.json", str(tmp_path))
     with open(by_slice) as handle:
@@ -231,16 +236,16 @@ def test_an_unreachable_gate_blocks_the_push(first_run):
     serving = config.workspace_path / "serving"
     versions_before = sorted(os.listdir(serving))
     blocked = local_runner.run_local(config.replace(evaluation=config_lib.EvaluationConfig(min_accuracy=1.01)))
-    assert blocked["node_states"]["Trainer"] == "CACHED"
-    assert blocked["node_states"]["Evaluator"] == "COMPLETE"
-    assert blocked["blessed"] is False
-    assert "pushed_path" not in blocked
-    assert any("sparse_categorical_accuracy" in failure for failure in blocked["gate_failures"])
-    accuracy_gate = next(row for row in blocked["gates"] if row["metric"] == "eval_accuracy")
-    assert accuracy_gate["threshold"] == ">= 1.01" and accuracy_gate["passed"] is False
-    assert "FAIL" in blocked["gate_table"]
+    assert blocked.result.node_states["Trainer"] == "CACHED"
+    assert blocked.result.node_states["Evaluator"] == "COMPLETE"
+    assert blocked.result.evaluation.blessed is False
+    assert blocked.result.pushed_path is None
+    assert any("sparse_categorical_accuracy" in failure for failure in blocked.result.evaluation.gate_failures)
+    accuracy_gate = next(row for row in blocked.result.evaluation.gates if row.metric == "eval_accuracy")
+    assert accuracy_gate.threshold == ">= 1.01" and accuracy_gate.passed is False
+    assert "FAIL" in blocked.tracked.gate_table
     assert sorted(os.listdir(serving)) == versions_before
-    run = _mlflow_run(config, blocked["mlflow_run_id"])
+    run = _mlflow_run(config, blocked.tracked.mlflow_run_id)
     assert run.data.tags["blessed"] == "false"
     assert run.info.status == "FINISHED"
     assert run.data.tags["outcome"] == "blocked_by_gate"
@@ -252,27 +257,41 @@ def test_a_retrained_model_is_held_to_the_change_gates_against_the_champion(firs
     """Another seed makes another model, compared with the champion the first run registered. The change gate
     asks for more than any model can gain (+1.01), so it is the gate that blocks, and the champion stays."""
     _, config, first = first_run
-    champion_version = first["registered_model"]["version"]
+    champion_version = first.tracked.registered_model.version
     retrain = config.replace(
         training=dataclasses.replace(config.training, seed=config.training.seed + 1),
         evaluation=dataclasses.replace(config.evaluation, min_accuracy_change=1.01, min_iou_change=None),
     )
-    result = local_runner.run_local(retrain)
-    assert result["node_states"]["Trainer"] == "COMPLETE" and result["node_states"]["Champion"] == "CACHED"
-    assert result["compared_with_champion"] is True and result["champion_version"] == champion_version
-    change = next(row for row in result["gates"] if row["kind"] == "change")
-    assert (change["metric"], change["threshold"], change["passed"]) == ("eval_accuracy", "change >= +1.01", False)
+    retrained = local_runner.run_local(retrain)
+    assert (
+        retrained.result.node_states["Trainer"] == "COMPLETE" and retrained.result.node_states["Champion"] == "CACHED"
+    )
+    assert (
+        retrained.result.evaluation.comparison.compared is True
+        and retrained.result.evaluation.comparison.champion_version == champion_version
+    )
+    change = next(row for row in retrained.result.evaluation.gates if row.kind == "change")
+    assert (change.metric, change.threshold, change.passed) == ("eval_accuracy", "change >= +1.01", False)
     # The champion's own accuracy is the first run's, recomputed by TFMA on the same eval split.
-    assert change["champion"] == pytest.approx(first["eval_accuracy"], abs=1e-6)
-    assert change["change"] == pytest.approx(result["eval_accuracy"] - first["eval_accuracy"], abs=1e-5)
-    assert [row["kind"] for row in result["gates"]] == ["absolute", "absolute", "change"]  # IoU change: off.
-    assert result["blessed"] is False and result["outcome"] == "blocked_by_gate"
-    assert any("against the champion" in failure for failure in result["gate_failures"])
+    assert change.champion == pytest.approx(first.result.evaluation.metrics["eval_accuracy"], abs=1e-6)
+    assert change.change == pytest.approx(
+        retrained.result.evaluation.metrics["eval_accuracy"] - first.result.evaluation.metrics["eval_accuracy"],
+        abs=1e-5,
+    )
+    assert [row.kind for row in retrained.result.evaluation.gates] == [
+        "absolute",
+        "absolute",
+        "change",
+    ]  # IoU change: off.
+    assert retrained.result.evaluation.blessed is False and retrained.result.evaluation.outcome == "blocked_by_gate"
+    assert any("against the champion" in failure for failure in retrained.result.evaluation.gate_failures)
     client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
     assert str(client.get_model_version_by_alias(config.pipeline_name, "champion").version) == champion_version
-    run = _mlflow_run(config, result["mlflow_run_id"])
+    run = _mlflow_run(config, retrained.tracked.mlflow_run_id)
     assert run.data.tags["champion_version"] == champion_version
-    assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(first["eval_accuracy"], abs=1e-6)
+    assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(
+        first.result.evaluation.metrics["eval_accuracy"], abs=1e-6
+    )
 
 
 def _records(pattern):
@@ -293,7 +312,7 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     _, config, summary = first_run
     root = config.workspace_path / "pipeline_root"
     raw = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
-    model = tf.saved_model.load(summary["pushed_path"])
+    model = tf.saved_model.load(summary.result.pushed_path)
     served = {
         name: value.numpy() for name, value in model.signatures["transformed_inputs"](examples=tf.constant(raw)).items()
     }
@@ -341,14 +360,14 @@ def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(t
     )
     config = config_lib.config_from_dict(raw)
     summary = local_runner.run_local(config)
-    assert summary["blessed"] is True and summary["ingest"]["has_boxes"] is False
-    assert [row["metric"] for row in summary["gates"]] == ["eval_accuracy"]
-    assert "eval_iou" not in summary
+    assert summary.result.evaluation.blessed is True and summary.result.ingest["has_boxes"] is False
+    assert [row.metric for row in summary.result.evaluation.gates] == ["eval_accuracy"]
+    assert "eval_iou" not in summary.result.evaluation.metrics
     result = predict.predict_serialized(
-        summary["pushed_path"],
+        summary.result.pushed_path,
         [export.make_raw_example((tmp_path / "folders" / records[0].label / records[0].filename).read_bytes(), {}, {})],
     )[0]
     assert "box" not in result and set(result["probabilities"]) == set(sample_data.CLASSES)
-    run = _mlflow_run(config, summary["mlflow_run_id"])
+    run = _mlflow_run(config, summary.tracked.mlflow_run_id)
     assert run.data.params["task"] == "classification"
     assert "train_box_loss" not in run.data.metrics

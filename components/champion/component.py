@@ -29,8 +29,10 @@ from tfx.dsl.component.experimental import annotations, decorators
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
+from components import names
+
 CHAMPION_ALIAS = "champion"
-# Where the registered pyfunc model keeps the SavedModel: its artifact key (pipeline/registry.py logs it).
+# Where the registered pyfunc model keeps the SavedModel: its artifact key (pipeline/tracking/registry.py logs it).
 SAVED_MODEL_ARTIFACT = "saved_model"
 # The `version` property meaning "the registry had no champion when the run started".
 NO_CHAMPION = "none"
@@ -63,8 +65,8 @@ def fingerprint(model_dir: str) -> str:
     output, the pushed folder, the registry's copy) have the same fingerprint."""
     digest = hashlib.sha256()
     files = []
-    for root, _, names in tf.io.gfile.walk(model_dir):
-        files.extend(os.path.join(root, name) for name in names)
+    for root, _, file_names in tf.io.gfile.walk(model_dir):
+        files.extend(os.path.join(root, name) for name in file_names)
     if not files:
         raise ChampionError(f"no model files under {model_dir}")
     for path in sorted(files):
@@ -172,7 +174,7 @@ def ChampionModel(
     none to compare with. `tracking_uri` "" means the environment's MLFLOW_TRACKING_URI (the Kubeflow pods')."""
     del code_version  # Only part of the cache key: a code change reruns the node.
     found = fetch_champion(
-        tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""), registered_model, version, task, champion.uri
+        tracking_uri or os.environ.get(names.TRACKING_URI_ENV, ""), registered_model, version, task, champion.uri
     )
     logging.info("Champion: %s", found.note)
     champion.set_string_custom_property(VERSION_PROPERTY, found.version)

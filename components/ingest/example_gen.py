@@ -20,6 +20,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
+from components import names
 from components.ingest import beam as ingest_beam
 from components.ingest import formats
 
@@ -93,4 +94,4 @@ def ImageExampleGen(
         output_config=output_config,
         custom_config=make_custom_config({**settings.to_dict(), "code_version": code_version}),
         custom_executor_spec=executor_spec.BeamExecutorSpec(Executor),
-    ).with_id("ImageExampleGen")
+    ).with_id(names.INGEST)

@@ -12,21 +12,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from components import names
 from components.trainer import training
-
-RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
 def from_environment(unfreeze_epoch: int) -> Callable[[dict[str, Any]], None] | None:
     """An on-epoch hook logging to the run named by $XFER_MLFLOW_RUN_ID, or None when no run is open."""
-    run_id = os.environ.get(RUN_ID_ENV)
+    run_id = os.environ.get(names.MLFLOW_RUN_ID_ENV)
     if not run_id:
         return None
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=os.environ.get(TRACKING_URI_ENV))
+    client = MlflowClient(tracking_uri=os.environ.get(names.TRACKING_URI_ENV))
     client.set_tag(run_id, "unfreeze_epoch", str(unfreeze_epoch))
 
     def log_epoch(row: dict[str, Any]) -> None:

@@ -91,7 +91,8 @@ def _intersection_and_union(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tuple[tf.
 
 
 _IOU_TERMS = {"iou": box_iou, "giou": box_giou, "diou": box_diou}
-IOU_LOSSES = tuple(_IOU_TERMS)  # model.box_iou_loss; tests/test_metrics.py checks the config offers the same.
+# model.box_iou_loss; tests/components/trainer/test_metrics.py checks the config offers the same.
+IOU_LOSSES = tuple(_IOU_TERMS)
 
 
 def make_box_loss(iou_loss: str = "iou", sqrt_size: bool = False):

@@ -179,8 +179,7 @@ def build_model(
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
     image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
-    preprocess = backbone_spec(model_config.backbone).preprocess
-    pixels = tf_keras.layers.Lambda(lambda x: preprocess(tf.cast(x, tf.float32)), name="normalize")(image)
+    pixels = Normalize(model_config.backbone, name="normalize")(image)
     backbone = build_backbone(model_config, image_size)
     # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset
     # would otherwise overwrite the ImageNet statistics. A randomly initialised one has no statistics worth keeping.
@@ -203,8 +202,7 @@ def build_model(
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
     head = _spatial_box_head if model_config.box_head == "spatial" else _dense_box_head
     center_and_size = head(middle_map, feature_map, model_config.head_units)
-    decode = decode_sqrt_size_box if model_config.box_size == "sqrt" else decode_box
-    outputs[BOX] = tf_keras.layers.Lambda(decode, name=BOX)(center_and_size)
+    outputs[BOX] = BoxDecode(model_config.box_size, name=BOX)(center_and_size)
     return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
 
 
@@ -284,6 +282,43 @@ def decode_box(center_and_size: tf.Tensor) -> tf.Tensor:
 def decode_sqrt_size_box(center_and_root_size: tf.Tensor) -> tf.Tensor:
     """`decode_box` for `model.box_size: sqrt`: the head predicts (cx, cy, sqrt w, sqrt h)."""
     return metrics.center_size_to_corners(center_and_root_size, sqrt_size=True)
+
+
+# The network's own layers are registered Keras layers, not Lambdas: `tf_keras.models.load_model` rebuilds a
+# SavedModel's network from their config, and a Lambda is saved as bytecode, which comes back broken when it
+# closes over a local variable (the backbone's preprocessing did). So the pushed model reloads as the network it
+# is (the report's Grad-CAM and summary read it), as long as this module is imported.
+@tf_keras.saving.register_keras_serializable(package="xfer")
+class Normalize(tf_keras.layers.Layer):
+    """0..255 pixels to what the backbone's weights expect (its keras.applications `preprocess_input`)."""
+
+    def __init__(self, backbone: str, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self._preprocess = backbone_spec(backbone).preprocess
+
+    def call(self, images: tf.Tensor) -> tf.Tensor:
+        return self._preprocess(tf.cast(images, tf.float32))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "backbone": self.backbone}
+
+
+@tf_keras.saving.register_keras_serializable(package="xfer")
+class BoxDecode(tf_keras.layers.Layer):
+    """The box head's centre and size to corners (`decode_box`, or `decode_sqrt_size_box` for `box_size: sqrt`)."""
+
+    def __init__(self, box_size: str = "linear", **kwargs):
+        super().__init__(**kwargs)
+        if box_size not in ("linear", "sqrt"):
+            raise ValueError(f"box_size is linear or sqrt, got {box_size!r}")
+        self.box_size = box_size
+
+    def call(self, center_and_size: tf.Tensor) -> tf.Tensor:
+        return decode_sqrt_size_box(center_and_size) if self.box_size == "sqrt" else decode_box(center_and_size)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "box_size": self.box_size}
 
 
 def _metadata_tower(inputs: ModelInputs):

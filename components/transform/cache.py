@@ -18,6 +18,8 @@ from tfx.components.transform import executor as transform_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
+from components import names
+
 LATEST_DIR = "analyzer_cache_latest"
 
 
@@ -69,4 +71,4 @@ class CachingTransform(transform_component.Transform):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.with_id("Transform")
+        self.with_id(names.TRANSFORM)

@@ -1,0 +1,60 @@
+"""Typed run results built by hand, for the tests of what reads them (the report, the model card, the run's
+description): only the fields a test names differ from an unremarkable blessed run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from components import names
+from components.evaluator import executor as evaluator_lib
+from pipeline.tracking import result as result_lib
+from pipeline.tracking import run_log
+
+
+def evaluation(**changes: Any) -> result_lib.Evaluation:
+    base = result_lib.Evaluation(
+        slices={},
+        metrics={},
+        blessed=True,
+        gates=(),
+        champion_note="",
+        comparison=None,
+        gate_failures=(),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def comparison(version: str = "3", compared: bool = True, is_champion: bool = False) -> evaluator_lib.Comparison:
+    return evaluator_lib.Comparison(version, compared, is_champion, f"compared with version {version}")
+
+
+def run_result(root: str = "/nowhere", **changes: Any) -> result_lib.RunResult:
+    """`root`: a pipeline root laid out as `tests/components/evaluator/test_report.py`'s tiny run is."""
+    base = result_lib.RunResult(
+        pipeline_run="run-1",
+        node_states={node: "COMPLETE" for node in (names.INGEST, names.TRANSFORM, names.TRAINER, names.EVALUATOR)},
+        examples_uri=f"{root}/ImageExampleGen/examples/1",
+        input_fingerprint="",
+        ingest=None,
+        transform_graph_uri=f"{root}/Transform/transform_graph/5",
+        class_names=(),
+        trainer_model_uri=f"{root}/Trainer/model/7",
+        history_path=f"{root}/Trainer/model_run/7/history.json",
+        evaluation=evaluation(),
+        pushed_path=None,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def tracked(**changes: Any) -> run_log.Tracked:
+    base = run_log.Tracked(
+        mlflow_run_id="mlflow-run",
+        data_digest=None,
+        transform_table="",
+        gate_table="",
+        trained_in_run=None,
+        report_failures=(),
+        registered_model=None,
+    )
+    return dataclasses.replace(base, **changes)

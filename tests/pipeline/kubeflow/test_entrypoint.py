@@ -1,0 +1,280 @@
+"""The pods' entrypoint: S3 settings for tensorflow-io, and one MLflow run per KFP run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.kubeflow import entrypoint as kubeflow_entrypoint
+from pipeline.kubeflow import s3 as kubeflow_s3
+from pipeline.tracking import run_log
+from tests.helpers import REPO_ROOT
+
+
+@pytest.mark.parametrize("endpoint", ["http://minio.xfer.svc.cluster.local:9000", "https://s3.eu-west-1.amazonaws.com"])
+def test_s3_environment_from_the_aws_endpoint_keeps_the_scheme(endpoint):
+    # tensorflow-io takes http or https from S3_ENDPOINT itself (tests/pipeline/kubeflow/test_s3.py proves it on
+    # an S3 API).
+    assert kubeflow_s3.s3_environment({"AWS_ENDPOINT_URL": endpoint}) == {"S3_ENDPOINT": endpoint}
+
+
+def test_s3_environment_leaves_an_explicit_setting_alone():
+    assert kubeflow_s3.s3_environment({"AWS_ENDPOINT_URL": "http://a:1", "S3_ENDPOINT": "b:2"}) == {}
+    assert kubeflow_s3.s3_environment({}) == {}
+
+
+def test_output_uri_from_the_executor_input():
+    invocation = json.dumps({"outputs": {"artifacts": {"evaluation": {"artifacts": [{"uri": "s3://r/e/1"}]}}}})
+    assert kubeflow_entrypoint.output_uri(invocation, "evaluation") == "s3://r/e/1"
+
+
+@pytest.fixture
+def client(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_every_pod_of_a_kfp_run_finds_the_same_mlflow_run(client):
+    first = kubeflow_entrypoint.find_or_create_run(client, "xfer", "xfer-sample-abc12", {"training.seed": "42"})
+    again = kubeflow_entrypoint.find_or_create_run(client, "xfer", "xfer-sample-abc12", {})
+    other = kubeflow_entrypoint.find_or_create_run(client, "xfer", "xfer-sample-zz999", {})
+    assert first == again != other
+    assert client.get_run(first).data.params == {"training.seed": "42"}
+
+
+def test_duplicates_from_parallel_root_pods_converge_on_the_oldest(client):
+    experiment_id = client.create_experiment("xfer")
+    tags = {kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}
+    oldest = client.create_run(experiment_id, tags=tags, start_time=1_000).info.run_id
+    newer = client.create_run(experiment_id, tags=tags, start_time=2_000).info.run_id
+    assert kubeflow_entrypoint.find_or_create_run(client, "xfer", "run-x", {}) == oldest
+    assert client.get_run(newer).info.lifecycle_stage == "deleted"
+
+
+@pytest.fixture
+def pod_env(tmp_path, monkeypatch):
+    """A pod's environment: MLflow from the Secret, the run name from the pod's labels, a stand-in TFX module."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    monkeypatch.setenv("XFER_KFP_RUN", "xfer-sample-run42")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "xfer-sample")
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps({"training": {"seed": 7}}))
+    monkeypatch.delenv("XFER_MLFLOW_RUN_ID", raising=False)
+    (tmp_path / "fake_step_ok.py").write_text(
+        "import os, sys\nassert os.environ['XFER_MLFLOW_RUN_ID']\nassert sys.argv[1:] == ['--flag', 'x']\n"
+    )
+    (tmp_path / "fake_step_broken.py").write_text("raise RuntimeError('disk full')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["entrypoint"])
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    # A sqlite store would put a new experiment's artifacts under ./mlruns (the checkout); in the cluster the
+    # tracking server serves them. The experiment exists, as it does after the first run.
+    client.create_experiment("xfer-sample", artifact_location=(tmp_path / "artifacts").as_uri())
+    return client
+
+
+def kfp_run(client):
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("xfer-sample").experiment_id], "tags.kfp_run = 'xfer-sample-run42'"
+    )
+    return run
+
+
+def test_a_failing_step_marks_the_run_failed_with_the_reason(pod_env):
+    with pytest.raises(RuntimeError, match="disk full"):
+        kubeflow_entrypoint.main(["--node", "Transform", "fake_step_broken"])
+    run = kfp_run(pod_env)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"] == "Transform: RuntimeError: disk full"
+    assert run.data.params == {"training.seed": "7"}
+
+
+def test_the_last_step_finishes_the_run_a_retry_reopened(pod_env):
+    with pytest.raises(RuntimeError):
+        kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_broken"])
+    assert kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_ok", "--flag", "x"]) == 0
+    assert kfp_run(pod_env).info.status == "FINISHED"
+
+
+def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with(pod_env, tmp_path, monkeypatch):
+    """The Evaluator pod, after TFMA ran (for real, on tiny models): metrics, blessing, the gate table with the
+    change gates, and which champion, in the KFP run's MLflow run."""
+    from pipeline import config as config_lib
+    from pipeline import pipeline as pipeline_lib
+    from tests.helpers import eval_fixtures
+
+    raw = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml").to_dict()
+    raw["evaluation"].update(min_accuracy=0.5, min_iou=0.5, min_accuracy_change=-0.05)
+    config = config_lib.config_from_dict(raw)
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
+    eval_fixtures.write_eval_examples(str(tmp_path / "examples"), eval_fixtures.make_examples(20))
+    evaluation_uri, blessing = eval_fixtures.evaluate(
+        tmp_path,
+        str(tmp_path / "examples"),
+        pipeline_lib.eval_config(config),
+        eval_fixtures.tiny_model(str(tmp_path / "candidate"), skill=0.7, box_shift=0.0),
+        eval_fixtures.champion_artifact(eval_fixtures.tiny_model(str(tmp_path / "champ"), skill=0.9, box_shift=0.0)),
+    )
+    invocation = json.dumps(
+        {
+            "outputs": {
+                "artifacts": {
+                    name: {"artifacts": [{"uri": uri}]}
+                    for name, uri in (("evaluation", evaluation_uri), ("blessing", blessing.uri))
+                }
+            }
+        }
+    )
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Evaluator", invocation)
+    run = pod_env.get_run(run_id)
+    assert run.data.metrics["eval_accuracy"] == pytest.approx(0.7)
+    assert run.data.tags["blessed"] == "false"
+    assert "blessed" not in run.data.metrics  # One home: the tag, as `xfer run` logs it.
+    assert "eval_box_box_iou" not in run.data.metrics and "eval_hit_rate" in run.data.metrics
+    assert run.data.tags["champion_version"] == "7"
+    assert run.data.metrics["champion_eval_accuracy"] == pytest.approx(0.9)
+    assert run.data.tags["outcome"] == "blocked_by_gate"
+
+    (tmp_path / "logged").mkdir()
+    # As `xfer run` logs it: each failure in full in the artifact, the tag in brief and pointing there.
+    failures = Path(pod_env.download_artifacts(run_id, run_log.GATE_FAILURES_FILE, str(tmp_path / "logged")))
+    assert "changed by -0.2000 against the champion" in failures.read_text()
+    assert run.data.tags["gate_failures"].endswith(f"(see {run_log.GATE_FAILURES_FILE})")
+    table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
+    assert "change >= -0.05" in table and "FAIL" in table
+    assert "champion: change gates against the champion, version 7" in table
+
+
+def _pusher_invocation(tmp_path, metadata: dict) -> str:
+    """The Pusher pod's executor input, and the executor output TFX's module wrote (as on KFP)."""
+    output_file = tmp_path / "executor_output.json"
+    pushed_uri = str(tmp_path / "pushed_model")
+    output_file.write_text(
+        json.dumps({"artifacts": {"pushed_model": {"artifacts": [{"uri": pushed_uri, "metadata": metadata}]}}})
+    )
+    return json.dumps(
+        {
+            "outputs": {
+                "artifacts": {"pushed_model": {"artifacts": [{"uri": pushed_uri}]}},
+                "outputFile": str(output_file),
+            }
+        }
+    )
+
+
+def test_the_pusher_step_registers_what_it_pushed_as_the_champion(pod_env, tmp_path, monkeypatch):
+    from pipeline import config as config_lib
+    from tests.helpers import eval_fixtures
+
+    config = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml")
+    monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
+    serving = eval_fixtures.tiny_model(str(tmp_path / "model"), skill=0.5, box_shift=0.0) + "/Format-Serving"
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+
+    not_pushed = _pusher_invocation(tmp_path, {"pushed": 0})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Pusher", not_pushed)
+    assert pod_env.search_model_versions("name = 'xfer-sample'") == []
+
+    pushed = _pusher_invocation(tmp_path, {"pushed": 1.0, "pushed_destination": serving})
+    kubeflow_entrypoint.log_node_results(pod_env, run_id, "Pusher", pushed)
+    champion = pod_env.get_model_version_by_alias("xfer-sample", "champion")
+    assert (str(champion.version), champion.run_id) == ("1", run_id)
+    assert champion.tags["pushed_path"] == serving
+    assert pod_env.get_run(run_id).data.tags["registered_model"] == "xfer-sample/1"
+
+
+class RecordingExecutor:
+    """A TFX executor that only records what TFX's container module parsed for it."""
+
+    seen: dict = {}
+
+    def __init__(self, context=None):
+        self._context = context
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802  TFX's executor interface.
+        RecordingExecutor.seen = {
+            "inputs": {key: [type(item).__name__ for item in items] for key, items in input_dict.items()},
+            "outputs": sorted(output_dict),
+            "exec_properties": dict(exec_properties),
+            "uri": input_dict["examples"][0].uri,
+            "split_names": input_dict["examples"][0].split_names,
+        }
+
+
+EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\nproperties:\n  split_names:\n    type: string\n"
+STATISTICS_SCHEMA = "title: tfx.ExampleStatistics\ntype: object\n"
+
+
+def driver_shaped_executor_input(tmp_path) -> dict:
+    """An executor input as KFP 2.5's driver builds it for a task with one upstream artifact: the upstream
+    artifact comes back from ML Metadata with a numeric name, its custom properties plus display_name as
+    metadata and an empty instanceSchema (metadata/client.go GetOutputArtifactsByExecutionId, `Schema: ""`;
+    converter.go toRuntimeArtifact); outputs carry the component's declared types plus `executor-logs`, which
+    the driver adds when logs are published (driver.go provisionOutputs, PUBLISH_LOGS=true in the 2.5 manifests)."""
+    return {
+        "inputs": {
+            "artifacts": {
+                "examples": {
+                    "artifacts": [
+                        {
+                            "name": "17",
+                            "uri": str(tmp_path / "examples"),
+                            "type": {"instanceSchema": ""},
+                            "metadata": {
+                                "display_name": "examples",
+                                "split_names": '["train", "eval"]',
+                                "store_session_info": "{}",
+                            },
+                        }
+                    ]
+                }
+            },
+            "parameterValues": {"exclude_splits": "[]"},
+        },
+        "outputs": {
+            "artifacts": {
+                "statistics": {
+                    "artifacts": [{"uri": str(tmp_path / "statistics"), "type": {"instanceSchema": STATISTICS_SCHEMA}}]
+                },
+                "executor-logs": {
+                    "artifacts": [{"uri": str(tmp_path / "logs"), "type": {"schemaTitle": "system.Artifact"}}]
+                },
+            },
+            "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json"),
+        },
+    }
+
+
+def test_a_step_with_an_upstream_artifact_runs_with_what_the_kfp_driver_sends(tmp_path, monkeypatch):
+    """TFX's own container module, given the driver's executor input through the entrypoint, reaches the
+    executor with typed artifacts (tensorflow/tfx#7768: yaml.safe_load('') crashed it)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    inputs_spec = {
+        "artifacts": {"examples": {"artifactType": {"instanceSchema": EXAMPLES_SCHEMA}}},
+        "parameters": {"exclude_splits": {"parameterType": "STRING"}},
+    }
+    argv = [
+        "--node",
+        "StatisticsGen",
+        "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+        "--executor_class_path",
+        f"{__name__}.RecordingExecutor",
+        "--json_serialized_invocation_args",
+        json.dumps(driver_shaped_executor_input(tmp_path)),
+        "--json_serialized_inputs_spec_args",
+        json.dumps(inputs_spec),
+    ]
+    monkeypatch.setattr("sys.argv", ["entrypoint"])
+    assert kubeflow_entrypoint.main(argv) == 0
+    seen = RecordingExecutor.seen
+    assert seen["inputs"] == {"examples": ["Examples"]}
+    assert seen["outputs"] == ["statistics"]
+    assert seen["uri"] == str(tmp_path / "examples") and seen["split_names"] == '["train", "eval"]'
+    written = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+    assert list(written["artifacts"]) == ["statistics"]
