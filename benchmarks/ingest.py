@@ -137,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             if result["accepted"] != num_images:
                 raise RuntimeError(f"expected {num_images} accepted examples, got {result['accepted']}")
             rate = num_images / result["ingest_seconds"]
-            print(f"{num_images:>7} {workers:>7} {result['ingest_seconds']:>9.1f} {result['total_seconds']:>8.1f} "
-                  f"{rate:>9.0f} {result['peak_rss_mb']:>8.0f}", flush=True)
+            print(
+                f"{num_images:>7} {workers:>7} {result['ingest_seconds']:>9.1f} {result['total_seconds']:>8.1f} "
+                f"{rate:>9.0f} {result['peak_rss_mb']:>8.0f}",
+                flush=True,
+            )
     return 0
 
 

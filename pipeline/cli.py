@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     commands.choices["submit"].add_argument("--run-name", help="run name (default: the pipeline name)")
     commands.choices["submit"].add_argument(
-        "--wait", action="store_true",
+        "--wait",
+        action="store_true",
         help="follow the run to its end: each task's state, then the MLflow run; exit 0 if it succeeded, 1 if "
         "not, 3 if its model was blocked by a gate",
     )
@@ -379,12 +380,16 @@ def _wait(args: argparse.Namespace, config: Any, submitted: dict[str, Any]) -> i
     experiment = config.kubeflow.mlflow_experiment or config.experiment_name
     run = kubeflow_client.find_mlflow_run(tracking_uri, experiment, ended["pods"]) if tracking_uri else None
     if run is None:
-        print(f"MLflow: {'no run found' if tracking_uri else 'set MLFLOW_TRACKING_URI to find the run'} "
-              f"in experiment {experiment!r}")
+        print(
+            f"MLflow: {'no run found' if tracking_uri else 'set MLFLOW_TRACKING_URI to find the run'} "
+            f"in experiment {experiment!r}"
+        )
         return status
     tags = run.data.tags
-    print(f"MLflow: run {run.info.run_id} ({tags.get('kfp_run')}) {run.info.status}, outcome "
-          f"{tags.get('outcome', '-')}" + (f", failure: {tags['failure_reason']}" if "failure_reason" in tags else ""))
+    print(
+        f"MLflow: run {run.info.run_id} ({tags.get('kfp_run')}) {run.info.status}, outcome "
+        f"{tags.get('outcome', '-')}" + (f", failure: {tags['failure_reason']}" if "failure_reason" in tags else "")
+    )
     if status == 0 and tags.get("outcome") == "blocked_by_gate":
         return EXIT_BLOCKED_BY_GATE  # As `xfer run`: a model the gates turned down.
     return status

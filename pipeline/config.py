@@ -33,8 +33,18 @@ if TYPE_CHECKING:
 
 # The names above are this module's too: the pipeline, the CLI and the tests read every section from here.
 __all__ = [
-    "AugmentConfig", "CATEGORICAL_KINDS", "IngestConfig", "ConfigError", "FeatureConfig", "FeatureKind", "ModelConfig",
-    "PhaseConfig", "TrainingConfig", "WEIGHTS_SUFFIXES", "asdict", "section_from_dict",
+    "AugmentConfig",
+    "CATEGORICAL_KINDS",
+    "IngestConfig",
+    "ConfigError",
+    "FeatureConfig",
+    "FeatureKind",
+    "ModelConfig",
+    "PhaseConfig",
+    "TrainingConfig",
+    "WEIGHTS_SUFFIXES",
+    "asdict",
+    "section_from_dict",
 ]
 
 
@@ -55,7 +65,6 @@ class ImageConfig:
     # centred square; may cut objects at the sides) or "pad" (letterbox). Boxes are mapped the same way, and
     # the served box is mapped back to the original image.
     resize: Literal["stretch", "crop", "pad"] = "stretch"
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +260,6 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     return config
 
 
-
 def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
     if feature.kind == "bucketized":
         if bool(feature.boundaries) == bool(feature.quantiles):
@@ -284,8 +292,6 @@ def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
                 raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
     elif feature.inputs:
         raise ConfigError(f"{where}.inputs: only crossed features take inputs")
-
-
 
 
 def _check_weights(weights: str) -> None:

@@ -80,9 +80,7 @@ class _ToExample(beam.DoFn):
     def process(self, record: Record):
         try:
             filename, path = ingest.locate(self._root, record)
-            ingest.check_label(
-                record.label, self._settings.labels
-            )  # Before reading: cheap, and often the cause.
+            ingest.check_label(record.label, self._settings.labels)  # Before reading: cheap, and often the cause.
             with tf.io.gfile.GFile(path, "rb") as handle:
                 image_bytes = handle.read()
             yield ingest.record_to_example(record, filename, image_bytes, self._settings)
@@ -108,9 +106,7 @@ def _split_duplicates(keyed: tuple[str, Any]):
     yield first
     for other in others:
         detail = f"{other.filename} is already annotated at {first.source}"
-        yield beam.pvalue.TaggedOutput(
-            "rejects", Reject(other.filename, "duplicate_filename", detail, other.source)
-        )
+        yield beam.pvalue.TaggedOutput("rejects", Reject(other.filename, "duplicate_filename", detail, other.source))
 
 
 def _source_order(source: str) -> tuple[str, int]:
@@ -141,9 +137,9 @@ def IngestDataset(
         | "GroupByFilename" >> beam.GroupByKey()
         | "SplitDuplicates" >> beam.FlatMap(_split_duplicates).with_outputs("rejects", main="records")
     )
-    converted = unique.records | "ToExample" >> beam.ParDo(
-        _ToExample(dataset.root, settings.example)
-    ).with_outputs("rejects", main="examples")
+    converted = unique.records | "ToExample" >> beam.ParDo(_ToExample(dataset.root, settings.example)).with_outputs(
+        "rejects", main="examples"
+    )
     rejects = (split.rejects, unique.rejects, converted.rejects) | "AllRejects" >> beam.Flatten()
     (
         rejects
@@ -152,9 +148,7 @@ def IngestDataset(
         >> beam.io.WriteToText(posixpath.join(output_dir, REJECTS_FILE), shard_name_template="", num_shards=1)
     )
     counts = [
-        read
-        | "CountRecords" >> beam.combiners.Count.Globally()
-        | "KeyRecords" >> beam.Map(lambda n: ("records", n)),
+        read | "CountRecords" >> beam.combiners.Count.Globally() | "KeyRecords" >> beam.Map(lambda n: ("records", n)),
         converted.examples
         | "CountAccepted" >> beam.combiners.Count.Globally()
         | "KeyAccepted" >> beam.Map(lambda n: ("accepted", n)),
@@ -194,9 +188,7 @@ def ingest_to_tfrecords(
             | "Ingest" >> IngestDataset(dataset, settings, output_dir)
             | "Serialize" >> beam.Map(lambda example: example.SerializeToString())
             | "Write"
-            >> beam.io.WriteToTFRecord(
-                posixpath.join(output_dir, "examples"), file_name_suffix=".tfrecord.gz"
-            )
+            >> beam.io.WriteToTFRecord(posixpath.join(output_dir, "examples"), file_name_suffix=".tfrecord.gz")
         )
     return finish(dataset, settings, output_dir, keep_rejects_at)
 
@@ -256,9 +248,7 @@ def summarize(counts: dict[str, int], rejects_path: str) -> dict[str, Any]:
                     reasons[json.loads(line)["reason"]] += 1
     records, accepted, rejected = counts.get("records", 0), counts.get("accepted", 0), sum(reasons.values())
     if accepted + rejected != records:
-        raise RuntimeError(
-            f"ingest lost track of records: {records} in, {accepted} accepted, {rejected} rejected"
-        )
+        raise RuntimeError(f"ingest lost track of records: {records} in, {accepted} accepted, {rejected} rejected")
     return {
         "records": records,
         "accepted": accepted,

@@ -85,9 +85,7 @@ def ImageExampleGen(
         )
     )
     # The pattern only drives TFX's input fingerprint (and so its cache): every file in the folder counts.
-    input_config = example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")]
-    )
+    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
     return FileBasedExampleGen(
         input_base=data_dir,
         input_config=input_config,

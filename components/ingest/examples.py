@@ -78,23 +78,17 @@ def box_numbers(box: Box) -> tuple[float, float, float, float]:
     try:
         numbers = tuple(float(value) for value in values)
     except (TypeError, ValueError):
-        raise RecordError(
-            "bad_box", "box coordinates are not numbers: " + ", ".join(map(str, values))
-        ) from None
+        raise RecordError("bad_box", "box coordinates are not numbers: " + ", ".join(map(str, values))) from None
     if not all(math.isfinite(number) for number in numbers):
         raise RecordError("bad_box", "box coordinates are not finite: " + ", ".join(map(str, values)))
     return numbers  # type: ignore[return-value]
 
 
-def normalize_box(
-    box: tuple[float, float, float, float], width: int, height: int
-) -> tuple[float, float, float, float]:
+def normalize_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
     """Pixel box (xmin, ymin, xmax, ymax) -> fractions of the image size; raises RecordError when invalid."""
     xmin, ymin, xmax, ymax = box
     if xmax <= xmin or ymax <= ymin:
-        raise RecordError(
-            "bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is inverted or has zero area"
-        )
+        raise RecordError("bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) is inverted or has zero area")
     if xmin < 0 or ymin < 0 or xmax > width or ymax > height:
         raise RecordError(
             "bad_box", f"box ({xmin:g}, {ymin:g}, {xmax:g}, {ymax:g}) lies outside the {width}x{height} image"
@@ -124,9 +118,7 @@ def displayed_box(
     return box
 
 
-def record_to_example(
-    record: Record, filename: str, image_bytes: bytes, settings: ExampleSettings
-) -> tf.train.Example:
+def record_to_example(record: Record, filename: str, image_bytes: bytes, settings: ExampleSettings) -> tf.train.Example:
     """Builds the raw `tf.Example` (image stored upright, box as fractions); raises RecordError when unusable.
 
     A record without a box (classification) gets no box features at all, rather than a made-up box.
@@ -142,9 +134,7 @@ def record_to_example(
         "image_height": _int_feature(image.height),
     }
     if box is not None:
-        fractions = normalize_box(
-            displayed_box(box, image, record, settings.exif_box_frame), image.width, image.height
-        )
+        fractions = normalize_box(displayed_box(box, image, record, settings.exif_box_frame), image.width, image.height)
         for key, value in zip(BOX_KEYS, fractions, strict=True):
             features[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
     elif record.declared_size is not None and record.declared_size not in (

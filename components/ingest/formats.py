@@ -120,9 +120,7 @@ def csv_header(csv_path: str) -> list[str]:
     header = [name.strip() for name in next(csv.reader([first_line]), [])]
     missing = [name for name in CSV_REQUIRED if name not in header]
     if missing:
-        raise IngestError(
-            f"{csv_path}: missing column(s) {', '.join(missing)}; the header is {','.join(header)}"
-        )
+        raise IngestError(f"{csv_path}: missing column(s) {', '.join(missing)}; the header is {','.join(header)}")
     box_columns = [name for name in BOX_COLUMNS if name in header]
     if box_columns and len(box_columns) != len(BOX_COLUMNS):
         raise IngestError(
@@ -131,9 +129,7 @@ def csv_header(csv_path: str) -> list[str]:
         )
     clashes = [name for name in header if name in RESERVED_FEATURES]
     if clashes:
-        raise IngestError(
-            f"{csv_path}: column(s) {', '.join(clashes)} clash with features ingest writes itself"
-        )
+        raise IngestError(f"{csv_path}: column(s) {', '.join(clashes)} clash with features ingest writes itself")
     return header
 
 
@@ -194,9 +190,7 @@ def read_class_folder(root: str, source: str) -> Iterator[Record | Reject]:
     if source == ROOT_SOURCE:
         for name in sorted(tf.io.gfile.listdir(root)):
             if name.lower().endswith(IMAGE_EXTENSIONS + OTHER_IMAGE_EXTENSIONS) and not name.startswith("."):
-                yield Reject(
-                    name, "no_annotation", f"{name} lies at the dataset root, outside any class folder", "."
-                )
+                yield Reject(name, "no_annotation", f"{name} lies at the dataset root, outside any class folder", ".")
         return
     top = posixpath.join(root, source)
     for directory, subdirectories, files in tf.io.gfile.walk(top):
@@ -216,8 +210,7 @@ def read_class_folder(root: str, source: str) -> Iterator[Record | Reject]:
 
 def _coco_dataset(root: str) -> Dataset | None:
     candidates = sorted(
-        tf.io.gfile.glob(posixpath.join(root, "*.json"))
-        + tf.io.gfile.glob(posixpath.join(root, "*", "*.json"))
+        tf.io.gfile.glob(posixpath.join(root, "*.json")) + tf.io.gfile.glob(posixpath.join(root, "*", "*.json"))
     )
     sources = tuple(posixpath.relpath(path, root) for path in candidates if _is_coco(path))
     return Dataset(root, "coco", sources, has_boxes=True) if sources else None
@@ -229,17 +222,13 @@ def _is_coco(path: str) -> bool:
             content = json.load(handle)
     except (ValueError, UnicodeDecodeError):
         return False
-    return isinstance(content, dict) and all(
-        isinstance(content.get(key), list) for key in ("images", "annotations")
-    )
+    return isinstance(content, dict) and all(isinstance(content.get(key), list) for key in ("images", "annotations"))
 
 
 def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterator[Record | Reject]:
     with tf.io.gfile.GFile(posixpath.join(root, source), "r") as handle:
         content = json.load(handle)
-    categories = {
-        category.get("id"): str(category.get("name", "")) for category in content.get("categories", [])
-    }
+    categories = {category.get("id"): str(category.get("name", "")) for category in content.get("categories", [])}
     folder = posixpath.dirname(source)
     images: dict[Any, dict[str, Any]] = {}
     for position, image in enumerate(content["images"]):
@@ -266,8 +255,7 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
                 image_id,
                 (
                     "bad_annotation",
-                    f"annotation {annotation.get('id')!r} has unknown "
-                    f"category id {annotation.get('category_id')!r}",
+                    f"annotation {annotation.get('id')!r} has unknown category id {annotation.get('category_id')!r}",
                 ),
             )
             continue
@@ -302,8 +290,7 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
 
 def _voc_dataset(root: str) -> Dataset | None:
     paths = sorted(
-        tf.io.gfile.glob(posixpath.join(root, "Annotations", "*.xml"))
-        + tf.io.gfile.glob(posixpath.join(root, "*.xml"))
+        tf.io.gfile.glob(posixpath.join(root, "Annotations", "*.xml")) + tf.io.gfile.glob(posixpath.join(root, "*.xml"))
     )
     if not paths or not _is_voc(paths[0]):
         return None
@@ -367,9 +354,7 @@ def _choose_box(
         return
     if len(labelled) > 1 and policy == "reject":
         labels = ", ".join(label for label, _, _ in labelled)
-        yield Reject(
-            filename, "multiple_boxes", f"{len(labelled)} boxes ({labels}); multi_box_policy is reject", where
-        )
+        yield Reject(filename, "multiple_boxes", f"{len(labelled)} boxes ({labels}); multi_box_policy is reject", where)
         return
     # max() keeps the first of equal areas, so the choice does not depend on anything but the file's order.
     label, box, _ = max(labelled, key=lambda item: item[2])

@@ -58,9 +58,7 @@ def normalize(image_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Store
             with Image.open(io.BytesIO(image_bytes)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise RecordError(
-                        "too_many_pixels", f"{width}x{height} exceeds the pixel limit of {max_pixels}"
-                    )
+                    raise RecordError("too_many_pixels", f"{width}x{height} exceeds the pixel limit of {max_pixels}")
                 if image.format not in SUPPORTED_FORMATS:
                     raise RecordError("unsupported_format", f"{image.format} image; xfer reads JPEG and PNG")
                 image.load()  # A full decode, which is what catches truncated and corrupt files.
@@ -70,9 +68,7 @@ def normalize(image_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Store
                     return StoredImage(image_bytes, width, height, width, height, 1, reencoded=False)
                 upright = _to_8_bit_rgb(ImageOps.exif_transpose(image) if orientation != 1 else image)
                 data = _encode(upright, "JPEG" if image.format in _JPEG_FORMATS else "PNG")
-                return StoredImage(
-                    data, upright.width, upright.height, width, height, orientation, reencoded=True
-                )
+                return StoredImage(data, upright.width, upright.height, width, height, orientation, reencoded=True)
     except Image.DecompressionBombError as error:
         raise RecordError("too_many_pixels", str(error)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -112,9 +108,7 @@ def _check_tensorflow_decodes(image_bytes: bytes, width: int, height: int) -> No
     except tf.errors.InvalidArgumentError as error:
         raise RecordError("unreadable_image", f"TensorFlow cannot decode it: {error.message}") from None
     if tuple(shape[:2]) != (height, width):
-        raise RecordError(
-            "unreadable_image", f"TensorFlow decodes it as {shape[1]}x{shape[0]}, not {width}x{height}"
-        )
+        raise RecordError("unreadable_image", f"TensorFlow decodes it as {shape[1]}x{shape[0]}, not {width}x{height}")
 
 
 def _orientation(image: Image.Image) -> int:

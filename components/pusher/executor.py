@@ -100,9 +100,7 @@ class Executor(pusher_executor.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
-            raise ValueError(
-                f"AtomicPusher pushes to a filesystem, not {destination.WhichOneof('destination')}"
-            )
+            raise ValueError(f"AtomicPusher pushes to a filesystem, not {destination.WhichOneof('destination')}")
         versioning = destination.filesystem.versioning
         if versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP):
             raise ValueError(f"unsupported versioning {versioning}")

@@ -72,9 +72,7 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
     return outputs
 
 
-def transform_feature(
-    feature: FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]
-) -> tf.Tensor:
+def transform_feature(feature: FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """One declared feature -> its model input: a float for numeric kinds, an int64 id for categorical ones."""
     if feature.kind == "crossed":
         return cross_hashed([done[name] for name in feature.inputs], feature.hash_buckets)

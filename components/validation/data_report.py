@@ -312,8 +312,10 @@ def statistics_html(
     None that they could not be read.
     """
     names = sorted(statistics, key=_split_order)
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data statistics</title>",
-             f"<style>{_PAGE_STYLE}</style></head><body><h1>Data statistics</h1>"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Data statistics</title>",
+        f"<style>{_PAGE_STYLE}</style></head><body><h1>Data statistics</h1>",
+    ]
     counts = ", ".join(f"{name}: {_dataset(statistics[name]).num_examples} examples" for name in names)
     parts.append(f"<p>{html.escape(counts)}</p>")
     parts.append(_anomalies_section(anomalies))
@@ -330,10 +332,12 @@ def statistics_html(
             elif kind in ("string_stats", "bytes_stats"):
                 string_rows.append(_string_row(feature, split, found, _dataset(statistics[split]).num_examples))
     parts.append("<h2>Numeric features</h2>")
-    parts.append(_table(
-        ("feature", "split", "count", "missing", "mean", "std dev", "zeros", "min", "median", "max", "histogram"),
-        numeric_rows,
-    ))
+    parts.append(
+        _table(
+            ("feature", "split", "count", "missing", "mean", "std dev", "zeros", "min", "median", "max", "histogram"),
+            numeric_rows,
+        )
+    )
     parts.append("<h2>Categorical and byte features</h2>")
     parts.append(_table(("feature", "split", "count", "missing", "unique", "top values", "avg length"), string_rows))
     parts.append("</body></html>")
@@ -380,20 +384,30 @@ def _numeric_row(feature: str, split: str, found: statistics_pb2.FeatureNameStat
     standard = next(
         (histogram for histogram in stats.histograms if histogram.type == statistics_pb2.Histogram.STANDARD), None
     )
-    return "<tr>" + _cells(
-        html.escape(feature), html.escape(split), str(common.num_non_missing), _missing(common, num_examples),
-        f"{stats.mean:.4g}", f"{stats.std_dev:.4g}", f"{zeros:.1%}", f"{stats.min:.4g}", f"{stats.median:.4g}",
-        f"{stats.max:.4g}", histogram_svg(standard) if standard is not None else "",
-    ) + "</tr>"
+    return (
+        "<tr>"
+        + _cells(
+            html.escape(feature),
+            html.escape(split),
+            str(common.num_non_missing),
+            _missing(common, num_examples),
+            f"{stats.mean:.4g}",
+            f"{stats.std_dev:.4g}",
+            f"{zeros:.1%}",
+            f"{stats.min:.4g}",
+            f"{stats.median:.4g}",
+            f"{stats.max:.4g}",
+            histogram_svg(standard) if standard is not None else "",
+        )
+        + "</tr>"
+    )
 
 
 def _string_row(feature: str, split: str, found: statistics_pb2.FeatureNameStatistics, num_examples: int) -> str:
     if found.HasField("string_stats"):
         stats = found.string_stats
         unique = str(stats.unique)
-        top = ", ".join(
-            f"{html.escape(value.value)} ({value.frequency:g})" for value in stats.top_values[:_TOP_VALUES]
-        )
+        top = ", ".join(f"{html.escape(value.value)} ({value.frequency:g})" for value in stats.top_values[:_TOP_VALUES])
         if stats.unique > _TOP_VALUES:
             top += f" and {stats.unique - _TOP_VALUES} more"
         length = f"{stats.avg_length:.4g}"
@@ -401,10 +415,20 @@ def _string_row(feature: str, split: str, found: statistics_pb2.FeatureNameStati
         stats = found.bytes_stats
         unique, top, length = str(stats.unique), "(bytes)", f"{stats.avg_num_bytes:.4g} bytes"
     common = stats.common_stats
-    return "<tr>" + _cells(
-        html.escape(feature), html.escape(split), str(common.num_non_missing), _missing(common, num_examples),
-        unique, top, length, text_columns=(0, 1, 5),
-    ) + "</tr>"
+    return (
+        "<tr>"
+        + _cells(
+            html.escape(feature),
+            html.escape(split),
+            str(common.num_non_missing),
+            _missing(common, num_examples),
+            unique,
+            top,
+            length,
+            text_columns=(0, 1, 5),
+        )
+        + "</tr>"
+    )
 
 
 def histogram_svg(histogram: statistics_pb2.Histogram) -> str:

@@ -38,8 +38,10 @@ def problems(require_device: bool) -> list[str]:
         try:
             ctypes.CDLL(library)
         except OSError as error:
-            found.append(f"{library} (TensorFlow {tf.__version__} is built for CUDA "
-                         f"{build_info['cuda_version']}, cuDNN {build_info['cudnn_version']}): {error}")
+            found.append(
+                f"{library} (TensorFlow {tf.__version__} is built for CUDA "
+                f"{build_info['cuda_version']}, cuDNN {build_info['cudnn_version']}): {error}"
+            )
     if require_device and not found and not tf.config.list_physical_devices("GPU"):
         found.append("TensorFlow sees no GPU device (driver, device plugin or the pod's nvidia.com/gpu limit)")
     return found
@@ -51,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = problems(args.require_device)
     for problem in found:
-        print(f"check_gpu: cannot load {problem}" if problem.startswith("lib") else f"check_gpu: {problem}",
-              file=sys.stderr)
+        print(
+            f"check_gpu: cannot load {problem}" if problem.startswith("lib") else f"check_gpu: {problem}",
+            file=sys.stderr,
+        )
     if not found:
         print("check_gpu: TensorFlow can load CUDA and cuDNN" + (" and sees a GPU" if args.require_device else ""))
     return 1 if found else 0

@@ -32,7 +32,9 @@ class Package:
             "schema_version": self.pipeline_spec.get("schemaVersion"),
             "tasks": sorted(self.pipeline_spec["root"]["dag"]["tasks"]),
             "kubernetes_executors": sorted(
-                self.platform_spec.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+                self.platform_spec.get("platforms", {})
+                .get("kubernetes", {})
+                .get("deploymentSpec", {})
                 .get("executors", {})
             ),
             "sha256": hashlib.sha256(self.path.read_bytes()).hexdigest(),
@@ -73,32 +75,53 @@ def check_cron(cron: str) -> str:
 
 
 def submit(
-    host: str, package_path: str | Path, experiment: str, run_name: str | None, pipeline_root: str | None,
+    host: str,
+    package_path: str | Path,
+    experiment: str,
+    run_name: str | None,
+    pipeline_root: str | None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
     package = load_package(package_path)
     request = {
-        "host": host, "action": "create_run", "experiment": experiment,
-        "run_name": run_name or package.name, "pipeline_root": pipeline_root, "package": package.describe(),
+        "host": host,
+        "action": "create_run",
+        "experiment": experiment,
+        "run_name": run_name or package.name,
+        "pipeline_root": pipeline_root,
+        "package": package.describe(),
     }
     if dry_run:
         return request
     result = _client(host).create_run_from_pipeline_package(
-        str(package.path), run_name=request["run_name"], experiment_name=experiment,
+        str(package.path),
+        run_name=request["run_name"],
+        experiment_name=experiment,
         pipeline_root=pipeline_root,
     )
     return {**request, "run_id": result.run_id}
 
 
 def schedule(
-    host: str, package_path: str | Path, experiment: str, job_name: str | None, cron: str,
-    pipeline_root: str | None, max_concurrency: int = 1, dry_run: bool = False,
+    host: str,
+    package_path: str | Path,
+    experiment: str,
+    job_name: str | None,
+    cron: str,
+    pipeline_root: str | None,
+    max_concurrency: int = 1,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     package = load_package(package_path)
     request = {
-        "host": host, "action": "create_recurring_run", "experiment": experiment,
-        "job_name": job_name or f"{package.name}-scheduled", "cron": check_cron(cron),
-        "max_concurrency": max_concurrency, "no_catchup": True, "pipeline_root": pipeline_root,
+        "host": host,
+        "action": "create_recurring_run",
+        "experiment": experiment,
+        "job_name": job_name or f"{package.name}-scheduled",
+        "cron": check_cron(cron),
+        "max_concurrency": max_concurrency,
+        "no_catchup": True,
+        "pipeline_root": pipeline_root,
         "package": package.describe(),
     }
     if dry_run:
@@ -108,8 +131,12 @@ def schedule(
     # no_catchup: after downtime, run once rather than once per missed slot. Each run re-ingests and retrains
     # when the data changed (the DataFingerprint step), and is served from KFP's cache when it did not.
     recurring = client.create_recurring_run(
-        experiment_id=experiment_id, job_name=request["job_name"], cron_expression=cron,
-        max_concurrency=max_concurrency, no_catchup=True, pipeline_package_path=str(package.path),
+        experiment_id=experiment_id,
+        job_name=request["job_name"],
+        cron_expression=cron,
+        max_concurrency=max_concurrency,
+        no_catchup=True,
+        pipeline_package_path=str(package.path),
         pipeline_root=pipeline_root,
     )
     return {**request, "recurring_run_id": recurring.recurring_run_id}
@@ -120,7 +147,11 @@ TERMINAL_STATES = ("SUCCEEDED", "SKIPPED", "FAILED", "CANCELED")
 
 
 def wait(
-    host: str, run_id: str, task_names: list[str], poll_seconds: float = 15.0, timeout_seconds: float = 0.0,
+    host: str,
+    run_id: str,
+    task_names: list[str],
+    poll_seconds: float = 15.0,
+    timeout_seconds: float = 0.0,
     report: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Follows a run to its end: reports each pipeline task's state as it changes; returns the final state, the

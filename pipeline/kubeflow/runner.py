@@ -84,9 +84,7 @@ def compile_pipeline(config: config_lib.Config, out: str | Path) -> dict[str, An
     kubeflow = config.kubeflow
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
-            default_image={
-                pipeline_builder.DEFAULT_IMAGE_PATH_KEY: kubeflow.image, GPU_NODE: kubeflow.gpu_image
-            },
+            default_image={pipeline_builder.DEFAULT_IMAGE_PATH_KEY: kubeflow.image, GPU_NODE: kubeflow.gpu_image},
             # Schema 2.1 is the one self-hosted KFP's driver reads (2.0 is Vertex's legacy format).
             use_pipeline_spec_2_1=True,
         ),
@@ -123,8 +121,10 @@ def add_data_fingerprint(pipeline_spec: dict[str, Any], config: config_lib.Confi
             "image": config.kubeflow.image,
             "command": ["python", "-m", "pipeline.kubeflow.fingerprint"],
             "args": [
-                "--data", "{{$.inputs.parameters['data']}}",
-                "--output", f"{{{{$.outputs.parameters['{kubeflow_fingerprint.OUTPUT}'].output_file}}}}",
+                "--data",
+                "{{$.inputs.parameters['data']}}",
+                "--output",
+                f"{{{{$.outputs.parameters['{kubeflow_fingerprint.OUTPUT}'].output_file}}}}",
             ],
         }
     }
@@ -224,12 +224,12 @@ def platform_spec_for(pipeline_spec: dict[str, Any], config: config_lib.Config) 
     executors: dict[str, Any] = {}
     for node_id, label in executor_labels(pipeline_spec).items():
         executor: dict[str, Any] = {
-            "secretAsEnv": [{
-                "secretName": kubeflow.secret_name,
-                "keyToEnv": [
-                    {"secretKey": key, "envVar": env} for env, key in sorted(kubeflow.secret_env.items())
-                ],
-            }],
+            "secretAsEnv": [
+                {
+                    "secretName": kubeflow.secret_name,
+                    "keyToEnv": [{"secretKey": key, "envVar": env} for env, key in sorted(kubeflow.secret_env.items())],
+                }
+            ],
             "fieldPathAsEnv": [{"name": names.KFP_RUN_ENV, "fieldPath": RUN_NAME_FIELD}],
         }
         if node_id == GPU_NODE:

@@ -156,9 +156,7 @@ def register_champion(
     run = client.get_run(run_id)
     # Created here in the run's experiment: left to Model.log, the logged model would go to the active (default)
     # experiment, whose artifacts live wherever the process happens to run.
-    logged_model = client.create_logged_model(
-        experiment_id=run.info.experiment_id, name="model", source_run_id=run_id
-    )
+    logged_model = client.create_logged_model(experiment_id=run.info.experiment_id, name="model", source_run_id=run_id)
     # Model.log, and register_model resolving `models:/<id>`, read the global tracking URI; it is restored
     # afterwards so the caller's MLflow state is unchanged.
     # Model.log is given no run id: with one, it would copy the run's metrics at one step (0 unless told)

@@ -348,9 +348,7 @@ def champion_comparison_tag(rows: Sequence[result_lib.GateRow], comparison: eval
     return run_story.short(f"v{comparison.champion_version}: {', '.join(changes) or 'compared'}", limit=60)
 
 
-def log_eval_metrics(
-    client: MlflowClient, run_id: str, slices: result_lib.Slices, class_names: Sequence[str]
-) -> None:
+def log_eval_metrics(client: MlflowClient, run_id: str, slices: result_lib.Slices, class_names: Sequence[str]) -> None:
     """The overall slice as metrics, one name each (run_story.eval_metric_name), and every slice as
     `evaluation/metrics_by_slice.json` under the same names (NaN as null: JSON has no NaN)."""
     overall = run_story.eval_metrics(slices.get("overall", {}), class_names)

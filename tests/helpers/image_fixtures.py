@@ -14,9 +14,7 @@ EXIF_ORIENTATION = 0x0112
 BOX_COLOUR = (255, 0, 0)
 
 
-def picture(
-    width: int, height: int, box: tuple[int, int, int, int] | None = None, seed: int = 0
-) -> np.ndarray:
+def picture(width: int, height: int, box: tuple[int, int, int, int] | None = None, seed: int = 0) -> np.ndarray:
     """An RGB array: a dark noisy background with a pure red box, so the box can be found in the pixels."""
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
@@ -92,9 +90,7 @@ def write_coco(path: Path, images: list[dict], annotations: list[dict], categori
     path.parent.mkdir(parents=True, exist_ok=True)
     content = {
         "images": images,
-        "annotations": [
-            {"id": index + 1, "iscrowd": 0, **annotation} for index, annotation in enumerate(annotations)
-        ],
+        "annotations": [{"id": index + 1, "iscrowd": 0, **annotation} for index, annotation in enumerate(annotations)],
         "categories": [{"id": index + 1, "name": name} for index, name in enumerate(categories)],
     }
     path.write_text(json.dumps(content))

@@ -137,7 +137,7 @@ def to_mlmd_value(value: Any) -> dict[str, Any]:
 
 def from_mlmd_value(value: dict[str, Any]) -> Any:
     """metadata/converter.go toRuntimeArtifact's propertiesToMetadata (an int comes back as a number)."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     return float(inner) if kind in ("int_value", "double_value") else inner
 
 
@@ -213,8 +213,7 @@ class Emulator:
         state = "SUCCEEDED"
         for name in self.task_order():
             task = self.spec["root"]["dag"]["tasks"][name]
-            if any(done.get(dependency) is None or done[dependency].state == "FAILED"
-                   for dependency in upstream(task)):
+            if any(done.get(dependency) is None or done[dependency].state == "FAILED" for dependency in upstream(task)):
                 continue  # Argo does not start a task whose dependency failed.
             execution = self._run_task(name, task, done, run_id, workflow, root, faults.get(name))
             done[name] = execution
@@ -266,12 +265,16 @@ class Emulator:
         for name, spec in task.get("inputs", {}).get("artifacts", {}).items():
             output = spec["taskOutputArtifact"]  # driver.go resolveUpstreamArtifacts.
             artifact = self.artifacts[done[output["producerTask"]].outputs[output["outputArtifactKey"]]]
-            inputs["artifacts"][name] = {"artifacts": [{
-                "name": str(artifact.id),
-                "uri": artifact.uri,
-                "type": {"instanceSchema": ""},  # metadata/client.go: Schema: "" // TODO(Bobgy)
-                "metadata": {key: from_mlmd_value(value) for key, value in artifact.custom_properties.items()},
-            }]}
+            inputs["artifacts"][name] = {
+                "artifacts": [
+                    {
+                        "name": str(artifact.id),
+                        "uri": artifact.uri,
+                        "type": {"instanceSchema": ""},  # metadata/client.go: Schema: "" // TODO(Bobgy)
+                        "metadata": {key: from_mlmd_value(value) for key, value in artifact.custom_properties.items()},
+                    }
+                ]
+            }
         return inputs
 
     def _provision_outputs(self, root: str, name: str, component: dict, pod_dir: Path) -> dict[str, Any]:
@@ -308,8 +311,14 @@ class Emulator:
         max_duration = seconds(policy["backoffMaxDuration"]) if "backoffMaxDuration" in policy else None
         for attempt in range(limit + 1):
             execution.attempts = attempt + 1
-            if self._launch(execution, component, container, workflow, pod_dir / f"attempt-{attempt}",
-                            fault if attempt == 0 else None):
+            if self._launch(
+                execution,
+                component,
+                container,
+                workflow,
+                pod_dir / f"attempt-{attempt}",
+                fault if attempt == 0 else None,
+            ):
                 execution.state = "COMPLETE"
                 return
             if attempt < limit:
@@ -331,8 +340,14 @@ class Emulator:
         log_path = attempt_dir / "log.txt"
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                command, cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                start_new_session=True, errors="replace",
+                command,
+                cwd=self.cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                errors="replace",
             )
             killed = False
             for line in process.stdout:
@@ -435,13 +450,19 @@ def cache_key(executor_input: dict, component: dict, container: dict) -> dict[st
         },
         "inputParameterValues": dict(inputs["parameterValues"]),
         "outputArtifactsSpec": {
-            name: {key: artifact_list["artifacts"][0][key] for key in ("name", "type", "metadata")
-                   if artifact_list["artifacts"][0].get(key)}
-            for name, artifact_list in outputs["artifacts"].items() if artifact_list["artifacts"]
+            name: {
+                key: artifact_list["artifacts"][0][key]
+                for key in ("name", "type", "metadata")
+                if artifact_list["artifacts"][0].get(key)
+            }
+            for name, artifact_list in outputs["artifacts"].items()
+            if artifact_list["artifacts"]
         },
         "outputParametersSpec": {name: output_types[name] for name in outputs["parameters"]},
-        "containerSpec": {"image": container["image"],
-                          "cmdArgs": [*container.get("command", []), *container.get("args", [])]},
+        "containerSpec": {
+            "image": container["image"],
+            "cmdArgs": [*container.get("command", []), *container.get("args", [])],
+        },
     }
 
 
@@ -481,4 +502,3 @@ def image_env(venv_bin: Path) -> dict[str, str]:
         "VIRTUAL_ENV": str(venv_bin.parent),
         "LANG": "C.UTF-8",
     } | ({"TMPDIR": os.environ["TMPDIR"]} if "TMPDIR" in os.environ else {})
-

@@ -67,8 +67,11 @@ class KfpStub:
         if method == "GET" and path == "/apis/v2beta1/healthz":
             return 200, {"multi_user": False}
         if method == "GET" and path == "/apis/v2beta1/experiments":
-            found = [{"experiment_id": i, "display_name": n} for n, i in self.experiments.items()
-                     if n in "".join(query.get("filter", []))]
+            found = [
+                {"experiment_id": i, "display_name": n}
+                for n, i in self.experiments.items()
+                if n in "".join(query.get("filter", []))
+            ]
             return 200, {"experiments": found, "total_size": len(found)}
         if method == "POST" and path == "/apis/v2beta1/experiments":
             if not body.get("display_name"):
@@ -92,12 +95,28 @@ class KfpStub:
         progress = self.run_progress[min(looks, len(self.run_progress)) - 1]
         details = [{"display_name": "root", "state": progress["state"], "task_id": "t0"}]
         for number, (name, state) in enumerate(sorted(progress["tasks"].items()), start=1):
-            details.append({"display_name": f"{name}-driver", "state": "SUCCEEDED", "task_id": f"d{number}",
-                            "pod_name": f"{self.workflow}-system-container-driver-{number:010d}"})
-            details.append({"display_name": name, "state": state, "task_id": f"t{number}",
-                            "pod_name": f"{self.workflow}-system-container-impl-{number:010d}"})
-        return {"run_id": run_id, "display_name": "first", "state": progress["state"],
-                "run_details": {"task_details": details}}
+            details.append(
+                {
+                    "display_name": f"{name}-driver",
+                    "state": "SUCCEEDED",
+                    "task_id": f"d{number}",
+                    "pod_name": f"{self.workflow}-system-container-driver-{number:010d}",
+                }
+            )
+            details.append(
+                {
+                    "display_name": name,
+                    "state": state,
+                    "task_id": f"t{number}",
+                    "pod_name": f"{self.workflow}-system-container-impl-{number:010d}",
+                }
+            )
+        return {
+            "run_id": run_id,
+            "display_name": "first",
+            "state": progress["state"],
+            "run_details": {"task_details": details},
+        }
 
     def _check_run_body(self, body: dict, recurring: bool) -> str:
         if body.get("experiment_id") not in self.experiments.values():

@@ -53,7 +53,9 @@ def s3_server(log_dir: Path):
     port = free_port()
     log = (log_dir / "moto.log").open("w")
     process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -77,11 +79,24 @@ def mlflow_server(root: Path, s3_env: dict[str, str], artifacts: str):
     env = {**os.environ, **s3_env, "MLFLOW_S3_ENDPOINT_URL": s3_env["AWS_ENDPOINT_URL"]}
     process = subprocess.Popen(
         [
-            str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
-            "--artifacts-destination", artifacts,
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            artifacts,
         ],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", process)
@@ -94,9 +109,13 @@ def mlflow_server(root: Path, s3_env: dict[str, str], artifacts: str):
 def s3_client(s3_env: dict[str, str]):
     import boto3
 
-    return boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=REGION,
-                        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_env["AWS_ENDPOINT_URL"],
+        region_name=REGION,
+        aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 def make_bucket(s3_env: dict[str, str], bucket: str) -> None:

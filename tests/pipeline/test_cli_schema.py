@@ -14,16 +14,21 @@ def class_folders(root, per_class=6):
 
 
 def write_config(path, schema, workspace, data="unused"):
-    path.write_text(yaml.safe_dump({
-        "pipeline_name": "xfer-test",
-        "data": str(data),
-        "workspace": str(workspace),
-        "schema": str(schema),
-        "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        "training": {
-            "frozen": {"epochs": 1, "learning_rate": 0.001}, "finetune": {"epochs": 0, "learning_rate": 0.001}
-        },
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "pipeline_name": "xfer-test",
+                "data": str(data),
+                "workspace": str(workspace),
+                "schema": str(schema),
+                "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+                "training": {
+                    "frozen": {"epochs": 1, "learning_rate": 0.001},
+                    "finetune": {"epochs": 0, "learning_rate": 0.001},
+                },
+            }
+        )
+    )
     return path
 
 
@@ -61,10 +66,19 @@ def test_schema_infer_then_validate(tmp_path, capsys):
 
 def test_ingest_options_reach_the_config(tmp_path):
     config = write_config(tmp_path / "config.yaml", "schemas/schema.pbtxt", tmp_path / "workspace")
-    args = cli._parser().parse_args([
-        "validate", "--data", "/some/data", "--config", str(config), "--format", "voc",
-        "--beam-arg=--direct_running_mode=multi_processing", "--beam-arg=--direct_num_workers=2",
-    ])
+    args = cli._parser().parse_args(
+        [
+            "validate",
+            "--data",
+            "/some/data",
+            "--config",
+            str(config),
+            "--format",
+            "voc",
+            "--beam-arg=--direct_running_mode=multi_processing",
+            "--beam-arg=--direct_num_workers=2",
+        ]
+    )
     loaded = cli._load_config(args)
     assert (loaded.data, loaded.ingest.format) == ("/some/data", "voc")
     assert loaded.beam_args[-2:] == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
@@ -75,7 +89,14 @@ def test_metadata_column_types_are_read_from_the_values():
 
     # "nan" and "inf" read as floats but ingest rejects them in a numeric column, so they count as text.
     assert [data_report.value_type(text) for text in ("7", "-3", "7.0", "1e3", "48.1", "cam_01", "nan", "inf")] == [
-        "int", "int", "float", "float", "float", "string", "string", "string",
+        "int",
+        "int",
+        "float",
+        "float",
+        "float",
+        "string",
+        "string",
+        "string",
     ]
 
 
@@ -98,11 +119,20 @@ def metadata_csv(root, rows=30, bad_hours=(7,)):
     for index in range(rows):
         name = f"img_{index:02d}.png"
         image_fixtures.write_image(root / name, seed=index)
-        annotations.append({
-            "filename": name, "label": ("cat", "dog")[index % 2], "xmin": 5, "ymin": 5, "xmax": 20, "ymax": 15,
-            "hour": "noon" if index in bad_hours else index % 24, "camera_id": f"cam_{index % 3}",
-            "latitude": 40 + index * 0.5, "record_id": f"r{index:04d}",
-        })
+        annotations.append(
+            {
+                "filename": name,
+                "label": ("cat", "dog")[index % 2],
+                "xmin": 5,
+                "ymin": 5,
+                "xmax": 20,
+                "ymax": 15,
+                "hour": "noon" if index in bad_hours else index % 24,
+                "camera_id": f"cam_{index % 3}",
+                "latitude": 40 + index * 0.5,
+                "record_id": f"r{index:04d}",
+            }
+        )
     image_fixtures.write_csv(root, annotations)
     return root
 
@@ -132,10 +162,14 @@ def test_schema_infer_types_columns_by_majority_and_rejects_the_odd_record(tmp_p
     rejects_path = tmp_path / "schemas" / "mine.rejects.jsonl"
     assert f"rejects        {rejects_path}" in printed
     rejects = [json.loads(line) for line in rejects_path.read_text().splitlines()]
-    assert rejects == [{
-        "filename": "img_07.png", "reason": "bad_metadata", "source": "annotations.csv:9",
-        "detail": "column 'hour' should be a number, got 'noon'",
-    }]
+    assert rejects == [
+        {
+            "filename": "img_07.png",
+            "reason": "bad_metadata",
+            "source": "annotations.csv:9",
+            "detail": "column 'hour' should be a number, got 'noon'",
+        }
+    ]
     # Identifiers get no vocabulary (it would list every file, and fail the next dataset); a category keeps its.
     assert not features["filename"].HasField("domain_info")
     assert not features["record_id"].HasField("domain_info")

@@ -17,9 +17,7 @@ LENIENT = ingest_beam.IngestSettings(max_reject_fraction=1.0)
 def read_examples(output_dir) -> dict[str, tf.train.Example]:
     files = tf.io.gfile.glob(os.path.join(output_dir, "examples*.tfrecord.gz"))
     examples = [tf.train.Example.FromString(raw.numpy()) for raw in tf.data.TFRecordDataset(files, "GZIP")]
-    return {
-        example.features.feature["filename"].bytes_list.value[0].decode(): example for example in examples
-    }
+    return {example.features.feature["filename"].bytes_list.value[0].decode(): example for example in examples}
 
 
 def read_rejects(output_dir) -> list[dict]:
@@ -82,9 +80,7 @@ def test_every_csv_record_is_accounted_for(tmp_path):
     num_rows = messy_csv_dataset(root)
     settings = ingest_beam.IngestSettings(
         max_reject_fraction=1.0,
-        example=ingest.ExampleSettings(
-            column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")
-        ),
+        example=ingest.ExampleSettings(column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")),
     )
     summary = ingest_beam.ingest_to_tfrecords(str(root), settings, str(out))
 
@@ -127,9 +123,7 @@ def test_every_csv_record_is_accounted_for(tmp_path):
 def test_too_many_rejects_stop_the_run_with_the_reasons(tmp_path):
     root, out = tmp_path / "data", tmp_path / "out"
     messy_csv_dataset(root)
-    with pytest.raises(
-        IngestError, match=r"rejected \(72.2%\), more than max_reject_fraction 5.0%.*missing_file: 1"
-    ):
+    with pytest.raises(IngestError, match=r"rejected \(72.2%\), more than max_reject_fraction 5.0%.*missing_file: 1"):
         ingest_beam.ingest_to_tfrecords(str(root), ingest_beam.IngestSettings(), str(out))
     assert (out / ingest_beam.SUMMARY_FILE).exists()  # The evidence is kept for the user to read.
 
@@ -221,9 +215,7 @@ def test_two_worker_processes_give_the_same_result(tmp_path):
     messy_csv_dataset(root)
     settings = ingest_beam.IngestSettings(
         max_reject_fraction=1.0,
-        example=ingest.ExampleSettings(
-            column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")
-        ),
+        example=ingest.ExampleSettings(column_types={"hour": "int"}, max_pixels=30_000, labels=("cat", "dog")),
     )
     one = ingest_beam.ingest_to_tfrecords(str(root), settings, str(tmp_path / "one"))
     two = ingest_beam.ingest_to_tfrecords(

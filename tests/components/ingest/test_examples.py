@@ -112,10 +112,7 @@ def test_labels_are_checked_against_the_configured_list():
 
 def test_declared_size_must_match_the_file():
     image = image_fixtures.encode(image_fixtures.picture(40, 30))
-    assert (
-        reason_of(Record("a.png", "t", "cat", Box(1, 1, 5, 5), declared_size=(80, 60)), image)
-        == "size_mismatch"
-    )
+    assert reason_of(Record("a.png", "t", "cat", Box(1, 1, 5, 5), declared_size=(80, 60)), image) == "size_mismatch"
     assert reason_of(Record("a.png", "t", "cat", declared_size=(80, 60)), image) == "size_mismatch"
     assert convert(Record("a.png", "t", "cat", Box(1, 1, 5, 5), declared_size=(40, 30)), image) is not None
 
@@ -142,10 +139,7 @@ def test_exif_rotated_photo_boxes_in_either_frame_end_up_on_the_upright_image():
     assert fractions_of(convert(stored, data)) == expected
     # Without a stated size (CSV), exif_box_frame decides.
     stored_settings = ingest.ExampleSettings(exif_box_frame="stored")
-    assert (
-        fractions_of(convert(Record("a.png", "t", "cat", Box(*stored_box)), data, stored_settings))
-        == expected
-    )
+    assert fractions_of(convert(Record("a.png", "t", "cat", Box(*stored_box)), data, stored_settings)) == expected
     assert fractions_of(convert(Record("a.png", "t", "cat", Box(*upright_box)), data)) == expected
     example = convert(displayed, data)
     decoded = tf.io.decode_image(feature(example, "image")[0], channels=3).numpy()
@@ -157,9 +151,7 @@ def test_image_problems_surface_as_record_errors():
     assert reason_of(Record("a.png", "t", "cat"), b"GIF89a broken") == "unreadable_image"
     small_limit = ingest.ExampleSettings(max_pixels=100)
     assert (
-        reason_of(
-            Record("a.png", "t", "cat"), image_fixtures.encode(image_fixtures.picture(20, 20)), small_limit
-        )
+        reason_of(Record("a.png", "t", "cat"), image_fixtures.encode(image_fixtures.picture(20, 20)), small_limit)
         == "too_many_pixels"
     )
 
@@ -207,13 +199,18 @@ def test_the_config_ingest_section_reaches_the_executor_intact():
 
     config = config_lib.load_config("configs/sample.yaml")
     assert (config.ingest.format, config.ingest.multi_box_policy, config.ingest.exif_box_frame) == (
-        "auto", "largest", "displayed"
+        "auto",
+        "largest",
+        "displayed",
     )
-    changed = config_lib.config_from_dict({
-        **config.to_dict(),
-        "features": [], "beam_args": [],
-        "ingest": {"format": "voc", "multi_box_policy": "reject", "exif_box_frame": "stored", "labels": ["cat"]},
-    })
+    changed = config_lib.config_from_dict(
+        {
+            **config.to_dict(),
+            "features": [],
+            "beam_args": [],
+            "ingest": {"format": "voc", "multi_box_policy": "reject", "exif_box_frame": "stored", "labels": ["cat"]},
+        }
+    )
     settings = ingest_beam.IngestSettings.from_config(changed.ingest, {"hour": "int"})
     # The ExampleGen carries settings as a protobuf Struct (all numbers floats): the round trip must be lossless.
     from google.protobuf import json_format

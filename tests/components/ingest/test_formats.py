@@ -9,9 +9,7 @@ from tests.helpers import image_fixtures
 
 def read_all(dataset: formats.Dataset, policy: formats.MultiBoxPolicy = "largest") -> list:
     return [
-        item
-        for source in dataset.sources
-        for item in formats.read_source(dataset.root, dataset.format, source, policy)
+        item for source in dataset.sources for item in formats.read_source(dataset.root, dataset.format, source, policy)
     ]
 
 
@@ -26,9 +24,7 @@ def test_csv_with_boxes_and_metadata(tmp_path):
     dataset = formats.detect(str(tmp_path))
     assert (dataset.format, dataset.has_boxes, dataset.metadata_columns) == ("csv", True, ("hour",))
     first, second = read_all(dataset)
-    assert first == Record(
-        "a.png", "annotations.csv:2", "cat", Box("1", "2", "3", "4"), {"hour": "7"}, num_boxes=1
-    )
+    assert first == Record("a.png", "annotations.csv:2", "cat", Box("1", "2", "3", "4"), {"hour": "7"}, num_boxes=1)
     assert second.box == Box("x", "2", "3", "4")  # Checked later, when the image size is known.
     assert second.source == "annotations.csv:3"
 
@@ -151,9 +147,7 @@ def test_voc_in_the_devkit_layout(tmp_path):
 
 
 def test_voc_problems_are_rejects(tmp_path):
-    image_fixtures.write_voc(
-        tmp_path / "a.xml", "a.png", 40, 30, [("cat", (1, 1, 5, 5)), ("dog", (0, 0, 20, 20))]
-    )
+    image_fixtures.write_voc(tmp_path / "a.xml", "a.png", 40, 30, [("cat", (1, 1, 5, 5)), ("dog", (0, 0, 20, 20))])
     image_fixtures.write_voc(tmp_path / "b.xml", "b.png", 40, 30, [])
     image_fixtures.write_voc(tmp_path / "c.xml", "c.png", 40, 30, [("cat", (1, "one", 5, 5))])
     (tmp_path / "d.xml").write_text("<annotation><filename>d.png</filename>")

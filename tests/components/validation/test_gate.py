@@ -32,9 +32,9 @@ def test_a_long_list_of_unexpected_values_is_shortened_with_a_count():
     import tensorflow_data_validation as tfdv
 
     # What TFDV itself says when a schema lists the first dataset's file names and 25 new ones arrive.
-    schema = tfdv.infer_schema(tfdv.generate_statistics_from_dataframe(
-        pd.DataFrame({"filename": [f"a_{index}.png" for index in range(30)]})
-    ))
+    schema = tfdv.infer_schema(
+        tfdv.generate_statistics_from_dataframe(pd.DataFrame({"filename": [f"a_{index}.png" for index in range(30)]}))
+    )
     anomalies = tfdv.validate_statistics(
         tfdv.generate_statistics_from_dataframe(pd.DataFrame({"filename": [f"b_{index}.png" for index in range(25)]})),
         schema,

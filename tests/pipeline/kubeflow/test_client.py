@@ -80,13 +80,17 @@ def test_five_field_cron_is_refused_before_sending(stub, package):
     assert stub.requests == []
 
 
-@pytest.mark.parametrize("command", [
-    ["submit", "--run-name", "dry"],
-    ["schedule", "--cron", "0 0 2 * * *"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["submit", "--run-name", "dry"],
+        ["schedule", "--cron", "0 0 2 * * *"],
+    ],
+)
 def test_cli_dry_run_prints_the_request_and_sends_nothing(stub, package, capsys, command):
-    code = cli.main([command[0], "--host", stub.url, "--package", str(package), "--config", SAMPLE,
-                     "--dry-run", *command[1:]])
+    code = cli.main(
+        [command[0], "--host", stub.url, "--package", str(package), "--config", SAMPLE, "--dry-run", *command[1:]]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["host"] == stub.url
@@ -96,11 +100,24 @@ def test_cli_dry_run_prints_the_request_and_sends_nothing(stub, package, capsys,
 
 
 def test_cli_submit_sends_the_run(stub, package, capsys):
-    code = cli.main(["submit", "--host", stub.url, "--package", str(package), "--config", SAMPLE,
-                     "--experiment", "cli", "--run-name", "from-cli"])
+    code = cli.main(
+        [
+            "submit",
+            "--host",
+            stub.url,
+            "--package",
+            str(package),
+            "--config",
+            SAMPLE,
+            "--experiment",
+            "cli",
+            "--run-name",
+            "from-cli",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
-    printed = json.loads(out[out.index("{\n"):])  # kfp.Client prints its own links first.
+    printed = json.loads(out[out.index("{\n") :])  # kfp.Client prints its own links first.
     assert printed["run_id"] == "run-1"
     (run,) = stub.calls("POST", "/apis/v2beta1/runs")
     assert run["body"]["display_name"] == "from-cli"
@@ -125,11 +142,14 @@ def _kfp_mlflow_run(tmp_path, monkeypatch, workflow: str, status: str, outcome: 
     return run.info.run_id
 
 
-@pytest.mark.parametrize(("final", "outcome", "mlflow_status", "exit_status"), [
-    ("SUCCEEDED", "pushed", "FINISHED", 0),
-    ("SUCCEEDED", "blocked_by_gate", "FINISHED", 3),
-    ("FAILED", "", "FAILED", 1),
-])
+@pytest.mark.parametrize(
+    ("final", "outcome", "mlflow_status", "exit_status"),
+    [
+        ("SUCCEEDED", "pushed", "FINISHED", 0),
+        ("SUCCEEDED", "blocked_by_gate", "FINISHED", 3),
+        ("FAILED", "", "FAILED", 1),
+    ],
+)
 def test_submit_wait_follows_the_run_and_exits_with_how_it_ended(
     stub, package, capsys, tmp_path, monkeypatch, final, outcome, mlflow_status, exit_status
 ):
@@ -141,8 +161,22 @@ def test_submit_wait_follows_the_run_and_exits_with_how_it_ended(
         {"state": final, "tasks": {"DataFingerprint": "SUCCEEDED", "ImageExampleGen": last_task}},
     ]
     mlflow_run_id = _kfp_mlflow_run(tmp_path, monkeypatch, stub.workflow, mlflow_status, outcome)
-    code = cli.main(["submit", "--host", stub.url, "--package", str(package), "--config", SAMPLE,
-                     "--run-name", "first", "--wait", "--poll-seconds", "0"])
+    code = cli.main(
+        [
+            "submit",
+            "--host",
+            stub.url,
+            "--package",
+            str(package),
+            "--config",
+            SAMPLE,
+            "--run-name",
+            "first",
+            "--wait",
+            "--poll-seconds",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == exit_status, out
     lines = [line.split() for line in out.splitlines()]
@@ -154,12 +188,15 @@ def test_submit_wait_follows_the_run_and_exits_with_how_it_ended(
     assert len(stub.calls("GET", "/apis/v2beta1/runs/run-1")) == 4
 
 
-@pytest.mark.parametrize(("path", "misspelt", "message"), [
-    (("Trainer_executor",), ("tolerations", "toleration"), "Trainer_executor.toleration: no such field"),
-    (("Trainer_executor", "tolerations", 0), ("effect", "efect"), r"tolerations\[0\]\.efect: no such field"),
-    (("Pusher_executor", "secretAsEnv", 0, "keyToEnv", 0), ("envVar", "env_name"), "keyToEnv\\[0\\].env_name"),
-    (("Pusher_executor", "fieldPathAsEnv", 0), ("fieldPath", "fieldpath"), r"fieldPathAsEnv\[0\]\.fieldpath"),
-])
+@pytest.mark.parametrize(
+    ("path", "misspelt", "message"),
+    [
+        (("Trainer_executor",), ("tolerations", "toleration"), "Trainer_executor.toleration: no such field"),
+        (("Trainer_executor", "tolerations", 0), ("effect", "efect"), r"tolerations\[0\]\.efect: no such field"),
+        (("Pusher_executor", "secretAsEnv", 0, "keyToEnv", 0), ("envVar", "env_name"), "keyToEnv\\[0\\].env_name"),
+        (("Pusher_executor", "fieldPathAsEnv", 0), ("fieldPath", "fieldpath"), r"fieldPathAsEnv\[0\]\.fieldpath"),
+    ],
+)
 def test_a_misspelt_platform_spec_key_fails_before_sending(stub, package, tmp_path, path, misspelt, message):
     """kfp's own proto holds the platform spec as a Struct and takes any key; the strict check does not."""
     import yaml

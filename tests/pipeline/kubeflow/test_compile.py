@@ -86,7 +86,12 @@ def test_ingest_is_in_kfps_cache_key_through_an_uncached_fingerprint_of_the_data
     assert "DataFingerprint" in ingest["dependentTasks"]
     container, platform = executor(documents, "DataFingerprint")
     assert container["command"] == [
-        "python", "-m", "pipeline.kubeflow.entrypoint", "--node", "DataFingerprint", "pipeline.kubeflow.fingerprint"
+        "python",
+        "-m",
+        "pipeline.kubeflow.entrypoint",
+        "--node",
+        "DataFingerprint",
+        "pipeline.kubeflow.fingerprint",
     ]
     assert platform["secretAsEnv"]  # It lists the bucket.
     args = executor(documents, "ImageExampleGen")[0]["args"]
@@ -220,7 +225,7 @@ def features_used(documents) -> set[str]:
 
 def feature_table() -> dict[str, tuple[int, ...]]:
     text = (ROOT / "docs" / "kubeflow.md").read_text()
-    table = text[text.index("<!-- kfp-features -->"):text.index("<!-- /kfp-features -->")]
+    table = text[text.index("<!-- kfp-features -->") : text.index("<!-- /kfp-features -->")]
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| `")]
     return {cells[0].strip().strip("`"): version(cells[2].strip()) for cells in rows}
 

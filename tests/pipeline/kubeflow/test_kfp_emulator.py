@@ -25,8 +25,15 @@ ROOT = REPO_ROOT
 PIPELINE = "xfer-kfp-e2e"
 BUCKET = "xfer"
 DATA_PREFIX = "data/tiny"
-INGEST_TO_TRAINER = ("ImageExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-                     "Transform", "Trainer")
+INGEST_TO_TRAINER = (
+    "ImageExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "AnomaliesGate",
+    "Transform",
+    "Trainer",
+)
 ALWAYS_RUN = ("DataFingerprint", "Champion")  # enableCache: false
 TASKS = {*INGEST_TO_TRAINER, *ALWAYS_RUN, "Evaluator", "Pusher"}
 # The fewest images whose filename-hash split (7:1:2) gives every class to train and one image to val: with 12,
@@ -45,10 +52,19 @@ def cluster_config(tmp_path: Path):
         workspace=str(tmp_path / "workspace"),
         schema=str(ROOT / "schemas" / "schema.pbtxt"),
         # A handful of images, one step per phase: the plumbing is under test, not the model.
-        training={**raw["training"], "batch_size": 16, "frozen": {"epochs": 1, "learning_rate": 1e-3},
-                  "finetune": {"epochs": 1, "learning_rate": 1e-4}},
-        evaluation={**raw["evaluation"], "min_accuracy": 0.0, "min_iou": 0.0,
-                    "min_accuracy_change": -1.0, "min_iou_change": -1.0},
+        training={
+            **raw["training"],
+            "batch_size": 16,
+            "frozen": {"epochs": 1, "learning_rate": 1e-3},
+            "finetune": {"epochs": 1, "learning_rate": 1e-4},
+        },
+        evaluation={
+            **raw["evaluation"],
+            "min_accuracy": 0.0,
+            "min_iou": 0.0,
+            "min_accuracy_change": -1.0,
+            "min_iou_change": -1.0,
+        },
     )
     raw["kubeflow"].update(
         pipeline_root=f"s3://{BUCKET}/pipeline_root",
@@ -99,17 +115,28 @@ def cluster(tmp_path_factory):
                 image_env=kfp_emulator.image_env(Path(sys.executable).parent),
                 log_uploader=lambda path, uri: s3.upload_file(str(path), *uri.removeprefix("s3://").split("/", 1)),
             )
-            yield {"tmp_path": tmp_path, "s3_env": s3_env, "tracking_uri": tracking_uri, "config": config,
-                   "emulator": emulator, "s3": s3, "runs": {}}
+            yield {
+                "tmp_path": tmp_path,
+                "s3_env": s3_env,
+                "tracking_uri": tracking_uri,
+                "config": config,
+                "emulator": emulator,
+                "s3": s3,
+                "runs": {},
+            }
 
 
 def scheduled_run(cluster, name: str, **faults) -> kfp_emulator.RunResult:
     if name not in cluster["runs"]:
         started = time.monotonic()
         result = cluster["emulator"].run(faults=faults)
-        print(f"\n{name}: {result.state} in {time.monotonic() - started:.0f} s "
-              + ", ".join(f"{task}={execution.state}x{execution.attempts}({execution.seconds:.0f}s)"
-                          for task, execution in result.tasks.items()))
+        print(
+            f"\n{name}: {result.state} in {time.monotonic() - started:.0f} s "
+            + ", ".join(
+                f"{task}={execution.state}x{execution.attempts}({execution.seconds:.0f}s)"
+                for task, execution in result.tasks.items()
+            )
+        )
         cluster["runs"][name] = result
     return cluster["runs"][name]
 
@@ -124,8 +151,11 @@ def mlflow_run(cluster, result: kfp_emulator.RunResult):
 
 
 def failed_logs(result: kfp_emulator.RunResult) -> str:
-    return "\n".join(f"--- {name}\n{execution.log[-4000:]}" for name, execution in result.tasks.items()
-                     if execution.state == "FAILED")
+    return "\n".join(
+        f"--- {name}\n{execution.log[-4000:]}"
+        for name, execution in result.tasks.items()
+        if execution.state == "FAILED"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -238,4 +268,3 @@ def test_a_task_that_keeps_failing_fails_the_run_and_its_mlflow_run_with_the_rea
     _, run = mlflow_run(cluster, result)
     assert run.info.status == "FAILED"
     assert run.data.tags["failure_reason"].startswith("ImageExampleGen: ")
-

@@ -69,7 +69,10 @@ def run_entrypoint(s3_env: dict, tmp_path: Path, body: str) -> subprocess.Comple
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
         [sys.executable, "-m", "pipeline.kubeflow.entrypoint", "--node", "Transform", "s3_step"],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 

@@ -161,11 +161,16 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
     model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
     run_id = client.create_run(experiment).info.run_id
     # As tracking logs them: one point per epoch for the curves (each epoch different), TFMA's at step 0.
-    epochs = [{"train_loss": 2.29 - 0.5 * epoch, "val_accuracy": 0.6 + 0.1 * epoch, "val_iou": 0.3 + 0.07 * epoch}
-              for epoch in range(4)]
-    client.log_batch(run_id, metrics=[
-        Metric(key, value, 1_000 + epoch, epoch) for epoch, row in enumerate(epochs) for key, value in row.items()
-    ])
+    epochs = [
+        {"train_loss": 2.29 - 0.5 * epoch, "val_accuracy": 0.6 + 0.1 * epoch, "val_iou": 0.3 + 0.07 * epoch}
+        for epoch in range(4)
+    ]
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(key, value, 1_000 + epoch, epoch) for epoch, row in enumerate(epochs) for key, value in row.items()
+        ],
+    )
     evaluation = {"eval_accuracy": 0.95, "eval_iou": 0.52, "blessed": 1.0}
     client.log_batch(run_id, metrics=[Metric(key, value, 2_000, 0) for key, value in evaluation.items()])
     client.log_text(run_id, "# Model card: xfer-test\n\n| accuracy (TFMA) | 0.9500 |\n", "report/model_card.md")
@@ -175,7 +180,11 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
     history_before = {key: client.get_metric_history(run_id, key) for key in epochs[0]}
 
     version = registry.register_champion(
-        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [_raw_example(20, 255)]),
+        uri,
+        run_id,
+        model_dir,
+        "xfer-test",
+        registry.input_example(model_dir, [_raw_example(20, 255)]),
         data_digest="d1g35t",
     )
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
@@ -191,7 +200,10 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
     assert {key: client.get_metric_history(run_id, key) for key in epochs[0]} == history_before
     assert version.description == "# Model card: xfer-test\n\n| accuracy (TFMA) | 0.9500 |\n"
     assert version.tags == {
-        "pushed_path": model_dir, "outcome": "pushed", "blessed": "true", "champion_version": "none",
+        "pushed_path": model_dir,
+        "outcome": "pushed",
+        "blessed": "true",
+        "champion_version": "none",
         "data_digest": "d1g35t",
     }
 
