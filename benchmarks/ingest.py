@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from components import names
+
 _BEAM_ARGS = {
     1: ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
     2: ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
@@ -56,7 +58,7 @@ def _enlarge(source: Path, target: Path, scale: int) -> None:
         with Image.open(source / row["filename"]) as image:
             large = image.resize((image.width * scale, image.height * scale), Image.Resampling.BILINEAR)
         large.save(target / row["filename"], format="JPEG", quality=90)
-        for key in ("xmin", "ymin", "xmax", "ymax"):
+        for key in names.BOX_CORNERS:
             row[key] = str(int(row[key]) * scale)
     # Written last, so an interrupted run is redone rather than half-used.
     with open(target / "annotations.csv", "w", newline="") as handle:

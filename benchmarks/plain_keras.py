@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from components import names
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -77,7 +79,7 @@ def load_splits(config, data_dir: Path) -> tuple[dict[str, tuple[dict, dict]], l
         with Image.open(data_dir / row["filename"]) as image:
             width, height = image.size
             images.append(np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), np.int64))
-        box = [float(row[key]) for key in ("xmin", "ymin", "xmax", "ymax")]
+        box = [float(row[key]) for key in names.BOX_CORNERS]
         boxes.append([box[0] / width, box[1] / height, box[2] / width, box[3] / height])
     metadata, cardinality = _metadata_ids(rows, config.features)
     inputs = {"image": np.stack(images), **metadata}
@@ -91,8 +93,8 @@ def load_splits(config, data_dir: Path) -> tuple[dict[str, tuple[dict, dict]], l
     def take(arrays, which):
         return {name: array[split == which] for name, array in arrays.items()}
 
-    names = ("train", "val", "eval")
-    return {name: (take(inputs, index), take(targets, index)) for index, name in enumerate(names)}, labels, cardinality
+    splits = names.SPLITS
+    return {name: (take(inputs, index), take(targets, index)) for index, name in enumerate(splits)}, labels, cardinality
 
 
 def datasets(config, splits: dict) -> tuple:

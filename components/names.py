@@ -26,6 +26,10 @@ VAL_SPLIT = "val"
 EVAL_SPLIT = "eval"
 SPLITS = (TRAIN_SPLIT, VAL_SPLIT, EVAL_SPLIT)
 
+# A box's corners, as the annotations, the raw features, the model's output and the served answer name them:
+# fractions of the image, (xmin, ymin) the top left.
+BOX_CORNERS = ("xmin", "ymin", "xmax", "ymax")
+
 # Environment variables a pod (or `xfer run`'s own process) reads.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own name for it.
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"  # MLflow's own name for it.

@@ -18,7 +18,7 @@ import tf_keras
 from matplotlib import patches, ticker
 from matplotlib.figure import Figure
 
-from components.ingest import examples as ingest
+from components import names
 from components.trainer import metrics, training
 from components.trainer import model as model_lib
 
@@ -363,7 +363,7 @@ def truth_from_examples(serialized: Sequence[bytes]) -> tuple[list[str], np.ndar
         feature = tf.train.Example.FromString(record).features.feature
         labels.append(feature["label"].bytes_list.value[0].decode())
         # Classification-only examples have no box: NaN corners, which no IoU plot is drawn from.
-        boxes.append([feature[key].float_list.value[0] if key in feature else np.nan for key in ingest.BOX_KEYS])
+        boxes.append([feature[key].float_list.value[0] if key in feature else np.nan for key in names.BOX_CORNERS])
     return labels, np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
 

@@ -16,11 +16,10 @@ from typing import Literal
 
 import tensorflow as tf
 
+from components import names
 from components.ingest import image_io
 from components.ingest.records import Box, Record, RecordError
 from components.ingest.settings import DEFAULT_MAX_PIXELS, ExifBoxFrame
-
-BOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
 ColumnType = Literal["int", "float", "string"]
 
@@ -135,7 +134,7 @@ def record_to_example(record: Record, filename: str, image_bytes: bytes, setting
     }
     if box is not None:
         fractions = normalize_box(displayed_box(box, image, record, settings.exif_box_frame), image.width, image.height)
-        for key, value in zip(BOX_KEYS, fractions, strict=True):
+        for key, value in zip(names.BOX_CORNERS, fractions, strict=True):
             features[key] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
     elif record.declared_size is not None and record.declared_size not in (
         (image.width, image.height),

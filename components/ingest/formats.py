@@ -29,11 +29,11 @@ from typing import Any, Literal
 
 import tensorflow as tf
 
+from components import names
 from components.ingest.records import Box, IngestError, Record, Reject
 from components.ingest.settings import FORMATS, Format, MultiBoxPolicy
 
 ANNOTATIONS_CSV = "annotations.csv"
-BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 CSV_REQUIRED = ("filename", "label")
 # Features every example gets besides the metadata; a CSV column may not reuse these names.
 RESERVED_FEATURES = ("image", "image_width", "image_height")
@@ -121,10 +121,10 @@ def csv_header(csv_path: str) -> list[str]:
     missing = [name for name in CSV_REQUIRED if name not in header]
     if missing:
         raise IngestError(f"{csv_path}: missing column(s) {', '.join(missing)}; the header is {','.join(header)}")
-    box_columns = [name for name in BOX_COLUMNS if name in header]
-    if box_columns and len(box_columns) != len(BOX_COLUMNS):
+    box_columns = [name for name in names.BOX_CORNERS if name in header]
+    if box_columns and len(box_columns) != len(names.BOX_CORNERS):
         raise IngestError(
-            f"{csv_path}: has {', '.join(box_columns)} but not all of {', '.join(BOX_COLUMNS)}; "
+            f"{csv_path}: has {', '.join(box_columns)} but not all of {', '.join(names.BOX_CORNERS)}; "
             "give all four box columns, or none for classification"
         )
     clashes = [name for name in header if name in RESERVED_FEATURES]
@@ -138,7 +138,7 @@ def _csv_dataset(root: str) -> Dataset | None:
     if not tf.io.gfile.exists(path):
         return None
     header = csv_header(path)
-    metadata = tuple(name for name in header if name not in CSV_REQUIRED + BOX_COLUMNS)
+    metadata = tuple(name for name in header if name not in CSV_REQUIRED + names.BOX_CORNERS)
     return Dataset(root, "csv", (ANNOTATIONS_CSV,), has_boxes="xmin" in header, metadata_columns=metadata)
 
 
@@ -151,8 +151,8 @@ def read_csv(root: str, source: str) -> Iterator[Record]:
     has_boxes = "xmin" in header
     for row in reader:
         values = {key: (value or "").strip() for key, value in row.items() if key}
-        box = Box(*(values[name] for name in BOX_COLUMNS)) if has_boxes else None
-        metadata = {key: value for key, value in values.items() if key not in CSV_REQUIRED + BOX_COLUMNS}
+        box = Box(*(values[name] for name in names.BOX_CORNERS)) if has_boxes else None
+        metadata = {key: value for key, value in values.items() if key not in CSV_REQUIRED + names.BOX_CORNERS}
         yield Record(
             values["filename"],
             f"{source}:{reader.line_num}",
@@ -320,7 +320,7 @@ def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterat
     labelled = []
     for position, item in enumerate(annotation.iter("object")):
         label = (item.findtext("name") or "").strip()
-        corners = [(item.findtext(f"bndbox/{name}") or "").strip() for name in BOX_COLUMNS]
+        corners = [(item.findtext(f"bndbox/{name}") or "").strip() for name in names.BOX_CORNERS]
         if not all(_is_number(value) for value in corners):
             yield Reject(
                 filename,

@@ -8,6 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from components import names
 from components.trainer import export
 
 
@@ -38,7 +39,7 @@ def predict_serialized(model_dir: str, serialized: list[bytes]) -> list[dict[str
         }
         if "box" in outputs:  # Absent from classification-only models.
             corners = (round(v, 6) for v in outputs["box"][index].numpy().tolist())
-            result["box"] = dict(zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True))
+            result["box"] = dict(zip(names.BOX_CORNERS, corners, strict=True))
         results.append(result)
     return results
 

@@ -14,6 +14,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import names
 from components.settings import section_from_dict
 from components.transform.settings import FeatureConfig
 
@@ -23,7 +24,6 @@ LABEL = "label"  # The raw column: a class name.
 # TFMA, which sees raw and transformed features side by side, cannot mistake one for the other.
 LABEL_ID = "label_id"
 BOX = "box"
-BOX_COORDINATES = ("xmin", "ymin", "xmax", "ymax")
 # How the resized image sits in the original one; see decode_and_resize.
 IMAGE_FRAME = "image_frame"
 LABEL_VOCABULARY = "label"
@@ -64,7 +64,7 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
         dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY
     )
     if settings.boxes:
-        box = tf.stack([dense_column(inputs[name], 0.0) for name in BOX_COORDINATES], axis=1)
+        box = tf.stack([dense_column(inputs[name], 0.0) for name in names.BOX_CORNERS], axis=1)
         outputs[BOX] = box_to_frame(box, frames)
     # Crossed features read the bucket/vocabulary ids of the others, so those come first.
     for feature in sorted(settings.features, key=lambda feature: feature.kind == "crossed"):

@@ -22,13 +22,14 @@ import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
+from components import names
 from components.ingest import beam as ingest_beam
 from components.ingest import examples as ingest
 from components.ingest import formats
 from components.ingest.records import Record
 
 # Written by ingest for bookkeeping and training; a client at serving time sends none of them.
-TRAINING_ONLY_FEATURES = ("filename", "image_width", "image_height", "label", *ingest.BOX_KEYS)
+TRAINING_ONLY_FEATURES = ("filename", "image_width", "image_height", "label", *names.BOX_CORNERS)
 
 
 def value_type(text: str) -> ingest.ColumnType:
@@ -164,7 +165,7 @@ def curate_defaults(
     for feature in schema.feature:
         if feature.name in TRAINING_ONLY_FEATURES:
             feature.not_in_environment.append("SERVING")
-        if has_boxes and feature.name in ingest.BOX_KEYS:
+        if has_boxes and feature.name in names.BOX_CORNERS:
             feature.float_domain.min = 0.0
             feature.float_domain.max = 1.0
         if feature.name in ("image_width", "image_height"):

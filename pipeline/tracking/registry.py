@@ -24,6 +24,7 @@ import tensorflow as tf
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
 
+from components import names
 from components.champion import component as champion_lib
 from components.trainer import export
 from components.transform import features as features_lib
@@ -72,7 +73,7 @@ def predict_frame(serve, types: dict[str, str], frame: pd.DataFrame) -> pd.DataF
         result[f"probability_{name}"] = probabilities[:, index]
     if "box" in outputs:  # Classification-only models have no box.
         box = outputs["box"].numpy().astype(np.float64)
-        for index, corner in enumerate(("xmin", "ymin", "xmax", "ymax")):
+        for index, corner in enumerate(names.BOX_CORNERS):
             result[corner] = box[:, index]
     return result
 

@@ -107,12 +107,12 @@ def build_run_report(
 
         def attempt(part: str, make: Callable[[], Sequence[str]]) -> Any:
             try:
-                names = make()
+                files = make()
             except Exception as error:  # A plot must not fail the run; the failure is reported instead.
                 logging.warning("report: %s failed: %s: %s", part, type(error).__name__, error, exc_info=True)
                 failed.append(f"{part}: {type(error).__name__}: {error}")
                 return
-            written.extend(names)
+            written.extend(files)
 
         def learning_curves() -> list[str]:
             if result.history_path is None:

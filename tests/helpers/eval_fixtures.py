@@ -22,6 +22,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types import standard_component_specs as keys
 from tfx.utils import json_utils, proto_utils
 
+from components import names
 from components.champion import component as champion_lib
 from components.evaluator import executor as evaluator
 from components.trainer import export, metrics
@@ -34,7 +35,7 @@ _SPEC = {
     features.LABEL: tf.io.FixedLenFeature([1], tf.string, default_value=[""]),
     "camera_id": tf.io.FixedLenFeature([1], tf.string, default_value=[""]),
     "difficulty": tf.io.FixedLenFeature([1], tf.float32, default_value=[1.0]),
-    **{name: tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0]) for name in features.BOX_COORDINATES},
+    **{name: tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0]) for name in names.BOX_CORNERS},
 }
 SERVING_TYPES = {features.IMAGE: "string", "camera_id": "string"}
 
@@ -57,7 +58,7 @@ class EvalExample:
             features.LABEL: text(self.label),
             "camera_id": text(self.camera),
             "difficulty": floats(self.difficulty),
-            **{name: floats(value) for name, value in zip(features.BOX_COORDINATES, self.box, strict=True)},
+            **{name: floats(value) for name, value in zip(names.BOX_CORNERS, self.box, strict=True)},
         }
         return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -113,7 +114,7 @@ def tiny_model(model_dir: str, skill: float, box_shift: float, with_box: bool = 
     def parse(serialized):
         raw = tf.io.parse_example(serialized, _SPEC)
         label_id = module.table.lookup(raw[features.LABEL][:, 0])
-        box = tf.concat([raw[name] for name in features.BOX_COORDINATES], axis=1)
+        box = tf.concat([raw[name] for name in names.BOX_CORNERS], axis=1)
         return raw, label_id, box
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -6,6 +6,7 @@ import os
 import pytest
 import tensorflow as tf
 
+from components import names
 from components.ingest import beam as ingest_beam
 from components.ingest import examples as ingest
 from components.ingest.records import REASONS, IngestError
@@ -26,7 +27,7 @@ def read_rejects(output_dir) -> list[dict]:
 
 
 def box_of(example) -> list[float]:
-    return [round(example.features.feature[key].float_list.value[0], 4) for key in ingest.BOX_KEYS]
+    return [round(example.features.feature[key].float_list.value[0], 4) for key in names.BOX_CORNERS]
 
 
 def messy_csv_dataset(root):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import names
 from components.ingest import examples as ingest
 from components.ingest import image_io
 from components.ingest.records import Box, Record, RecordError
@@ -39,7 +40,7 @@ def test_round_trip_image_and_box_come_back_equal():
     np.testing.assert_array_equal(decoded, pixels)
     width, height = feature(example, "image_width")[0], feature(example, "image_height")[0]
     assert (width, height) == (40, 24)
-    fractions = [feature(example, key)[0] for key in ingest.BOX_KEYS]
+    fractions = [feature(example, key)[0] for key in names.BOX_CORNERS]
     np.testing.assert_allclose(np.array(fractions) * [width, height, width, height], box, atol=1e-4)
     assert image_fixtures.red_box(decoded) == box
     assert feature(example, "label") == [b"cat"] and feature(example, "filename") == [b"a.png"]
@@ -49,7 +50,7 @@ def test_round_trip_image_and_box_come_back_equal():
 
 def test_classification_record_gets_no_box_features():
     example = convert(Record("a.png", "t", "cat"), image_fixtures.encode(image_fixtures.picture(10, 10)))
-    assert not set(ingest.BOX_KEYS) & set(example.features.feature)
+    assert not set(names.BOX_CORNERS) & set(example.features.feature)
     assert feature(example, "label") == [b"cat"]
 
 
@@ -76,7 +77,7 @@ def test_a_box_may_touch_the_far_edges():
     example = convert(
         Record("a.png", "t", "cat", Box(0, 0, 40, 30)), image_fixtures.encode(image_fixtures.picture(40, 30))
     )
-    assert [feature(example, key)[0] for key in ingest.BOX_KEYS] == [0, 0, 1, 1]
+    assert [feature(example, key)[0] for key in names.BOX_CORNERS] == [0, 0, 1, 1]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def rotated_photo():
 
 
 def fractions_of(example):
-    return tuple(round(feature(example, key)[0], 5) for key in ingest.BOX_KEYS)
+    return tuple(round(feature(example, key)[0], 5) for key in names.BOX_CORNERS)
 
 
 def test_exif_rotated_photo_boxes_in_either_frame_end_up_on_the_upright_image():

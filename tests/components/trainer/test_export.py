@@ -14,6 +14,7 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
+from components import names
 from components.trainer import export, training
 from components.trainer import model as model_lib
 from components.transform import features
@@ -29,7 +30,7 @@ RAW_SPEC = {
     "image": tf.io.FixedLenFeature([1], tf.string),
     "label": tf.io.FixedLenFeature([1], tf.string),
     "camera": tf.io.FixedLenFeature([1], tf.string),
-    **{name: tf.io.FixedLenFeature([1], tf.float32) for name in features.BOX_COORDINATES},
+    **{name: tf.io.FixedLenFeature([1], tf.float32) for name in names.BOX_CORNERS},
 }
 
 
@@ -41,7 +42,7 @@ def _png(color) -> bytes:
 
 ROWS = [
     {"image": [_png((200, 10 * i, 0))], "label": [[b"cat", b"dog"][i % 2]], "camera": [[b"a", b"b"][i % 2]]}
-    | {name: [value] for name, value in zip(features.BOX_COORDINATES, (0.1, 0.2, 0.6, 0.7), strict=True)}
+    | {name: [value] for name, value in zip(names.BOX_CORNERS, (0.1, 0.2, 0.6, 0.7), strict=True)}
     for i in range(8)
 ]
 

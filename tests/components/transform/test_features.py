@@ -9,6 +9,7 @@ import tensorflow_transform.beam as tft_beam
 from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components import names
 from components.transform import features
 from pipeline import config as config_lib
 
@@ -61,7 +62,7 @@ RAW_SPEC = {
     "weather": tf.io.FixedLenFeature([], tf.string),
     "site": tf.io.FixedLenFeature([], tf.string),
     "lane": tf.io.FixedLenFeature([], tf.int64),
-    **{name: tf.io.FixedLenFeature([], tf.float32) for name in features.BOX_COORDINATES},
+    **{name: tf.io.FixedLenFeature([], tf.float32) for name in names.BOX_CORNERS},
 }
 
 
