@@ -19,7 +19,7 @@ from matplotlib import patches, ticker
 from matplotlib.figure import Figure
 
 from components import names
-from components.trainer import metrics, training
+from components.trainer import export, metrics, training
 from components.trainer import model as model_lib
 
 IOU_MARK = 0.5
@@ -374,11 +374,11 @@ def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> 
     labels, boxes = truth_from_examples(serialized)
     predicted, predicted_boxes, class_names = [], [], None
     for start in range(0, len(serialized), batch_size):
-        outputs = serve(examples=tf.constant(list(serialized[start : start + batch_size]), dtype=tf.string))
-        predicted.extend(label.decode() for label in outputs["label"].numpy())
-        count = len(outputs["label"].numpy())
-        predicted_boxes.append(outputs["box"].numpy() if "box" in outputs else np.full((count, 4), np.nan))
-        class_names = class_names or tuple(name.decode() for name in outputs["classes"][0].numpy())
+        batch = list(serialized[start : start + batch_size])
+        served = export.decode_served(serve(examples=tf.constant(batch, dtype=tf.string)))
+        predicted.extend(served.labels)
+        predicted_boxes.append(served.boxes if served.boxes is not None else np.full((len(batch), 4), np.nan))
+        class_names = class_names or served.class_names
     return EvalScores(
         class_names=class_names,
         true_labels=tuple(labels),

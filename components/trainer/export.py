@@ -10,11 +10,13 @@ The Transform graph is attached to the model, so serving applies exactly the tra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
@@ -137,3 +139,26 @@ def make_raw_example(image_bytes: bytes, metadata: Mapping[str, Any], types: Map
 def load_raw_feature_types(model_dir: str) -> dict[str, str]:
     with tf.io.gfile.GFile(os.path.join(model_dir, "assets.extra", RAW_FEATURES_FILE)) as handle:
         return json.load(handle)
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A batch's answer from `serving_default`, decoded once for every client (`xfer predict`, the registry's
+    pyfunc, the report's scoring)."""
+
+    labels: tuple[str, ...]  # The predicted class of each example.
+    class_names: tuple[str, ...]  # The order of `probabilities`' columns.
+    probabilities: np.ndarray  # (examples, classes), float64.
+    boxes: np.ndarray | None  # (examples, 4) corners as fractions of the image sent; None without a box head.
+
+
+def decode_served(outputs: Mapping[str, tf.Tensor]) -> Served:
+    """`serving_default`'s output tensors -> `Served`."""
+    labels = tuple(label.decode() for label in outputs["label"].numpy())
+    classes = outputs["classes"].numpy()
+    return Served(
+        labels=labels,
+        class_names=tuple(name.decode() for name in classes[0]) if len(classes) else (),
+        probabilities=outputs["probabilities"].numpy().astype(np.float64),
+        boxes=outputs["box"].numpy().astype(np.float64) if "box" in outputs else None,
+    )

@@ -28,17 +28,16 @@ def resolve_model_dir(model_dir: str) -> str:
 
 def predict_serialized(model_dir: str, serialized: list[bytes]) -> list[dict[str, Any]]:
     model = tf.saved_model.load(model_dir)
-    outputs = model.signatures["serving_default"](examples=tf.constant(serialized))
+    served = export.decode_served(model.signatures["serving_default"](examples=tf.constant(serialized)))
     results = []
-    for index in range(len(serialized)):
-        classes = [name.decode() for name in outputs["classes"][index].numpy()]
-        probabilities = outputs["probabilities"][index].numpy().tolist()
-        result = {
-            "class": outputs["label"][index].numpy().decode(),
-            "probabilities": {name: round(p, 6) for name, p in zip(classes, probabilities, strict=True)},
+    for index, label in enumerate(served.labels):
+        probabilities = served.probabilities[index].tolist()
+        result: dict[str, Any] = {
+            "class": label,
+            "probabilities": {name: round(p, 6) for name, p in zip(served.class_names, probabilities, strict=True)},
         }
-        if "box" in outputs:  # Absent from classification-only models.
-            corners = (round(v, 6) for v in outputs["box"][index].numpy().tolist())
+        if served.boxes is not None:  # Absent from classification-only models.
+            corners = (round(v, 6) for v in served.boxes[index].tolist())
             result["box"] = dict(zip(names.BOX_CORNERS, corners, strict=True))
         results.append(result)
     return results

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 from mlflow.entities import LoggedModelOutput, Metric
@@ -65,16 +64,13 @@ def predict_frame(serve, types: dict[str, str], frame: pd.DataFrame) -> pd.DataF
         )
         for _, row in frame.iterrows()
     ]
-    outputs = serve(examples=tf.constant(serialized, dtype=tf.string))
-    classes = [name.decode() for name in outputs["classes"][0].numpy()] if serialized else []
-    probabilities = outputs["probabilities"].numpy().astype(np.float64)
-    result = pd.DataFrame({"label": [label.decode() for label in outputs["label"].numpy()]})
-    for index, name in enumerate(classes):
-        result[f"probability_{name}"] = probabilities[:, index]
-    if "box" in outputs:  # Classification-only models have no box.
-        box = outputs["box"].numpy().astype(np.float64)
+    served = export.decode_served(serve(examples=tf.constant(serialized, dtype=tf.string)))
+    result = pd.DataFrame({"label": list(served.labels)})
+    for index, name in enumerate(served.class_names):
+        result[f"probability_{name}"] = served.probabilities[:, index]
+    if served.boxes is not None:  # Classification-only models have no box.
         for index, corner in enumerate(names.BOX_CORNERS):
-            result[corner] = box[:, index]
+            result[corner] = served.boxes[:, index]
     return result
 
 
