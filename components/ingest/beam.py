@@ -21,7 +21,7 @@ import tensorflow as tf
 from components.ingest import examples as ingest
 from components.ingest import formats
 from components.ingest.records import IngestError, Record, RecordError, Reject
-from components.ingest.settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REJECT_FRACTION, IngestConfig
+from components.ingest.settings import IngestConfig, IngestFormat
 
 REJECTS_FILE = "rejects.jsonl"
 SUMMARY_FILE = "ingest_summary.json"
@@ -33,9 +33,10 @@ _COUNTS_FILE = "_ingest_counts.json"
 class IngestSettings:
     """Everything ingest needs from the config, as carried in the ExampleGen's custom_config."""
 
-    format: str = "auto"
-    multi_box_policy: formats.MultiBoxPolicy = "largest"
-    max_reject_fraction: float = 0.05
+    # The defaults are the config's (components/ingest/settings.py), so a dict that omits a key means the same.
+    format: IngestFormat = IngestConfig.format
+    multi_box_policy: formats.MultiBoxPolicy = IngestConfig.multi_box_policy
+    max_reject_fraction: float = IngestConfig.max_reject_fraction
     example: ingest.ExampleSettings = ingest.ExampleSettings()
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,11 +49,11 @@ class IngestSettings:
     def from_dict(cls, raw: dict[str, Any]) -> IngestSettings:
         example = dict(raw.get("example", {}))
         example["labels"] = tuple(example.get("labels", ()))
-        example["max_pixels"] = int(example.get("max_pixels", DEFAULT_MAX_PIXELS))
+        example["max_pixels"] = int(example.get("max_pixels", IngestConfig.max_pixels))
         return cls(
-            format=raw.get("format", "auto"),
-            multi_box_policy=raw.get("multi_box_policy", "largest"),
-            max_reject_fraction=float(raw.get("max_reject_fraction", DEFAULT_MAX_REJECT_FRACTION)),
+            format=raw.get("format", cls.format),
+            multi_box_policy=raw.get("multi_box_policy", cls.multi_box_policy),
+            max_reject_fraction=float(raw.get("max_reject_fraction", cls.max_reject_fraction)),
             example=ingest.ExampleSettings(**example),
         )
 

@@ -17,18 +17,19 @@ MultiBoxPolicy = Literal["largest", "reject"]
 ExifBoxFrame = Literal["displayed", "stored"]
 # Decompression-bomb guard: images with more pixels are rejected before they are decoded.
 DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MAX_REJECT_FRACTION = 0.05
+# What `ingest.format` may say: a format, or "auto" to detect it.
+IngestFormat = Literal["auto", Format]
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestConfig:
     # Stop the run when more than this share of the records is rejected (every reject is listed either way).
-    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
+    max_reject_fraction: float = 0.05
     max_pixels: int = DEFAULT_MAX_PIXELS
     # When given, a record whose label is not listed is rejected; when empty, every label is a class.
     labels: tuple[str, ...] = ()
     # Annotation format of the dataset folder; "auto" detects it (see components/ingest/formats.py for the layouts).
-    format: Literal["auto", Format] = "auto"
+    format: IngestFormat = "auto"
     # An image with several boxes (COCO, VOC) keeps its largest box, or is rejected; the log counts them.
     multi_box_policy: MultiBoxPolicy = "largest"
     # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
