@@ -17,7 +17,7 @@ from components.ingest import sample_data
 from components.trainer import export, predict
 from pipeline import config as config_lib
 from pipeline import local_runner
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ ROOT = str(REPO_ROOT)
 
 
 def _config(tmp_path, **evaluation) -> config_lib.Config:
-    base = config_lib.load_config(os.path.join(ROOT, "configs", "sample.yaml"))
+    base = config_lib.load_config(SAMPLE_CONFIG)
     raw = base.to_dict()
     raw.update(
         pipeline_name="xfer-e2e",

@@ -13,14 +13,12 @@ from benchmarks import plain_keras, transfer
 from components.ingest import sample_data
 from components.trainer import model as model_lib
 from pipeline import config as config_lib
-from tests.helpers import REPO_ROOT
-
-ROOT = REPO_ROOT
+from tests.helpers import SAMPLE_CONFIG
 
 
 @pytest.mark.slow
 def test_a_backbone_pretrained_on_another_task_beats_scratch_at_equal_steps(tmp_path):
-    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     config = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_size=16))
     source_dir, target_dir = tmp_path / "source", tmp_path / "target"
     # The source task is not the target: other images (another seed) and every shape in a random hue.

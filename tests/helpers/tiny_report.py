@@ -17,7 +17,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline.tracking import run_record
-from tests.helpers import REPO_ROOT, run_results
+from tests.helpers import SAMPLE_CONFIG, run_results
 
 CLASSES = ["red", "green"]
 SIZE = 8
@@ -183,7 +183,7 @@ def make_tiny_run(tmp_path):
             "ExampleValidator": node("ExampleValidator", anomalies="ExampleValidator/anomalies/4"),
         },
     )
-    config = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml").replace(pipeline_name="tiny")
+    config = config_lib.load_config(SAMPLE_CONFIG).replace(pipeline_name="tiny")
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
     result = run_results.run_result(str(root))

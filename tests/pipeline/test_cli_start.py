@@ -14,7 +14,7 @@ import pytest
 
 from components.trainer import training
 from pipeline import logs
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
 
 ROOT = REPO_ROOT
 
@@ -41,7 +41,7 @@ def _probe(*args: str) -> tuple[dict, str]:
 
 def test_a_config_error_is_reported_before_tensorflow_is_imported(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    sample = (ROOT / "configs/sample.yaml").read_text()
+    sample = SAMPLE_CONFIG.read_text()
     broken = re.sub(r"finetune: \{epochs: \d+", "finetune: {epochs: twelve", sample)
     assert broken != sample
     bad.write_text(broken)

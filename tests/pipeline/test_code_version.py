@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import code_version
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
 
 ROOT = REPO_ROOT
 
@@ -85,7 +85,7 @@ def node_modules() -> dict[str, list[str]]:
     from pipeline import config as config_lib
     from pipeline import pipeline as pipeline_lib
 
-    config = config_lib.load_config(ROOT / "configs/sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     return pipeline_lib.node_code_modules(pipeline_lib.eval_config(config))
 
 
@@ -128,7 +128,7 @@ def test_the_pipeline_carries_each_nodes_version(tmp_path: Path):
     from pipeline import config as config_lib
     from pipeline import pipeline as pipeline_lib
 
-    config = config_lib.load_config(ROOT / "configs/sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     pipeline = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     versions = pipeline_lib.node_code_versions(pipeline_lib.eval_config(config))
     nodes = {node.id: node for node in pipeline.components}

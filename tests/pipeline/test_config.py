@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_lib
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
 
 ROOT = REPO_ROOT
-SAMPLE = ROOT / "configs" / "sample.yaml"
+SAMPLE = SAMPLE_CONFIG
 
 
 def _write(tmp_path: Path, text: str) -> Path:

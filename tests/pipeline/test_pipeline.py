@@ -6,9 +6,7 @@ from google.protobuf import json_format
 
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from tests.helpers import REPO_ROOT
-
-ROOT = REPO_ROOT
+from tests.helpers import SAMPLE_CONFIG
 
 
 def _as_dict(value):
@@ -21,7 +19,7 @@ def _as_dict(value):
 
 
 def test_the_trainer_validates_on_val_and_only_the_evaluator_reads_eval(tmp_path):
-    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     pipeline = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     nodes = {node.id: node for node in pipeline.components}
     output_config = _as_dict(nodes["ImageExampleGen"].exec_properties["output_config"])
@@ -34,7 +32,7 @@ def test_the_trainer_validates_on_val_and_only_the_evaluator_reads_eval(tmp_path
 
 
 def test_the_gate_checks_classes_against_the_split_transform_learns_its_vocabulary_from(tmp_path):
-    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     pipeline = pipeline_lib.create_pipeline(config, str(tmp_path / "root"), str(tmp_path / "serving"))
     nodes = {node.id: node for node in pipeline.components}
     gate = nodes["AnomaliesGate"]

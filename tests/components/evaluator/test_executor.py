@@ -17,14 +17,13 @@ from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline.tracking import result as result_lib
 from pipeline.tracking import run_log
-from tests.helpers import REPO_ROOT, eval_fixtures
+from tests.helpers import SAMPLE_CONFIG, eval_fixtures
 
-ROOT = str(REPO_ROOT)
 EXAMPLES = eval_fixtures.make_examples(40)
 
 
 def _config(**evaluation) -> config_lib.Config:
-    raw = config_lib.load_config(os.path.join(ROOT, "configs", "sample.yaml")).to_dict()
+    raw = config_lib.load_config(SAMPLE_CONFIG).to_dict()
     raw["evaluation"].update(evaluation)
     return config_lib.config_from_dict(raw)
 

@@ -10,7 +10,7 @@ from components import names
 from components.ingest import examples as ingest
 from components.ingest import image_io
 from components.ingest.records import Box, Record, RecordError
-from tests.helpers import image_fixtures
+from tests.helpers import SAMPLE_CONFIG, image_fixtures
 
 SETTINGS = ingest.ExampleSettings(column_types={"hour": "int", "lat": "float", "camera": "string"})
 
@@ -198,7 +198,7 @@ def test_the_config_ingest_section_reaches_the_executor_intact():
     from components.ingest import beam as ingest_beam
     from pipeline import config as config_lib
 
-    config = config_lib.load_config("configs/sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     assert (config.ingest.format, config.ingest.multi_box_policy, config.ingest.exif_box_frame) == (
         "auto",
         "largest",

@@ -13,11 +13,10 @@ from pipeline import cli
 from pipeline import config as config_lib
 from pipeline.kubeflow import client as kubeflow_client
 from pipeline.kubeflow import runner as kubeflow_runner
-from tests.helpers import REPO_ROOT
+from tests.helpers import SAMPLE_CONFIG
 from tests.helpers.kfp_stub import KfpStub
 
-ROOT = REPO_ROOT
-SAMPLE = str(ROOT / "configs" / "sample.yaml")
+SAMPLE = str(SAMPLE_CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from kfp.client import client as kfp_client
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline.kubeflow import runner as kubeflow_runner
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
 
 ROOT = REPO_ROOT
 SECRET_VALUES = ("sk-test-AWS-secret-9f8e7d", "mlflow-password-4c3b2a", "https://user:pw-77@mlflow.example")
@@ -23,7 +23,7 @@ SECRET_VALUES = ("sk-test-AWS-secret-9f8e7d", "mlflow-password-4c3b2a", "https:/
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> config_lib.Config:
-    return config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    return config_lib.load_config(SAMPLE_CONFIG)
 
 
 @pytest.fixture(scope="module")

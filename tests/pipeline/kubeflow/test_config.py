@@ -6,19 +6,17 @@ import pytest
 import yaml
 
 from pipeline import config as config_lib
-from tests.helpers import REPO_ROOT
-
-ROOT = REPO_ROOT
+from tests.helpers import SAMPLE_CONFIG
 
 
 def sample(**kubeflow) -> dict:
-    raw = yaml.safe_load((ROOT / "configs" / "sample.yaml").read_text())
+    raw = yaml.safe_load(SAMPLE_CONFIG.read_text())
     raw["kubeflow"] = kubeflow
     return raw
 
 
 def test_sample_config_gets_the_defaults():
-    config = config_lib.load_config(ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     assert config.kubeflow.gpu_count == 1
     assert config.kubeflow.pipeline_root.startswith("s3://")
 

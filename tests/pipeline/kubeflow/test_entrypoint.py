@@ -10,7 +10,7 @@ import pytest
 from pipeline.kubeflow import entrypoint as kubeflow_entrypoint
 from pipeline.kubeflow import s3 as kubeflow_s3
 from pipeline.tracking import run_log
-from tests.helpers import REPO_ROOT
+from tests.helpers import SAMPLE_CONFIG
 
 
 @pytest.mark.parametrize("endpoint", ["http://minio.xfer.svc.cluster.local:9000", "https://s3.eu-west-1.amazonaws.com"])
@@ -108,7 +108,7 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
     from pipeline import pipeline as pipeline_lib
     from tests.helpers import eval_fixtures
 
-    raw = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml").to_dict()
+    raw = config_lib.load_config(SAMPLE_CONFIG).to_dict()
     raw["evaluation"].update(min_accuracy=0.5, min_iou=0.5, min_accuracy_change=-0.05)
     config = config_lib.config_from_dict(raw)
     monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
@@ -172,7 +172,7 @@ def test_the_pusher_step_registers_what_it_pushed_as_the_champion(pod_env, tmp_p
     from pipeline import config as config_lib
     from tests.helpers import eval_fixtures
 
-    config = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     monkeypatch.setenv("XFER_MLFLOW_PARAMS", json.dumps(config.to_dict()))
     serving = eval_fixtures.tiny_model(str(tmp_path / "model"), skill=0.5, box_shift=0.0) + "/Format-Serving"
     run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})

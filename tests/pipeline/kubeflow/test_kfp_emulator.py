@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, kfp_emulator, local_services
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG, kfp_emulator, local_services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kfp_emulator]
 
@@ -45,7 +45,7 @@ RUN1_IMAGES, RUN3_IMAGES = 16, 20
 def cluster_config(tmp_path: Path):
     from pipeline import config as config_lib
 
-    raw = config_lib.load_config(ROOT / "configs" / "sample.yaml").to_dict()
+    raw = config_lib.load_config(SAMPLE_CONFIG).to_dict()
     raw.update(
         pipeline_name=PIPELINE,
         data=str(tmp_path / "unused-local-data"),

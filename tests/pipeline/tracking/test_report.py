@@ -14,7 +14,7 @@ from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline.tracking import report as pipeline_report
 from pipeline.tracking import result as result_lib
-from tests.helpers import REPO_ROOT, run_results, tiny_report
+from tests.helpers import SAMPLE_CONFIG, run_results, tiny_report
 
 
 @pytest.fixture()
@@ -121,7 +121,7 @@ def test_grad_cam_refuses_a_network_that_is_not_the_served_one(tiny_run):
 
 
 def test_model_card_states_data_metrics_gates_and_limits():
-    config = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     scores = report.EvalScores(
         class_names=("a", "b"),
         true_labels=("a", "a", "b"),
@@ -156,7 +156,7 @@ def test_model_card_states_data_metrics_gates_and_limits():
 
 
 def test_model_card_says_what_the_model_was_compared_with():
-    config = config_lib.load_config(REPO_ROOT / "configs" / "sample.yaml")
+    config = config_lib.load_config(SAMPLE_CONFIG)
     gates = (
         result_lib.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.91, True),
         result_lib.GateRow("eval_accuracy", "change", "change >= -0.01", 0.91, False, champion=0.95, change=-0.04),
