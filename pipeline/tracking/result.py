@@ -130,7 +130,7 @@ def read_run(config: config_lib.Config, record: run_record.RunRecord) -> RunResu
         trainer_model_uri=trainer.output("model").uri,
         history_path=history_path,
         evaluation=evaluation,
-        pushed_path=str(pushed.get("pushed_destination", "")) if pushed.get("pushed") else None,
+        pushed_path=(str(pushed.get("pushed_destination", "")) or None) if pushed.get("pushed") else None,
     )
 
 
