@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="xfer-overhead-"))
     workdir.mkdir(parents=True, exist_ok=True)
     xfer = [sys.executable, "-m", "pipeline.cli"]
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
+    env = dict(os.environ)  # The CLI sets TF_USE_LEGACY_KERAS itself (components/__init__.py).
     data, workspace = workdir / "data", workdir / "workspace"
     if not (data / "annotations.csv").exists():
         subprocess.check_call(

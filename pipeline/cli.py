@@ -370,7 +370,7 @@ def _submit(args: argparse.Namespace) -> int:
     return _wait(args, config, result)
 
 
-def _wait(args: argparse.Namespace, config: Any, submitted: dict[str, Any]) -> int:
+def _wait(args: argparse.Namespace, config: config_lib.Config, submitted: dict[str, Any]) -> int:
     from pipeline.kubeflow import client as kubeflow_client
 
     ended = kubeflow_client.wait(args.host, submitted["run_id"], submitted["package"]["tasks"], args.poll_seconds)

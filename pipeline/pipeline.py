@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 
 # TFX's modules, not `tfx.v1`: importing `tfx.v1` loads every extension too (Google Cloud AI Platform, BigQuery),
 # about 11 s of every `xfer run`, for nodes this pipeline never uses.
 from tfx.components import ExampleValidator, StatisticsGen, Trainer
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base import base_component
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
@@ -31,7 +32,7 @@ TRANSFORM_FN = "components.transform.module.preprocessing_fn"
 RUN_FN = "components.trainer.module.run_fn"
 
 
-def executor_module(component_class: Any) -> str:
+def executor_module(component_class: type[base_component.BaseComponent]) -> str:
     """The module of a component's executor class: where its code starts."""
     return component_class.EXECUTOR_SPEC.executor_class.__module__
 
@@ -145,13 +146,13 @@ def _schema_label_count(schema_path: str) -> int:
 class DataValidationNodes:
     """Ingest, statistics and schema validation: the head of the DAG, also run alone by `xfer validate`."""
 
-    example_gen: Any
-    statistics_gen: Any
-    schema_gen: Any
-    example_validator: Any
-    anomalies_gate: Any
+    example_gen: base_component.BaseComponent
+    statistics_gen: base_component.BaseComponent
+    schema_gen: base_component.BaseComponent
+    example_validator: base_component.BaseComponent
+    anomalies_gate: base_component.BaseComponent
 
-    def as_list(self) -> list[Any]:
+    def as_list(self) -> list[base_component.BaseComponent]:
         return [
             self.example_gen,
             self.statistics_gen,
@@ -215,7 +216,7 @@ def create_pipeline(
     config: config_lib.Config,
     pipeline_root: str,
     serving_dir: str,
-    metadata_connection_config: Any = None,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     beam_pipeline_args: list[str] | None = None,
     champion_version: str = "",
     tracking_uri: str = "",

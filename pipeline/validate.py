@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import tensorflow as tf
+from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local import local_dag_runner
 
@@ -40,7 +41,9 @@ class ValidationReport:
 
 
 def validation_pipeline(
-    config: config_lib.Config, pipeline_root: str, metadata_connection_config: Any = None
+    config: config_lib.Config,
+    pipeline_root: str,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
 ) -> tfx_pipeline.Pipeline:
     nodes = pipeline_lib.data_validation_nodes(config)
     return tfx_pipeline.Pipeline(
