@@ -88,5 +88,5 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRu
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")
         result = result_lib.read_run(config, record)
-        tracked = tracking.log_results(config, mlflow_run_id, record, result)
+        tracked = tracking.log_results(config, mlflow_run_id, result)
     return LocalRun(result, tracked)

@@ -71,7 +71,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     with tf.io.gfile.GFile(os.path.join(examples_uri, example_gen.SUMMARY_FILE)) as handle:
         summary = json.loads(handle.read())
     # The splits each artifact records, as the run report reads them: a config with other splits needs no edit here.
-    lines = run_report.run_anomalies(record)
+    lines = run_report.run_anomalies(record.nodes[names.VALIDATOR].output("anomalies"))
     statistics_output = record.nodes[names.STATISTICS].output("statistics")
     html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
     os.makedirs(os.path.dirname(html_path), exist_ok=True)

@@ -54,9 +54,8 @@ def split_names(output: run_record.Output) -> list[str]:
     return json.loads(recorded) if recorded else list(STATISTICS_SPLITS)
 
 
-def run_anomalies(record: run_record.RunRecord) -> list[str]:
-    """The ExampleValidator's anomalies for the run, one plain line each (none when the data is clean)."""
-    anomalies = record.nodes[names.VALIDATOR].output("anomalies")
+def run_anomalies(anomalies: run_record.Output) -> list[str]:
+    """ExampleValidator's anomalies (its output), one plain line each (none when the data is clean)."""
     uri = anomalies.uri
     return [
         line
@@ -86,7 +85,6 @@ def model_inputs(serving_model, keras_model: tf_keras.Model, serialized: Sequenc
 
 def build_run_report(
     config: config_lib.Config,
-    record: run_record.RunRecord,
     result: result_lib.RunResult,
     client: MlflowClient,
     run_id: str,
@@ -198,7 +196,7 @@ def build_run_report(
         attempt("model summary and Grad-CAM", keras_parts)
 
         def anomalies() -> list[str]:
-            state["anomalies"] = run_anomalies(record)
+            state["anomalies"] = run_anomalies(result.anomalies)
             with open(os.path.join(out, "anomalies.txt"), "w") as handle:
                 handle.write(anomalies_text(state["anomalies"]))
             return ["anomalies.txt"]
@@ -206,7 +204,7 @@ def build_run_report(
         attempt("anomalies", anomalies)
 
         def statistics() -> list[str]:
-            statistics = record.nodes[names.STATISTICS].output("statistics")
+            statistics = result.statistics
             loaded = {
                 split: validation_gate.load_statistics(statistics.uri, split) for split in split_names(statistics)
             }

@@ -70,6 +70,8 @@ class RunResult:
     pipeline_run: str
     node_states: dict[str, str]
     examples_uri: str
+    statistics: run_record.Output  # StatisticsGen's, with the splits it holds.
+    anomalies: run_record.Output  # ExampleValidator's, split by split.
     input_fingerprint: str  # TFX's fingerprint of the input files; "" when the artifact has none.
     ingest: dict[str, Any] | None  # The ingest's own summary (ImageExampleGen's ingest_summary.json), if written.
     transform_graph_uri: str
@@ -123,6 +125,8 @@ def read_run(config: config_lib.Config, record: run_record.RunRecord) -> RunResu
         pipeline_run=record.run_id,
         node_states={node: node_record.state for node, node_record in record.nodes.items()},
         examples_uri=examples.uri,
+        statistics=record.nodes[names.STATISTICS].output("statistics"),
+        anomalies=record.nodes[names.VALIDATOR].output("anomalies"),
         input_fingerprint=str(examples.properties.get("input_fingerprint", "")),
         ingest=ingest,
         transform_graph_uri=transform_uri,

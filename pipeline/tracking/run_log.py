@@ -31,7 +31,7 @@ from components.ingest import example_gen
 from components.ingest import examples as ingest
 from components.transform import features
 from pipeline import config as config_lib
-from pipeline.tracking import registry, run_record, run_story
+from pipeline.tracking import registry, run_story
 from pipeline.tracking import report as run_report
 from pipeline.tracking import result as result_lib
 
@@ -233,10 +233,8 @@ def log_gates(
     return table
 
 
-def log_results(
-    config: config_lib.Config, run_id: str, record: run_record.RunRecord, result: result_lib.RunResult
-) -> Tracked:
-    """Logs what the pipeline produced (`result`, read from `record`) to the MLflow run."""
+def log_results(config: config_lib.Config, run_id: str, result: result_lib.RunResult) -> Tracked:
+    """Logs what the pipeline produced (`result`, read once from ML Metadata) to the MLflow run."""
     client = MlflowClient(tracking_uri=config.tracking_uri)
     client.set_tag(run_id, "pipeline_run", result.pipeline_run)
     summary = run_story.node_summary(result.node_states)
@@ -268,7 +266,7 @@ def log_results(
     gate_table = log_evaluation(client, run_id, evaluation, result.class_names)
     if result.pushed_path is not None:
         client.set_tag(run_id, "pushed_path", workspace_relative(config, result.pushed_path))
-    report_failures = _report(config, client, run_id, record, result)
+    report_failures = _report(config, client, run_id, result)
     registered = _register(config, client, run_id, result)
     tracked = Tracked(run_id, data_digest, transform_table, gate_table, trained_in, report_failures, registered)
     describe_run(client, run_id, config, result, tracked)
@@ -434,7 +432,6 @@ def _report(
     config: config_lib.Config,
     client: MlflowClient,
     run_id: str,
-    record: run_record.RunRecord,
     result: result_lib.RunResult,
 ) -> tuple[str, ...]:
     """The run's report when its Trainer trained: a plot that fails is a warning, never a failed run. A Trainer
@@ -442,7 +439,7 @@ def _report(
     if not result.trained:
         return ()
     try:
-        return tuple(run_report.build_run_report(config, record, result, client, run_id)["failed"])
+        return tuple(run_report.build_run_report(config, result, client, run_id)["failed"])
     except Exception as error:
         logging.warning("MLflow run %s: no report: %s: %s", run_id, type(error).__name__, error, exc_info=True)
         return (f"report: {type(error).__name__}: {error}",)

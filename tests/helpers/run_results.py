@@ -4,12 +4,13 @@ description): only the fields a test names differ from an unremarkable blessed r
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from components import names
 from components.evaluator import executor as evaluator_lib
 from pipeline.tracking import result as result_lib
-from pipeline.tracking import run_log
+from pipeline.tracking import run_log, run_record
 
 
 def evaluation(**changes: Any) -> result_lib.Evaluation:
@@ -35,6 +36,8 @@ def run_result(root: str = "/nowhere", **changes: Any) -> result_lib.RunResult:
         pipeline_run="run-1",
         node_states={node: "COMPLETE" for node in (names.INGEST, names.TRANSFORM, names.TRAINER, names.EVALUATOR)},
         examples_uri=f"{root}/ImageExampleGen/examples/1",
+        statistics=run_record.Output(f"{root}/StatisticsGen/statistics/3", {"split_names": json.dumps(names.SPLITS)}),
+        anomalies=run_record.Output(f"{root}/ExampleValidator/anomalies/4", {"split_names": json.dumps(names.SPLITS)}),
         input_fingerprint="",
         ingest=None,
         transform_graph_uri=f"{root}/Transform/transform_graph/5",

@@ -1,5 +1,5 @@
 """A tiny run report's inputs: a network whose answer is known (its Grad-CAM too), exported with the real
-export's signatures, and a pipeline root and run record that point at it."""
+export's signatures, and a pipeline root and run result that point at it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
+from components import names
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
-from pipeline.tracking import run_record
 from tests.helpers import SAMPLE_CONFIG, run_results
 
 CLASSES = ["red", "green"]
@@ -139,8 +139,8 @@ def write_gzip_records(path: str, records: list[bytes]) -> None:
 
 
 def make_tiny_run(tmp_path):
-    """A pipeline root with what build_run_report reads, the RunRecord that points at it and its RunResult;
-    then the config, an MLflow client and a fresh run id."""
+    """A pipeline root with what build_run_report reads and the RunResult that points at it (laid out where
+    `run_results.run_result` puts each output), the config, an MLflow client and a fresh run id."""
     root = tmp_path / "pipeline_root"
     export(tiny_classifier(), str(root / "Trainer" / "model" / "7" / "Format-Serving"))
     (root / "Trainer" / "model_run" / "7").mkdir(parents=True)
@@ -154,8 +154,7 @@ def make_tiny_run(tmp_path):
         raw_example(green, "red", (0.5, 0.5, 1.0, 1.0)),
     ]
     write_gzip_records(str(root / "ImageExampleGen" / "examples" / "1" / "Split-eval" / "data.gz"), examples)
-    splits = ("train", "val", "eval")
-    for split in splits:
+    for split in names.SPLITS:
         path = root / "StatisticsGen" / "statistics" / "3" / f"Split-{split}"
         path.mkdir(parents=True)
         (path / "FeatureStats.pb").write_bytes(statistics(3).SerializeToString())
@@ -163,28 +162,8 @@ def make_tiny_run(tmp_path):
         path.mkdir(parents=True)
         (path / validation_gate.ANOMALIES_FILE).write_bytes(anomalies_pb2.Anomalies().SerializeToString())
 
-    def node(node_id, **outputs):
-        # As ML Metadata records them: the split-holding artifacts say their splits.
-        properties = (
-            {"split_names": json.dumps(list(splits))} if node_id in ("StatisticsGen", "ExampleValidator") else {}
-        )
-        return run_record.NodeRecord(
-            node_id,
-            "COMPLETE",
-            {key: [run_record.Output(str(root / uri), properties)] for key, uri in outputs.items()},
-        )
-
-    record = run_record.RunRecord(
-        "run-1",
-        {
-            "Trainer": node("Trainer", model="Trainer/model/7", model_run="Trainer/model_run/7"),
-            "ImageExampleGen": node("ImageExampleGen", examples="ImageExampleGen/examples/1"),
-            "StatisticsGen": node("StatisticsGen", statistics="StatisticsGen/statistics/3"),
-            "ExampleValidator": node("ExampleValidator", anomalies="ExampleValidator/anomalies/4"),
-        },
-    )
     config = config_lib.load_config(SAMPLE_CONFIG).replace(pipeline_name="tiny")
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
     result = run_results.run_result(str(root))
-    return root, record, result, config, client, client.create_run(experiment).info.run_id
+    return root, result, config, client, client.create_run(experiment).info.run_id

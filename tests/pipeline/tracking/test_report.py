@@ -41,12 +41,12 @@ def test_the_report_loads_the_saved_network_itself(tmp_path):
 
 
 def test_run_report_scores_the_eval_split_and_logs_every_part(tiny_run, tmp_path):
-    _, record, run, config, client, run_id = tiny_run
+    _, run, config, client, run_id = tiny_run
     evaluation = run_results.evaluation(
         metrics={"eval_accuracy": 0.66, "eval_iou": 0.5}, blessed=False, gate_failures=("accuracy too low",)
     )
     run = dataclasses.replace(run, evaluation=evaluation)
-    result = pipeline_report.build_run_report(config, record, run, client, run_id)
+    result = pipeline_report.build_run_report(config, run, client, run_id)
     expected = {
         "learning_curves.png",
         "confusion_matrix.png",
@@ -81,10 +81,10 @@ def test_run_report_scores_the_eval_split_and_logs_every_part(tiny_run, tmp_path
 
 
 def test_a_part_that_fails_is_listed_and_the_rest_is_still_logged(tiny_run):
-    root, record, run, config, client, run_id = tiny_run
+    root, run, config, client, run_id = tiny_run
     for split in ("train", "eval"):
         os.remove(root / "StatisticsGen" / "statistics" / "3" / f"Split-{split}" / "FeatureStats.pb")
-    result = pipeline_report.build_run_report(config, record, run, client, run_id)
+    result = pipeline_report.build_run_report(config, run, client, run_id)
     assert [line.split(":")[0] for line in result["failed"]] == ["TFDV statistics"]
     logged = _logged(client, run_id)
     assert "statistics.html" not in logged
@@ -92,7 +92,7 @@ def test_a_part_that_fails_is_listed_and_the_rest_is_still_logged(tiny_run):
 
 
 def test_anomalies_are_listed_in_the_report_with_their_count(tiny_run, tmp_path):
-    root, record, run, config, client, run_id = tiny_run
+    root, run, config, client, run_id = tiny_run
     anomalies = anomalies_pb2.Anomalies()
     info = anomalies.anomaly_info["camera_id"]
     info.short_description = "Unexpected string values"
@@ -100,7 +100,7 @@ def test_anomalies_are_listed_in_the_report_with_their_count(tiny_run, tmp_path)
     (root / "ExampleValidator" / "anomalies" / "4" / "Split-eval" / validation_gate.ANOMALIES_FILE).write_bytes(
         anomalies.SerializeToString()
     )
-    result = pipeline_report.build_run_report(config, record, run, client, run_id)
+    result = pipeline_report.build_run_report(config, run, client, run_id)
     assert result["failed"] == []
     local = client.download_artifacts(run_id, pipeline_report.ARTIFACT_DIR, str(tmp_path / "downloaded"))
     line = "[eval] feature 'camera_id': Unexpected string values: Examples contain values missing from the schema"
@@ -111,9 +111,9 @@ def test_anomalies_are_listed_in_the_report_with_their_count(tiny_run, tmp_path)
 
 
 def test_grad_cam_refuses_a_network_that_is_not_the_served_one(tiny_run):
-    _, record, run, config, client, run_id = tiny_run
+    _, run, config, client, run_id = tiny_run
     result = pipeline_report.build_run_report(
-        config, record, run, client, run_id, load_network=lambda model_dir: tiny_report.untrained_tiny_classifier()
+        config, run, client, run_id, load_network=lambda model_dir: tiny_report.untrained_tiny_classifier()
     )
     assert len(result["failed"]) == 1 and "differs from the served model" in result["failed"][0]
     logged = _logged(client, run_id)
