@@ -58,6 +58,8 @@ def output_uri(invocation_json: str, output: str) -> str:
 def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) -> None:
     """After a node succeeded: what `xfer run` logs for it once the local DAG has finished, read and logged by
     the same functions (`result.read_evaluation`, `run_log.log_evaluation`)."""
+    if node not in (names.EVALUATOR, LAST_NODE):
+        return  # Nothing to log: no other pod pays for the config parse and the TFMA imports below.
     from pipeline import config as config_lib
     from pipeline.tracking import result as result_lib
     from pipeline.tracking import run_log
