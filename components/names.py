@@ -26,6 +26,9 @@ VAL_SPLIT = "val"
 EVAL_SPLIT = "eval"
 SPLITS = (TRAIN_SPLIT, VAL_SPLIT, EVAL_SPLIT)
 
+# The raw feature that holds the encoded image (JPEG or PNG bytes), in the examples and in every request.
+IMAGE = "image"
+
 # A box's corners, as the annotations, the raw features, the model's output and the served answer name them:
 # fractions of the image, (xmin, ymin) the top left.
 BOX_CORNERS = ("xmin", "ymin", "xmax", "ymax")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 # Importing `components` sets TF_USE_LEGACY_KERAS (components/__init__.py); the heavy imports happen inside the
 # commands, so that --help and a config error answer before TensorFlow loads.
 from components import names
-from pipeline import logs
+from components.ingest.settings import FORMATS
+from pipeline import logs, predict_command
 
 if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline import config as config_lib
@@ -58,10 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
 
-    predict = commands.add_parser("predict", help="score one image with a pushed model; prints JSON")
-    predict.add_argument("--model", required=True, help="a SavedModel folder, or the serving folder of versions")
-    predict.add_argument("image", help="a JPEG or PNG file")
-    predict.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="metadata, e.g. camera_id=cam_01")
+    predict_command.add_parser(commands, _add_ingest_options)
 
     compile_ = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP YAML)")
     compile_.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
@@ -105,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_ingest_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--format",
-        choices=("auto", "csv", "class_folders", "coco", "voc"),
+        choices=("auto", *FORMATS),
         help="annotation format; overrides the config's ingest.format (default: detect it)",
     )
     command.add_argument(
@@ -141,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate": _validate,
         "schema": _schema,
         "ui": _ui,
-        "predict": _predict,
+        "predict": predict_command.run,
         "compile": _compile,
         "submit": _submit,
         "schedule": _schedule,
@@ -318,20 +316,6 @@ def _ui(args: argparse.Namespace) -> int:
             return server.wait()
     except KeyboardInterrupt:
         return 0
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from components.trainer import predict
-
-    metadata = {}
-    for item in args.meta:
-        key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise ValueError(f"--meta takes KEY=VALUE, got {item!r}")
-        metadata[key] = value
-    result = predict.predict_file(args.model, args.image, metadata)
-    print(json.dumps(result, indent=2))
-    return 0
 
 
 def _compile(args: argparse.Namespace) -> int:

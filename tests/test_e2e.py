@@ -3,10 +3,13 @@
 One module-scoped run is shared by the assertions; the cache and gate tests then run the pipeline again.
 """
 
+import csv
 import dataclasses
 import json
 import os
 import re
+import shutil
+import subprocess
 
 import mlflow
 import numpy as np
@@ -14,10 +17,10 @@ import pytest
 import tensorflow as tf
 
 from components.ingest import sample_data
-from components.trainer import export, predict
+from components.serving import contract, predict
+from pipeline import cli, local_runner
 from pipeline import config as config_lib
-from pipeline import local_runner
-from tests.helpers import REPO_ROOT, SAMPLE_CONFIG
+from tests.helpers import REPO_ROOT, SAMPLE_CONFIG, local_services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -91,7 +94,7 @@ def test_pushed_model_scores_a_raw_example(first_run):
     model_dir = predict.resolve_model_dir(str(config.workspace_path / "serving"))
     assert model_dir == summary.result.pushed_path
     image = (tmp_path / "data" / "img_00000.jpg").read_bytes()
-    types = export.load_raw_feature_types(model_dir)
+    types = contract.load_raw_feature_types(model_dir)
     assert types == {
         "image": "string",
         "capture_hour": "int",
@@ -99,11 +102,11 @@ def test_pushed_model_scores_a_raw_example(first_run):
         "latitude": "float",
         "longitude": "float",
     }
-    serialized = export.make_raw_example(
+    serialized = contract.make_raw_example(
         image, {"capture_hour": 7, "camera_id": "cam_01", "latitude": 48.0, "longitude": 11.0}, types
     )
     # Missing metadata and an unseen camera are served too: defaults and the OOV bucket.
-    partial = export.make_raw_example(image, {"camera_id": "never-seen"}, types)
+    partial = contract.make_raw_example(image, {"camera_id": "never-seen"}, types)
     results = predict.predict_serialized(model_dir, [serialized, partial])
     for result in results:
         assert set(result["probabilities"]) == set(sample_data.CLASSES)
@@ -183,6 +186,105 @@ def test_mlflow_run_has_the_report_and_a_champion_version(first_run):
     logged_model = client.get_logged_model(champion.source.removeprefix("models:/"))
     assert logged_model.source_run_id == run_id
     assert logged_model.artifact_location.startswith((config.workspace_path / "mlartifacts").as_uri())
+
+
+def _readme_request(port: int, image) -> str:
+    """The README's serving request (the shell block after its marker), aimed at this server and image."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- the serving request:", 1)[1].split("```", 2)[1]
+    return block.replace("127.0.0.1:5001", f"127.0.0.1:{port}").replace("data/sample/img_00000.jpg", str(image))
+
+
+def _xfer_predict(capsys, *args: str) -> dict:
+    capsys.readouterr()
+    assert cli.main(["predict", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# The metadata the README's request sends with the image.
+_README_META = ("capture_hour=7", "camera_id=cam_01", "latitude=48.0", "longitude=11.0")
+
+
+def test_the_champion_serves_from_its_own_requirements_as_xfer_predict_answers(first_run, tmp_path, capsys):
+    data, config, summary = first_run
+    image = data / "data" / "img_00000.jpg"
+    expected = _xfer_predict(
+        capsys, "--model", str(config.workspace_path / "serving"), str(image), "--meta", *_README_META
+    )
+    model_uri = f"models:/{config.pipeline_name}@champion"
+    with local_services.model_server(model_uri, config.tracking_uri, tmp_path) as (url, python):
+        port = int(url.rsplit(":", 1)[1])
+        served = subprocess.run(
+            ["bash", "-c", _readme_request(port, image)], capture_output=True, text=True, check=True
+        )
+        [answer] = json.loads(served.stdout)["predictions"]
+        # MLflow's own loader, in the environment `mlflow models serve` built from the model's requirements.
+        script = (
+            "import json, sys, mlflow, pandas\n"
+            f"model = mlflow.pyfunc.load_model({model_uri!r})\n"
+            f"row = {{'image': open({str(image)!r}, 'rb').read(), 'capture_hour': 7, 'camera_id': 'cam_01',"
+            " 'latitude': 48.0, 'longitude': 11.0}\n"
+            "print(model.predict(pandas.DataFrame([row])).to_json(orient='records'))\n"
+            "for name in ('tfx', 'apache_beam', 'tensorflow_transform', 'components.trainer', 'pipeline'):\n"
+            "    try:\n"
+            "        __import__(name)\n"
+            "        print('importable', name, file=sys.stderr)\n"
+            "    except ImportError:\n"
+            "        pass\n"
+        )
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        loaded = subprocess.run(
+            [str(python), "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**env, "MLFLOW_TRACKING_URI": config.tracking_uri},
+        )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "importable" not in loaded.stderr, loaded.stderr  # Nothing of TFX, Beam, Transform or the pipeline.
+    [in_fresh_env] = json.loads(loaded.stdout.strip().splitlines()[-1])
+    for result in (answer, in_fresh_env):
+        assert result["label"] == expected["class"]
+        for corner in ("xmin", "ymin", "xmax", "ymax"):
+            assert result[corner] == pytest.approx(expected["box"][corner], abs=1e-5)
+        for name, probability in expected["probabilities"].items():
+            assert result[f"probability_{name}"] == pytest.approx(probability, abs=1e-5)
+
+
+def test_batch_scoring_writes_a_row_per_image_and_a_reason_per_bad_file(first_run, tmp_path, capsys):
+    data, config, summary = first_run
+    folder = tmp_path / "to_score"
+    shutil.copytree(data / "data", folder)  # A copy: the reruns below must see the run's own data unchanged.
+    (folder / "truncated.jpg").write_bytes((folder / "img_00001.jpg").read_bytes()[:200])
+    with open(folder / "annotations.csv", "a") as handle:
+        handle.write("truncated.jpg,circle,1,1,5,5,8,48.0,11.0,cam_01\n")
+        handle.write("lost.jpg,circle,1,1,5,5,8,48.0,11.0,cam_01\n")
+    out = tmp_path / "predictions.csv"
+    model = f"models:/{config.pipeline_name}@champion"
+    capsys.readouterr()
+    assert (
+        cli.main(
+            ["predict", "--model", model, "--workspace", str(config.workspace_path), str(folder), "--out", str(out)]
+        )
+        == 0
+    )
+    assert "32 images (csv), 30 scored" in capsys.readouterr().out
+    with open(out, newline="") as handle:
+        rows = {row["filename"]: row for row in csv.DictReader(handle)}
+    assert len(rows) == 32
+    assert {name for name, row in rows.items() if row["status"] == "rejected"} == {"truncated.jpg", "lost.jpg"}
+    assert (rows["truncated.jpg"]["reason"], rows["lost.jpg"]["reason"]) == ("unreadable_image", "missing_file")
+    # The batch row of an image equals `xfer predict` on that image with the metadata of its CSV row.
+    with open(folder / "annotations.csv", newline="") as handle:
+        first = next(csv.DictReader(handle))
+    meta = [f"{key}={first[key]}" for key in ("capture_hour", "camera_id", "latitude", "longitude")]
+    expected = _xfer_predict(
+        capsys, "--model", str(config.workspace_path / "serving"), str(folder / first["filename"]), "--meta", *meta
+    )
+    row = rows[first["filename"]]
+    assert (row["status"], row["label"], row["annotated_label"]) == ("scored", expected["class"], first["label"])
+    for corner in ("xmin", "ymin", "xmax", "ymax"):
+        assert float(row[corner]) == pytest.approx(expected["box"][corner], abs=1e-5)
 
 
 def test_reruns_come_from_the_cache_and_do_not_push_the_champion_again(first_run, tmp_path):
@@ -365,7 +467,11 @@ def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(t
     assert "eval_iou" not in summary.result.evaluation.metrics
     result = predict.predict_serialized(
         summary.result.pushed_path,
-        [export.make_raw_example((tmp_path / "folders" / records[0].label / records[0].filename).read_bytes(), {}, {})],
+        [
+            contract.make_raw_example(
+                (tmp_path / "folders" / records[0].label / records[0].filename).read_bytes(), {}, {}
+            )
+        ],
     )[0]
     assert "box" not in result and set(result["probabilities"]) == set(sample_data.CLASSES)
     run = _mlflow_run(config, summary.tracked.mlflow_run_id)

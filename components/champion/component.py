@@ -30,10 +30,9 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from components import names
+from components.serving import contract
 
 CHAMPION_ALIAS = "champion"
-# Where the registered pyfunc model keeps the SavedModel: its artifact key (pipeline/tracking/registry.py logs it).
-SAVED_MODEL_ARTIFACT = "saved_model"
 # The `version` property meaning "the registry had no champion when the run started".
 NO_CHAMPION = "none"
 # The signatures xfer's Evaluator calls (components/trainer/export.py), and the outputs each task's metrics read.
@@ -134,7 +133,7 @@ def fetch_champion(tracking_uri: str, registered_model: str, version: str, task:
             )
             with open(mlmodel) as handle:
                 flavor = yaml.safe_load(handle)["flavors"]["python_function"]
-            relative = flavor["artifacts"][SAVED_MODEL_ARTIFACT]["path"]
+            relative = flavor["artifacts"][contract.SAVED_MODEL_ARTIFACT]["path"]
             local = artifacts.download_artifacts(
                 artifact_uri=f"{location}/{relative}",
                 dst_path=os.path.join(scratch, "model"),

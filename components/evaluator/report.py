@@ -19,7 +19,8 @@ from matplotlib import patches, ticker
 from matplotlib.figure import Figure
 
 from components import names
-from components.trainer import export, metrics, training
+from components.serving import contract
+from components.trainer import metrics, training
 from components.trainer import model as model_lib
 
 IOU_MARK = 0.5
@@ -375,7 +376,7 @@ def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> 
     predicted, predicted_boxes, class_names = [], [], None
     for start in range(0, len(serialized), batch_size):
         batch = list(serialized[start : start + batch_size])
-        served = export.decode_served(serve(examples=tf.constant(batch, dtype=tf.string)))
+        served = contract.serve(serve, batch)
         predicted.extend(served.labels)
         predicted_boxes.append(served.boxes if served.boxes is not None else np.full((len(batch), 4), np.nan))
         class_names = class_names or served.class_names

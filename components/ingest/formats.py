@@ -42,7 +42,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # skipped, so a folder of TIFFs does not vanish without a word.
 OTHER_IMAGE_EXTENSIONS = (".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".jfif")
 # Litter file managers leave in folders; not records.
-_IGNORED_FILES = ("thumbs.db", "desktop.ini")
+IGNORED_FILES = ("thumbs.db", "desktop.ini")
 ROOT_SOURCE = "."  # In class_folders, the images lying at the root itself (they have no class folder).
 
 
@@ -196,7 +196,7 @@ def read_class_folder(root: str, source: str) -> Iterator[Record | Reject]:
     for directory, subdirectories, files in tf.io.gfile.walk(top):
         subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or name.lower() in _IGNORED_FILES:
+            if name.startswith(".") or name.lower() in IGNORED_FILES:
                 continue
             relative = posixpath.relpath(posixpath.join(directory, name), root)
             if name.lower().endswith(IMAGE_EXTENSIONS + OTHER_IMAGE_EXTENSIONS):

@@ -5,26 +5,23 @@ The Transform graph is attached to the model, so serving applies exactly the tra
   label and the box.
 - `transform_features`: raw examples -> transformed features (labels included); TFMA uses it to find labels.
 - `transformed_inputs`: raw examples, parsed as `serving_default` parses them -> the network's inputs.
-`assets.extra/raw_features.json` lists the raw inputs and their types, for clients such as `xfer predict`.
+`assets.extra/raw_features.json` lists the raw inputs and their types, for clients such as `xfer predict`;
+components/serving/contract.py holds what clients need of this contract.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
+from components.serving import contract
 from components.trainer import model as model_lib
 from components.transform import features as features_lib
 
-RAW_FEATURES_FILE = "raw_features.json"
 _DTYPE_NAMES = {tf.string: "string", tf.int64: "int", tf.float32: "float"}
 
 
@@ -97,7 +94,7 @@ def export_serving_model(
         save_format="tf",
         include_optimizer=False,
         signatures={
-            "serving_default": serve,
+            contract.SERVING_SIGNATURE: serve,
             "transform_features": transform_features,
             # What serving feeds the network; the skew test compares it with what training read.
             "transformed_inputs": transformed_inputs,
@@ -105,7 +102,7 @@ def export_serving_model(
     )
     extra = os.path.join(output_dir, "assets.extra")
     tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, RAW_FEATURES_FILE), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(extra, contract.RAW_FEATURES_FILE), "w") as handle:
         json.dump({name: _DTYPE_NAMES[spec.dtype] for name, spec in serving_spec.items()}, handle, indent=1)
 
 
@@ -113,52 +110,3 @@ def read_label_names(tf_transform_output: tft.TFTransformOutput) -> list[str]:
     path = tf_transform_output.vocabulary_file_by_name(features_lib.LABEL_VOCABULARY)
     with tf.io.gfile.GFile(path) as handle:
         return [line.rstrip("\n") for line in handle if line.strip()]
-
-
-def make_raw_example(image_bytes: bytes, metadata: Mapping[str, Any], types: Mapping[str, str]) -> bytes:
-    """A serialized raw `tf.Example` from image bytes and metadata values, typed as the model expects."""
-    feature = {features_lib.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes]))}
-    for name, value in metadata.items():
-        if name not in types:
-            raise ValueError(f"the model has no input {name!r}; its inputs are {', '.join(sorted(types))}")
-        kind = types[name]
-        try:
-            if kind == "int":
-                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-            elif kind == "float":
-                feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
-            else:
-                feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
-        except ValueError:
-            raise ValueError(
-                f"{name} must be {'a whole number' if kind == 'int' else 'a number'}, got {value!r}"
-            ) from None
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def load_raw_feature_types(model_dir: str) -> dict[str, str]:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "assets.extra", RAW_FEATURES_FILE)) as handle:
-        return json.load(handle)
-
-
-@dataclasses.dataclass(frozen=True)
-class Served:
-    """A batch's answer from `serving_default`, decoded once for every client (`xfer predict`, the registry's
-    pyfunc, the report's scoring)."""
-
-    labels: tuple[str, ...]  # The predicted class of each example.
-    class_names: tuple[str, ...]  # The order of `probabilities`' columns.
-    probabilities: np.ndarray  # (examples, classes), float64.
-    boxes: np.ndarray | None  # (examples, 4) corners as fractions of the image sent; None without a box head.
-
-
-def decode_served(outputs: Mapping[str, tf.Tensor]) -> Served:
-    """`serving_default`'s output tensors -> `Served`."""
-    labels = tuple(label.decode() for label in outputs["label"].numpy())
-    classes = outputs["classes"].numpy()
-    return Served(
-        labels=labels,
-        class_names=tuple(name.decode() for name in classes[0]) if len(classes) else (),
-        probabilities=outputs["probabilities"].numpy().astype(np.float64),
-        boxes=outputs["box"].numpy().astype(np.float64) if "box" in outputs else None,
-    )

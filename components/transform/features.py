@@ -18,7 +18,7 @@ from components import names
 from components.settings import section_from_dict
 from components.transform.settings import FeatureConfig
 
-IMAGE = "image"
+IMAGE = names.IMAGE
 LABEL = "label"  # The raw column: a class name.
 # The transformed label: the class's index in the label vocabulary. Named apart from the raw column so that
 # TFMA, which sees raw and transformed features side by side, cannot mistake one for the other.

@@ -1,21 +1,21 @@
 """The MLflow Model Registry side of a push: each pushed model becomes a new version of one registered model,
 with its signature and an input example, and the alias `champion` moves to it. Earlier versions stay.
 
-The registered model is the pushed SavedModel itself, unchanged, behind an `mlflow.pyfunc` wrapper that takes
-raw features (one column per input the model's `raw_features.json` lists, the image as encoded bytes) and
-calls its `serving_default` signature. `mlflow.tensorflow.log_model` would re-save the model through
-`tf.saved_model.save`, and its pyfunc calls the module rather than a signature, so it cannot serve this one.
+The registered model is the pushed SavedModel itself, unchanged, behind the `mlflow.pyfunc` wrapper of
+components/serving/pyfunc.py. It carries that wrapper's code and nothing else of xfer, and requirements that
+list only what the wrapper imports, so `mlflow models serve` and `mlflow.pyfunc.load_model` work in an
+environment built from the model alone.
 """
 
 from __future__ import annotations
 
-import base64
 import importlib.metadata
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -25,15 +25,15 @@ from mlflow.tracking import MlflowClient
 
 from components import names
 from components.champion import component as champion_lib
-from components.trainer import export
-from components.transform import features as features_lib
+from components.serving import contract, pyfunc
+from pipeline import code_version
 
 # Shared with components/champion/component.py, which fetches the champion back for the Evaluator.
 CHAMPION_ALIAS = champion_lib.CHAMPION_ALIAS
-_ARTIFACT_KEY = champion_lib.SAVED_MODEL_ARTIFACT
-_ROOT = Path(__file__).resolve().parents[2]
-# What the wrapper imports when MLflow loads it elsewhere: xfer's own code ships with the model (code_paths).
-_REQUIRED_DISTRIBUTIONS = ("tensorflow", "tensorflow-transform", "tf-keras", "pandas", "pyyaml")
+# What the wrapper's code imports, pinned as installed here (MLflow adds itself); the model's code is the
+# wrapper's own modules (serving_code), so nothing of TFX, Beam or Transform's Python package is needed.
+# cloudpickle unpickles the wrapper object, as MLflow's own requirement inference would pin it.
+_REQUIRED_DISTRIBUTIONS = ("tensorflow", "numpy", "pandas", "cloudpickle")
 # Where pipeline/tracking/report.py logs the model card in the run (its ARTIFACT_DIR); not imported, since that module
 # pulls in TFX and Keras, which the Kubeflow Pusher's registration does not need.
 _REPORT_DIR = "report"
@@ -42,49 +42,9 @@ _MODEL_CARD = "model_card.md"
 _MAX_DESCRIPTION = 5000
 
 
-class ServingModel(mlflow.pyfunc.PythonModel):
-    """Raw features in (a DataFrame, one row per image); label, class probabilities and box out."""
-
-    def load_context(self, context) -> None:
-        model_dir = context.artifacts[_ARTIFACT_KEY]
-        self._model = tf.saved_model.load(model_dir)
-        self._serve = self._model.signatures["serving_default"]
-        self._types = export.load_raw_feature_types(model_dir)
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return predict_frame(self._serve, self._types, model_input)
-
-
-def predict_frame(serve, types: dict[str, str], frame: pd.DataFrame) -> pd.DataFrame:
-    serialized = [
-        export.make_raw_example(
-            _as_bytes(row[features_lib.IMAGE]),
-            {name: row[name] for name in types if name != features_lib.IMAGE and name in row},
-            types,
-        )
-        for _, row in frame.iterrows()
-    ]
-    served = export.decode_served(serve(examples=tf.constant(serialized, dtype=tf.string)))
-    result = pd.DataFrame({"label": list(served.labels)})
-    for index, name in enumerate(served.class_names):
-        result[f"probability_{name}"] = served.probabilities[:, index]
-    if served.boxes is not None:  # Classification-only models have no box.
-        for index, corner in enumerate(names.BOX_CORNERS):
-            result[corner] = served.boxes[:, index]
-    return result
-
-
-def _as_bytes(value: Any) -> bytes:
-    # Binary columns arrive as bytes after MLflow's schema enforcement; a frame read back from the saved input
-    # example (MLflow stores bytes in its JSON as base64 text) without enforcement carries the text.
-    if isinstance(value, str):
-        return base64.b64decode(value)
-    return bytes(value)
-
-
 def input_example(model_dir: str, serialized_examples: Sequence[bytes]) -> pd.DataFrame:
     """Raw `tf.Example`s (as ImageExampleGen writes them) -> the DataFrame the registered model takes."""
-    types = export.load_raw_feature_types(model_dir)
+    types = contract.load_raw_feature_types(model_dir)
     rows = []
     for serialized in serialized_examples:
         feature = tf.train.Example.FromString(serialized).features.feature
@@ -97,7 +57,7 @@ def input_example(model_dir: str, serialized_examples: Sequence[bytes]) -> pd.Da
                 row[name] = int(values.int64_list.value[0])
             elif kind == "float":
                 row[name] = float(values.float_list.value[0])
-            elif name == features_lib.IMAGE:
+            elif name == names.IMAGE:
                 row[name] = bytes(values.bytes_list.value[0])
             else:
                 row[name] = values.bytes_list.value[0].decode()
@@ -118,8 +78,8 @@ def placeholder_input_example(model_dir: str) -> pd.DataFrame:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (128, 128, 128)).save(buffer, format="PNG")
     zeros = {"int": 0, "float": 0.0, "string": ""}
-    types = export.load_raw_feature_types(model_dir)
-    row = {name: buffer.getvalue() if name == features_lib.IMAGE else zeros[kind] for name, kind in types.items()}
+    types = contract.load_raw_feature_types(model_dir)
+    row = {name: buffer.getvalue() if name == names.IMAGE else zeros[kind] for name, kind in types.items()}
     return pd.DataFrame([row], columns=list(types))
 
 
@@ -146,8 +106,10 @@ def register_champion(
     client = MlflowClient(tracking_uri=tracking_uri)
     # The signature is inferred from what the model really returns for the example, computed here without
     # MLflow so that a model that cannot score its own example fails before anything is registered.
-    predictions = predict_frame(
-        tf.saved_model.load(model_dir).signatures["serving_default"], export.load_raw_feature_types(model_dir), example
+    predictions = pyfunc.predict_frame(
+        tf.saved_model.load(model_dir).signatures[contract.SERVING_SIGNATURE],
+        contract.load_raw_feature_types(model_dir),
+        example,
     )
     signature = mlflow.models.infer_signature(example, predictions)
     run = client.get_run(run_id)
@@ -161,15 +123,16 @@ def register_champion(
     # model still names the run as its source (create_logged_model above).
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
+    code_folder = tempfile.mkdtemp(prefix="xfer-model-code-")
     try:
         mlflow.models.Model.log(
             artifact_path=None,
             name="model",
             flavor=mlflow.pyfunc,
             model_id=logged_model.model_id,
-            python_model=ServingModel(),
-            artifacts={_ARTIFACT_KEY: model_dir},
-            code_paths=[str(_ROOT / "components"), str(_ROOT / "pipeline")],
+            python_model=pyfunc.ServingModel(),
+            artifacts={contract.SAVED_MODEL_ARTIFACT: model_dir},
+            code_paths=serving_code(Path(code_folder)),
             signature=signature,
             input_example=example,
             pip_requirements=_pinned_requirements(),
@@ -188,6 +151,7 @@ def register_champion(
         client.update_model_version(name, version, description=model_card_description(client, run_id))
     finally:
         mlflow.set_tracking_uri(previous_uri)
+        shutil.rmtree(code_folder, ignore_errors=True)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     logging.info("Registered %s version %s as %s", name, version, CHAMPION_ALIAS)
     return client.get_model_version(name, version)
@@ -239,10 +203,8 @@ def version_tags(run: mlflow.entities.Run, model_dir: str, data_digest: str) -> 
 def model_card_description(client: MlflowClient, run_id: str) -> str:
     """The run's model card (Markdown, as the registry page renders a description), or a line saying where it
     is missing; cut to what every registry backend stores."""
-    import tempfile
-
-    names = {os.path.basename(item.path) for item in client.list_artifacts(run_id, _REPORT_DIR)}
-    if _MODEL_CARD not in names:
+    files = {os.path.basename(item.path) for item in client.list_artifacts(run_id, _REPORT_DIR)}
+    if _MODEL_CARD not in files:
         return f"No model card: the report of run {run_id} has none (see its report/failures.txt)."
     with tempfile.TemporaryDirectory(prefix="xfer-card-") as folder:
         path = client.download_artifacts(run_id, f"{_REPORT_DIR}/{_MODEL_CARD}", folder)
@@ -252,6 +214,20 @@ def model_card_description(client: MlflowClient, run_id: str) -> str:
         return card
     ending = f"\n\n(cut here; the whole card is {_REPORT_DIR}/{_MODEL_CARD} in run {run_id})"
     return card[: _MAX_DESCRIPTION - len(ending)] + ending
+
+
+def serving_code(folder: Path) -> list[str]:
+    """The registered model's code: the pyfunc's module and every project module it imports (read from the
+    import statements, as the cache's code versions are), copied under `folder` as the packages they are.
+    Returns the `code_paths` to log: MLflow copies each into the model's `code/` and puts that on sys.path."""
+    closure = code_version.module_closure([pyfunc.__name__])
+    tops = set()
+    for path in closure.values():
+        relative = path.relative_to(code_version.PROJECT_ROOT)
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / relative)
+        tops.add(relative.parts[0])
+    return [str(folder / top) for top in sorted(tops)]
 
 
 def _pinned_requirements() -> list[str]:

@@ -25,7 +25,8 @@ from tfx.utils import json_utils, proto_utils
 from components import names
 from components.champion import component as champion_lib
 from components.evaluator import executor as evaluator
-from components.trainer import export, metrics
+from components.serving import contract
+from components.trainer import metrics
 from components.transform import features
 
 CLASSES = ("circle", "square", "triangle", "diamond", "cross")
@@ -140,7 +141,7 @@ def tiny_model(model_dir: str, skill: float, box_shift: float, with_box: bool = 
     signatures = {"serving_default": serve, "transform_features": transform_features}
     tf.saved_model.save(module, serving, signatures=signatures)
     os.makedirs(os.path.join(serving, "assets.extra"))
-    with open(os.path.join(serving, "assets.extra", export.RAW_FEATURES_FILE), "w") as handle:
+    with open(os.path.join(serving, "assets.extra", contract.RAW_FEATURES_FILE), "w") as handle:
         json.dump(SERVING_TYPES, handle)
     return model_dir
 
@@ -149,7 +150,7 @@ def serving_example(camera: str = "cam_01") -> bytes:
     """A raw example as a client sends it: an image and a camera id, nothing else."""
     buffer = io.BytesIO()
     Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(buffer, format="PNG")
-    return export.make_raw_example(buffer.getvalue(), {"camera_id": camera}, SERVING_TYPES)
+    return contract.make_raw_example(buffer.getvalue(), {"camera_id": camera}, SERVING_TYPES)
 
 
 def champion_artifact(model_dir: str | None, version: str = "7") -> standard_artifacts.Model:

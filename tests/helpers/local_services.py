@@ -130,3 +130,55 @@ def upload_tree(s3_env: dict[str, str], local: Path, bucket: str, prefix: str) -
             client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(local).as_posix()}")
             count += 1
     return count
+
+
+@contextlib.contextmanager
+def model_server(model_uri: str, tracking_uri: str, root: Path, timeout: float = 600.0):
+    """`mlflow models serve` for a registered model on 127.0.0.1, in the environment MLflow builds from the
+    model's own python_env.yaml and requirements.txt (`--env-manager uv`), as a user serving the registry
+    gets it; yields (the server's URL, that environment's python).
+
+    uv is the one make installs (.tools/bin); the interpreter is this Python's base installation, which has the
+    version the model records. uv may not download an interpreter (there is no network for that here)."""
+    from tests.helpers import REPO_ROOT
+
+    port = free_port()
+    env_root = root / "model-envs"
+    log = (root / "model-server.log").open("w")
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_ENV_ROOT": str(env_root),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "PATH": os.pathsep.join(
+            [str(REPO_ROOT / ".tools" / "bin"), str(Path(sys.base_prefix) / "bin"), os.environ["PATH"]]
+        ),
+    }
+    env.pop("PYTHONPATH", None)
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "uv",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", process, timeout)
+        [python] = env_root.glob("*/bin/python")
+        yield f"http://127.0.0.1:{port}", python
+    finally:
+        stop(process)
+        log.close()

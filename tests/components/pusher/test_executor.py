@@ -9,7 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from components.pusher import executor as pusher
-from components.trainer import predict
+from components.serving import predict
 
 
 def _fake_saved_model(root) -> str:

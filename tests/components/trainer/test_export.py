@@ -15,6 +15,7 @@ from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from components import names
+from components.serving import contract
 from components.trainer import export, training
 from components.trainer import model as model_lib
 from components.transform import features
@@ -93,7 +94,7 @@ def test_the_variables_are_the_weights_only(exported):
 def test_the_lean_model_still_serves_raw_examples(exported):
     network, model_dir = exported
     loaded = tf.saved_model.load(model_dir)
-    example = export.make_raw_example(_png((200, 0, 0)), {"camera": "a"}, export.load_raw_feature_types(model_dir))
+    example = contract.make_raw_example(_png((200, 0, 0)), {"camera": "a"}, contract.load_raw_feature_types(model_dir))
     outputs = loaded.signatures["serving_default"](examples=tf.constant([example]))
     assert outputs["probabilities"].shape == (1, 2)
     assert np.isclose(float(tf.reduce_sum(outputs["probabilities"])), 1.0, atol=1e-5)

@@ -1,85 +1,31 @@
 """Registering pushed models in the MLflow Model Registry (sqlite backend), on a tiny SavedModel built here."""
 
-import io
 import json
-import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from components.trainer import export
 from pipeline.tracking import registry
-
-CLASSES = ["circle", "square"]
-TYPES = {"image": "string", "capture_hour": "int", "camera_id": "string"}
-
-
-def _tiny_saved_model(path: str, bias: float) -> str:
-    """Same `serving_default` contract as components/trainer/export.py: serialized raw examples in; probabilities,
-    classes, label and box out. The score of "square" grows with capture_hour, so outputs depend on inputs."""
-    spec = {
-        "image": tf.io.FixedLenFeature([1], tf.string),
-        "capture_hour": tf.io.FixedLenFeature([1], tf.int64, default_value=[0]),
-        "camera_id": tf.io.FixedLenFeature([1], tf.string, default_value=[""]),
-    }
-    module = tf.Module()
-    module.bias = tf.Variable(bias)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve(serialized):
-        raw = tf.io.parse_example(serialized, spec)
-        hour = tf.cast(raw["capture_hour"][:, 0], tf.float32)
-        image = tf.map_fn(
-            lambda data: tf.cast(tf.io.decode_png(data, channels=3), tf.float32),
-            raw["image"][:, 0],
-            fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32),
-        )
-        brightness = tf.reduce_mean(image, axis=[1, 2, 3]) / 255.0
-        logits = tf.stack([tf.zeros_like(hour), hour / 12.0 - 1.0 + module.bias], axis=1)
-        probabilities = tf.nn.softmax(logits)
-        classes = tf.constant(CLASSES)
-        size = tf.shape(probabilities)[0]
-        return {
-            "probabilities": probabilities,
-            "classes": tf.tile(classes[tf.newaxis, :], [size, 1]),
-            "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
-            "box": tf.stack([tf.zeros([size]), tf.zeros([size]), brightness, brightness], axis=1),
-        }
-
-    tf.saved_model.save(module, path, signatures={"serving_default": serve})
-    os.makedirs(os.path.join(path, "assets.extra"))
-    with open(os.path.join(path, "assets.extra", export.RAW_FEATURES_FILE), "w") as handle:
-        json.dump(TYPES, handle)
-    return path
-
-
-def _png(value: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _raw_example(hour: int, brightness: int) -> bytes:
-    return export.make_raw_example(_png(brightness), {"capture_hour": hour, "camera_id": "cam_01"}, TYPES)
+from tests.helpers.tiny_serving import png, raw_example, tiny_saved_model
 
 
 def test_input_example_has_one_typed_column_per_raw_feature(tmp_path):
-    model_dir = _tiny_saved_model(str(tmp_path / "model"), 0.0)
-    frame = registry.input_example(model_dir, [_raw_example(20, 255), _raw_example(3, 0)])
+    model_dir = tiny_saved_model(str(tmp_path / "model"), 0.0)
+    frame = registry.input_example(model_dir, [raw_example(20, 255), raw_example(3, 0)])
     assert list(frame.columns) == ["image", "capture_hour", "camera_id"]
     assert frame["capture_hour"].tolist() == [20, 3]
     assert frame["camera_id"].tolist() == ["cam_01", "cam_01"]
-    assert frame["image"][0] == _png(255)
+    assert frame["image"][0] == png(255)
 
 
 def test_each_push_is_a_new_version_and_champion_follows_the_latest(tmp_path, tracking):
     uri, client, experiment = tracking
-    first_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
-    second_dir = _tiny_saved_model(str(tmp_path / "serving" / "2"), 5.0)
-    example = registry.input_example(first_dir, [_raw_example(20, 255), _raw_example(3, 0)])
+    first_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    second_dir = tiny_saved_model(str(tmp_path / "serving" / "2"), 5.0)
+    example = registry.input_example(first_dir, [raw_example(20, 255), raw_example(3, 0)])
 
     first_run = client.create_run(experiment).info.run_id
     first = registry.register_champion(uri, first_run, first_dir, "xfer-test", example)
@@ -102,8 +48,8 @@ def test_each_push_is_a_new_version_and_champion_follows_the_latest(tmp_path, tr
 
 def test_champion_loads_with_its_signature_and_scores_raw_features(tmp_path, tracking):
     uri, client, experiment = tracking
-    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
-    example = registry.input_example(model_dir, [_raw_example(20, 255), _raw_example(3, 0)])
+    model_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    example = registry.input_example(model_dir, [raw_example(20, 255), raw_example(3, 0)])
     run_id = client.create_run(experiment).info.run_id
     registry.register_champion(uri, run_id, model_dir, "xfer-test", example)
 
@@ -130,8 +76,8 @@ def test_champion_loads_with_its_signature_and_scores_raw_features(tmp_path, tra
 
 def test_a_model_that_cannot_score_its_example_is_not_registered(tmp_path, tracking):
     uri, client, experiment = tracking
-    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
-    example = registry.input_example(model_dir, [_raw_example(20, 255)])
+    model_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    example = registry.input_example(model_dir, [raw_example(20, 255)])
     example["image"] = [b"not an image"]
     run_id = client.create_run(experiment).info.run_id
     with pytest.raises(tf.errors.InvalidArgumentError):
@@ -142,23 +88,41 @@ def test_a_model_that_cannot_score_its_example_is_not_registered(tmp_path, track
 def test_the_model_is_stored_with_the_run_s_experiment(tmp_path, tracking, monkeypatch):
     uri, client, experiment = tracking
     monkeypatch.chdir(tmp_path)  # Anything written relative to the working directory would land here.
-    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    model_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
     run_id = client.create_run(experiment).info.run_id
     version = registry.register_champion(
-        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [_raw_example(20, 255)])
+        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [raw_example(20, 255)])
     )
     location = client.get_logged_model(version.source.removeprefix("models:/")).artifact_location
     assert location.startswith((tmp_path / "artifacts").as_uri())
     assert not (tmp_path / "mlruns").exists()
-    # xfer's code travels with the model, so the wrapper loads where xfer is not installed.
-    assert os.path.isfile(os.path.join(location.removeprefix("file://"), "code", "components", "trainer", "export.py"))
+    # The wrapper's code travels with the model, so it loads where xfer is not installed; and only that code,
+    # so loading it needs nothing of TFX, Beam or Transform (the fresh-venv test in tests/components/serving/
+    # loads a real pipeline's model where only its requirements are installed).
+    code = Path(location.removeprefix("file://")) / "code"
+    shipped = sorted(str(path.relative_to(code)) for path in code.rglob("*.py"))
+    assert shipped == [
+        "components/__init__.py",
+        "components/names.py",
+        "components/serving/__init__.py",
+        "components/serving/contract.py",
+        "components/serving/pyfunc.py",
+    ]
+    requirements = (code.parent / "requirements.txt").read_text().split()
+    assert sorted(line.split("==")[0] for line in requirements) == [
+        "cloudpickle",
+        "mlflow",
+        "numpy",
+        "pandas",
+        "tensorflow",
+    ]
 
 
 def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp_path, tracking):
     from mlflow.entities import Metric
 
     uri, client, experiment = tracking
-    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    model_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
     run_id = client.create_run(experiment).info.run_id
     # As tracking logs them: one point per epoch for the curves (each epoch different), TFMA's at step 0.
     epochs = [
@@ -184,7 +148,7 @@ def test_the_version_carries_the_final_metrics_the_card_and_the_gate_outcome(tmp
         run_id,
         model_dir,
         "xfer-test",
-        registry.input_example(model_dir, [_raw_example(20, 255)]),
+        registry.input_example(model_dir, [raw_example(20, 255)]),
         data_digest="d1g35t",
     )
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
@@ -212,12 +176,12 @@ def test_the_data_digest_defaults_to_the_run_s_dataset_input_and_a_missing_card_
     import pandas as pd
 
     uri, client, experiment = tracking
-    model_dir = _tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
+    model_dir = tiny_saved_model(str(tmp_path / "serving" / "1"), 0.0)
     run_id = client.create_run(experiment).info.run_id
     dataset = mlflow.data.from_pandas(pd.DataFrame({"hour": [1, 2]}), source="data/sample", name="sample")
     client.log_inputs(run_id, datasets=[mlflow.entities.DatasetInput(dataset._to_mlflow_entity())])
     version = registry.register_champion(
-        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [_raw_example(20, 255)])
+        uri, run_id, model_dir, "xfer-test", registry.input_example(model_dir, [raw_example(20, 255)])
     )
     assert version.tags["data_digest"] == dataset.digest
     assert version.description.startswith(f"No model card: the report of run {run_id} has none")
