@@ -3,59 +3,37 @@ set-up infra/k8s runs for Kubeflow: registration by the Pusher, the fetch by the
 server runs on localhost for the test's duration."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from components.champion import component as champion
 from pipeline.tracking import registry
-from tests.helpers import eval_fixtures
+from tests.helpers import eval_fixtures, local_services
 
 pytestmark = pytest.mark.slow
 NAME = "xfer-server"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = local_services.free_port()
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
     command += ["--serve-artifacts", "--artifacts-destination", (root / "artifacts").as_uri()]
     with open(root / "server.log", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own, so that stopping it also stops the workers and job consumers it starts.
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         uri = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while not _healthy(uri):
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
         try:
+            local_services.wait_for(f"{uri}/health", process, timeout=300)
             yield uri
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+            local_services.stop(process)
 
 
 def test_a_champion_registered_through_the_server_is_fetched_byte_for_byte(server, tmp_path):
