@@ -89,6 +89,6 @@ def _predict_folder(args: argparse.Namespace, model: str) -> int:
         + (f" ({predicted})" if predicted else "")
         + f", {summary.rejected} rejected"
         + (f" ({reasons}); their rows say why" if reasons else "")
-        + f"\nmodel: {summary.model_dir}"
+        + f"\nmodel: {args.model if args.model != model else summary.model_dir}"
     )
     return 0
