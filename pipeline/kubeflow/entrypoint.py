@@ -113,15 +113,15 @@ def _invocation_json(argv: list[str]) -> str:
 
 
 # The output the KFP launcher itself writes the pod's log to; the driver adds it to every task's outputs when
-# logs are published (kubeflow/pipelines 2.5.0 backend/src/v2/driver/driver.go provisionOutputs; the
-# apiserver's PUBLISH_LOGS is "true" in its manifests). It is no output of the TFX component.
+# logs are published (kubeflow/pipelines 2.17.0 backend/src/v2/driver/driver.go provisionOutputs; the driver's
+# --publish_logs defaults to "true", backend/src/v2/cmd/driver/main.go). It is no output of the TFX component.
 KFP_LOG_OUTPUT = "executor-logs"
 
 
 def driver_input_for_tfx(invocation: dict[str, Any], inputs_spec: dict[str, Any]) -> dict[str, Any]:
     """The executor input KFP's driver built, made readable by TFX's container module (tensorflow/tfx#7768).
 
-    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.5.0
+    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.17.0
     backend/src/v2/metadata/client.go GetOutputArtifactsByExecutionId: `Schema: "", // TODO`), and TFX finds
     the artifact class from that schema's title: `yaml.safe_load("")` is None and it crashes. The component's
     own input spec, which the compiled command passes as --json_serialized_inputs_spec_args, has the type.
@@ -204,7 +204,7 @@ def run_and_exit() -> None:
     """main(), then the process ends with main's status without running C++ static destructors:
     tensorflow-io 0.37.1 aborts the interpreter at exit once S3 was used ("pure virtual method called", status
     134; tensorflow/io#2039, fixed upstream after its last release), which KFP's launcher would take for a
-    failed task (kubeflow/pipelines 2.5.0 backend/src/v2/component/launcher_v2.go execute: command.Run())."""
+    failed task (kubeflow/pipelines 2.17.0 backend/src/v2/component/launcher_v2.go execute: command.Run())."""
     import traceback
 
     try:
