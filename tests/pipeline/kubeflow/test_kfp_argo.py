@@ -116,7 +116,7 @@ def test_the_workflow_builder_matches_kfp_2_17s_compiler_on_its_golden_files(nam
     built = kfp_argo.compile_workflow(spec, platform, runtime_config_of(golden))
     expected, got = comparable(golden), comparable(built)
     assert [t["name"] for t in got["templates"]] == [t["name"] for t in expected["templates"]]
-    for want, have in zip(expected["templates"], got["templates"]):
+    for want, have in zip(expected["templates"], got["templates"], strict=True):
         assert have == want, want["name"]
     assert got == expected
 
@@ -175,7 +175,7 @@ def test_on_kfp_2_5_the_same_package_gets_pod_names_kubernetes_refuses(package):
     kfp_argo.check_workflow(workflow, name)  # Argo itself accepts capitals in template names ...
     pods = executor_pods(workflow, name)
     assert pods["Trainer"].startswith(f"{name}-Trainer-system-container-impl-")
-    for task, pod in pods.items():
+    for pod in pods.values():
         with pytest.raises(k8s_names.InvalidName, match="a lowercase RFC 1123 subdomain"):  # ... Kubernetes not.
             kfp_argo.check_pod(pod, {}, ["main"], [], [])
 
