@@ -77,19 +77,35 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         client.set_tag(run_id, "pushed_model", output_uri(invocation_json, "pushed_model"))
         destination = pushed_destination(invocation_json)
         if destination and config is not None:
-            # As `xfer run` does after a push: a registry version, and the alias `champion` on it, which the
-            # next run's Champion step compares with.
-            from pipeline.tracking import registry
+            register_once(client, run_id, destination, config.registered_model_name)
 
-            name = config.registered_model_name
-            version = registry.register_champion(
-                os.environ[names.TRACKING_URI_ENV],
-                run_id,
-                destination,
-                name,
-                registry.placeholder_input_example(destination),
-            )
-            client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+
+def register_once(client: Any, run_id: str, destination: str, name: str) -> None:
+    """As `xfer run` does after a push: a registry version, and the alias `champion` on it, which the next run's
+    Champion step compares with. Once per run: Argo reruns a pod whose program succeeded when the launcher
+    fails after it (its upload or ML Metadata step, kubeflow/pipelines 2.17.0 launcher_v2.go executeV2), and a
+    rerun must neither register a second version nor move the alias again."""
+    from pipeline.tracking import registry
+
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if found:
+        version = max(found, key=lambda item: int(item.version))
+        try:
+            current = str(client.get_model_version_by_alias(name, registry.CHAMPION_ALIAS).version)
+        except Exception:  # noqa: BLE001  MLflow raises when the alias is not set yet.
+            current = None
+        if current != str(version.version):  # The earlier attempt stopped between registering and the alias.
+            client.set_registered_model_alias(name, registry.CHAMPION_ALIAS, version.version)
+        logging.info("Run %s already registered %s version %s", run_id, name, version.version)
+    else:
+        version = registry.register_champion(
+            os.environ[names.TRACKING_URI_ENV],
+            run_id,
+            destination,
+            name,
+            registry.placeholder_input_example(destination),
+        )
+    client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
 
 
 def pushed_destination(invocation_json: str) -> str | None:
@@ -169,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
             params = tracking.flatten("", params)
         experiment = os.environ.get(names.EXPERIMENT_ENV) or "xfer"
+        # A new run starts RUNNING; an existing one keeps its status: a pod never reopens a FAILED run.
         run_id = find_or_create_run(client, experiment, os.environ[names.KFP_RUN_ENV], params)
-        client.update_run(run_id, status="RUNNING")  # A retry after a failed attempt reopens the run.
         os.environ[names.MLFLOW_RUN_ID_ENV] = run_id
     else:
         logging.warning("no %s or %s: this step is not tracked in MLflow", names.TRACKING_URI_ENV, names.KFP_RUN_ENV)
@@ -185,16 +201,50 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as error:
         _fail(client, run_id, args.node, f"{type(error).__name__}: {error}")
         raise
+    if "--json_serialized_invocation_args" in module_argv:
+        _remove_directory_markers(_invocation_json(module_argv))
     if client is not None:
         if "--json_serialized_invocation_args" in module_argv and args.module.endswith("run_executor"):
             log_node_results(client, run_id, args.node, _invocation_json(module_argv))
-        if args.node == LAST_NODE:
+        if args.node == LAST_NODE and client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, status="FINISHED")
     return 0
 
 
+def _remove_directory_markers(invocation_json: str) -> None:
+    """The step's outputs without the S3 folder markers that would fail the next step's input copy
+    (pipeline/kubeflow/s3.py directory_markers)."""
+    from pipeline.kubeflow import s3 as kubeflow_s3
+
+    artifacts = json.loads(invocation_json).get("outputs", {}).get("artifacts", {})
+    uris = [item["uri"] for name, found in artifacts.items() if name != KFP_LOG_OUTPUT for item in found["artifacts"]]
+    removed = kubeflow_s3.remove_directory_markers(uris)
+    if removed:
+        logging.info("removed %d S3 folder markers under the outputs", removed)
+
+
+def last_attempt(environ: dict[str, str] | None = None) -> bool:
+    """Whether Argo would not start this task again if this pod failed: its attempt index (KFP_RETRY_INDEX,
+    which KFP 2.17.0 sets from Argo's {{retries}} in a retried task's pod, argocompiler/container.go
+    addContainerExecutorTemplate) has reached the compiled retry limit. A pod killed outright (evicted, out of
+    memory, past the retries' deadline) reports nothing at all."""
+    environ = os.environ if environ is None else environ
+    index, limit = environ.get(names.RETRY_INDEX_ENV, ""), environ.get(names.RETRY_LIMIT_ENV, "")
+    if not (index.isdigit() and limit.isdigit()):
+        return True
+    return int(index) >= int(limit)
+
+
 def _fail(client: Any, run_id: str | None, node: str, reason: str) -> None:
+    """The run FAILED with the reason, once Argo will not retry; an attempt that will be retried is noted in a
+    tag and leaves the run open. A run another task already ended keeps its status and first reason."""
     if client is None or run_id is None:
+        return
+    if not last_attempt():
+        attempt = int(os.environ[names.RETRY_INDEX_ENV]) + 1
+        client.set_tag(run_id, f"failed_attempt.{node}", f"attempt {attempt}: {reason}"[:5000])
+        return
+    if client.get_run(run_id).info.status != "RUNNING":
         return
     client.set_tag(run_id, "failure_reason", f"{node}: {reason}"[:5000])
     client.set_terminated(run_id, status="FAILED")
