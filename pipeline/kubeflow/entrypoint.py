@@ -213,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _remove_directory_markers(invocation_json: str) -> None:
     """The step's outputs without the S3 folder markers that would fail the next step's input copy
-    (pipeline/kubeflow/s3.py directory_markers)."""
-    from pipeline.kubeflow import s3 as kubeflow_s3
+    (pipeline/kubeflow/markers.py directory_markers)."""
+    from pipeline.kubeflow import markers
 
     artifacts = json.loads(invocation_json).get("outputs", {}).get("artifacts", {})
     uris = [item["uri"] for name, found in artifacts.items() if name != KFP_LOG_OUTPUT for item in found["artifacts"]]
-    removed = kubeflow_s3.remove_directory_markers(uris)
+    removed = markers.remove_directory_markers(uris)
     if removed:
         logging.info("removed %d S3 folder markers under the outputs", removed)
 

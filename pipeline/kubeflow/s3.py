@@ -50,42 +50,6 @@ def complete_empty_uploads() -> None:
     s3io.S3Uploader.finish = finish_with_a_part
 
 
-def directory_markers(keys: dict[str, int]) -> list[str]:
-    """The keys (key -> size) that are zero-byte directory markers with other keys under them.
-
-    tensorflow-io's S3 filesystem writes an empty `dir/` object for every folder it creates. KFP's launcher
-    copies each input artifact into the pod before the step runs and saves such a marker as a file, so the
-    next key under it cannot be written ("not a directory") and the task fails before the step starts
-    (kubeflow/pipelines 2.17.0 backend/src/v2/objectstore/object_store.go DownloadBlob, sanitizeDownloadPath;
-    kubeflow/pipelines#13476, open). A marker with nothing under it only becomes an empty file, harmlessly."""
-    markers = sorted(key for key, size in keys.items() if key.endswith("/") and size == 0)
-    return [marker for marker in markers if any(key != marker and key.startswith(marker) for key in keys)]
-
-
-def remove_directory_markers(uris: list[str]) -> int:
-    """Deletes the markers `directory_markers` names under each s3:// artifact URI, which S3 does not need
-    (a folder is a key prefix there), so the next step's launcher can copy the artifact; returns how many."""
-    uris = [uri for uri in uris if uri.startswith("s3://")]
-    if not uris:
-        return 0
-    import boto3
-
-    client = boto3.client("s3")
-    removed = 0
-    for uri in uris:
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        prefix = prefix.rstrip("/")
-        keys: dict[str, int] = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                if item["Key"] == prefix or item["Key"].startswith(f"{prefix}/"):
-                    keys[item["Key"]] = item["Size"]
-        for marker in directory_markers(keys):
-            client.delete_object(Bucket=bucket, Key=marker)
-            removed += 1
-    return removed
-
-
 def enable() -> bool:
     """Registers s3:// with tf.io.gfile in this process, and makes Beam's S3 writer accept empty files; False
     when tensorflow-io is not installed."""

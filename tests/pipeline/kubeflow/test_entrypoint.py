@@ -182,7 +182,7 @@ def test_a_retry_after_registering_but_before_the_alias_moves_it_once(pod_env):
 
 
 def test_only_s3_folder_markers_with_keys_under_them_are_removed():
-    from pipeline.kubeflow import s3 as kubeflow_s3
+    from pipeline.kubeflow import markers
 
     keys = {
         "root/T/1/examples/": 0,
@@ -191,7 +191,7 @@ def test_only_s3_folder_markers_with_keys_under_them_are_removed():
         "root/T/1/examples/empty/": 0,  # Nothing under it: the launcher makes an empty file of it, harmlessly.
         "root/T/1/examples/real-empty-file": 0,
     }
-    assert kubeflow_s3.directory_markers(keys) == ["root/T/1/examples/", "root/T/1/examples/Split-train/"]
+    assert markers.directory_markers(keys) == ["root/T/1/examples/", "root/T/1/examples/Split-train/"]
 
 
 def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with(pod_env, tmp_path, monkeypatch):

@@ -26,8 +26,8 @@ s3.put_object(Bucket=bucket, Key=key + "/part/", Body=b"")
 s3.put_object(Bucket=bucket, Key=key + "/part/data.bin", Body=b"x" * 1000)
 print("wrote", uri, flush=True)
 if os.environ.get("CLEAN") == "1":
-    from pipeline.kubeflow import s3 as kubeflow_s3
-    print("removed", kubeflow_s3.remove_directory_markers([uri]), flush=True)
+    from pipeline.kubeflow import markers
+    print("removed", markers.remove_directory_markers([uri]), flush=True)
 if os.environ.get("PAUSE_FROM_ATTEMPT", "0") <= os.environ["KFP_RETRY_INDEX"]:
     time.sleep(float(os.environ.get("PAUSE", "0")))
 """
