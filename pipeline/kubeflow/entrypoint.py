@@ -13,6 +13,7 @@ It prepares the process the way `xfer run` prepares its own, then runs TFX's con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -28,25 +29,29 @@ LAST_NODE = names.PUSHER
 
 
 def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: dict[str, str]) -> str:
-    """The MLflow run of this KFP run. Root nodes start in parallel and may both create one: every pod keeps
-    the oldest, so they converge on the same run, and the extra one is deleted."""
+    """The MLflow run of this KFP run. Root tasks start together and may each create one: every pod keeps the
+    oldest, so they converge on the same run, and deletes the others. The config is logged to the run that
+    is kept, never to the one just created, which another pod may already have deleted (found when the
+    emulator started the root tasks together, as Argo does)."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(experiment_name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
     query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
     runs = client.search_runs([experiment_id], filter_string=query)
     if not runs:
+        client.create_run(experiment_id, run_name=kfp_run, tags={KFP_RUN_TAG: kfp_run, "runner": "kubeflow"})
+        runs = client.search_runs([experiment_id], filter_string=query)
+    kept, *duplicates = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+    for duplicate in duplicates:
+        with contextlib.suppress(MlflowException):  # Another pod may have deleted it first.
+            client.delete_run(duplicate.info.run_id)
+    if params and not kept.data.params:
         from mlflow.entities import Param
 
-        tags = {KFP_RUN_TAG: kfp_run, "runner": "kubeflow"}
-        created = client.create_run(experiment_id, run_name=kfp_run, tags=tags)
-        if params:
-            batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
-            client.log_batch(created.info.run_id, params=batch)
-        runs = client.search_runs([experiment_id], filter_string=query)
-    runs = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
-    for duplicate in runs[1:]:
-        client.delete_run(duplicate.info.run_id)
-    return runs[0].info.run_id
+        batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
+        client.log_batch(kept.info.run_id, params=batch)  # The same values again, if a peer logged them too.
+    return kept.info.run_id
 
 
 def output_uri(invocation_json: str, output: str) -> str:

@@ -54,6 +54,40 @@ def test_duplicates_from_parallel_root_pods_converge_on_the_oldest(client):
     assert client.get_run(newer).info.lifecycle_stage == "deleted"
 
 
+class PeerRace:
+    """The MLflow client of a root pod started together with another (as Argo starts root tasks): the peer
+    creates its run just after this pod found none, and deletes this pod's run just after it was created."""
+
+    def __init__(self, client, experiment_id):
+        self._client = client
+        self._experiment_id = experiment_id
+        self._searched = False
+
+    def search_runs(self, *args, **kwargs):
+        if not self._searched:
+            self._searched = True
+            self._client.create_run(self._experiment_id, tags={kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}, start_time=1)
+            return []
+        return self._client.search_runs(*args, **kwargs)
+
+    def create_run(self, *args, **kwargs):
+        created = self._client.create_run(*args, **kwargs)
+        self._client.delete_run(created.info.run_id)  # The peer keeps its own, older run.
+        return created
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_root_pod_whose_new_run_a_peer_deleted_joins_the_peers_run(client):
+    experiment_id = client.create_experiment("xfer")
+    racing = PeerRace(client, experiment_id)
+    run_id = kubeflow_entrypoint.find_or_create_run(racing, "xfer", "run-x", {"training.seed": "42"})
+    (active,) = client.search_runs([experiment_id], "tags.kfp_run = 'run-x'")
+    assert run_id == active.info.run_id
+    assert active.data.params == {"training.seed": "42"}
+
+
 @pytest.fixture
 def pod_env(tmp_path, monkeypatch):
     """A pod's environment: MLflow from the Secret, the run name from the pod's labels, a stand-in TFX module."""
