@@ -621,8 +621,9 @@ class _PodFiles:
 
 
 def cache_key(executor_input: dict, component: dict, container: dict) -> dict[str, Any]:
-    """cacheutils/cache.go GenerateCacheKey, with driver.go getFingerPrint's arguments: the command and args as
-    compiled (placeholders unfilled) and the image."""
+    """cacheutils/cache.go GenerateCacheKey, with driver/cache.go getFingerPrint's arguments (2.17.0): the command
+    and args as compiled (placeholders unfilled) and the image. 2.17.0's `containerSpec.pvcNames` lists the
+    task's PVCs; the package mounts none, and protojson leaves the empty list out."""
     inputs, outputs = executor_input["inputs"], executor_input["outputs"]
     declared = component.get("outputDefinitions", {}).get("parameters", {})
     output_types = {name: spec["parameterType"] for name, spec in declared.items()}

@@ -171,3 +171,19 @@ def test_a_retry_still_running_at_max_duration_from_the_first_start_is_killed(st
     producer = result.tasks["producer"]
     assert producer.phases == ["Failed", "Failed"] and producer.message == "exit status -9"
     assert 19 < producer.seconds < 60
+
+
+def test_on_kfp_2_5s_naming_a_camelcase_task_never_gets_a_pod(store):
+    """TFX node ids are CamelCase; KFP 2.5.0 named the executor template, and so the pod, after the task: the
+    API server refuses the pod, Argo marks the node Error and does not retry it, and the run fails."""
+    camel = emulator(store, CLEAN="1")
+    tasks = camel.spec["root"]["dag"]["tasks"]
+    tasks["Producer"] = tasks.pop("producer")
+    tasks["consumer"]["dependentTasks"] = ["Producer"]
+    tasks["consumer"]["inputs"]["artifacts"]["data"]["taskOutputArtifact"]["producerTask"] = "Producer"
+    result = camel.run(kfp_version="2.5.0")
+    producer = result.tasks["Producer"]
+    assert producer.phases == ["Error"] and "a lowercase RFC 1123 subdomain" in producer.message
+    assert "-Producer-system-container-impl-" in producer.pods[0]
+    assert result.state == "FAILED" and "consumer" not in result.tasks
+    assert camel.run().tasks["Producer"].state == "COMPLETE"  # The same package on 2.17.0's naming.
