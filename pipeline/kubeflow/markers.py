@@ -10,11 +10,13 @@ from __future__ import annotations
 def directory_markers(keys: dict[str, int]) -> list[str]:
     """The keys (key -> size) that are zero-byte directory markers with other keys under them.
 
-    tensorflow-io's S3 filesystem writes an empty `dir/` object for every folder it creates. KFP's launcher
-    copies each input artifact into the pod before the step runs and saves such a marker as a file, so the
-    next key under it cannot be written ("not a directory") and the task fails before the step starts
-    (kubeflow/pipelines 2.17.0 backend/src/v2/objectstore/object_store.go DownloadBlob, sanitizeDownloadPath;
-    kubeflow/pipelines#13476, open). A marker with nothing under it only becomes an empty file, harmlessly."""
+    KFP's launcher copies each input artifact into the pod before the step runs and saves such a marker as a
+    file, so the next key under it cannot be written ("not a directory") and the task fails before the step
+    starts (kubeflow/pipelines 2.17.0 backend/src/v2/objectstore/object_store.go DownloadBlob,
+    sanitizeDownloadPath; kubeflow/pipelines#13476, open, seen with TensorFlow's GCS filesystem). The TFX steps'
+    own writes through tensorflow-io 0.37.1 leave none on S3 (`tf.io.gfile.makedirs` writes no `dir/` object,
+    probed against moto), but other writers do (S3 consoles and tools that "create a folder"), so each step
+    clears its own outputs of them. A marker with nothing under it only becomes an empty file, harmlessly."""
     markers = sorted(key for key, size in keys.items() if key.endswith("/") and size == 0)
     return [marker for marker in markers if any(key != marker and key.startswith(marker) for key in keys)]
 
