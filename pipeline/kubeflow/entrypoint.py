@@ -35,8 +35,7 @@ def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: 
     emulator started the root tasks together, as Argo does)."""
     from mlflow.exceptions import MlflowException
 
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    experiment_id = experiment_id_for(client, experiment_name)
     query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
     runs = client.search_runs([experiment_id], filter_string=query)
     if not runs:
@@ -52,6 +51,22 @@ def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: 
         batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
         client.log_batch(kept.info.run_id, params=batch)  # The same values again, if a peer logged them too.
     return kept.info.run_id
+
+
+def experiment_id_for(client: Any, name: str) -> str:
+    """The experiment's id, created if missing; root pods starting together may race to create it, and the
+    loser finds the winner's (MLflow answers RESOURCE_ALREADY_EXISTS)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def output_uri(invocation_json: str, output: str) -> str:

@@ -88,6 +88,28 @@ def test_a_root_pod_whose_new_run_a_peer_deleted_joins_the_peers_run(client):
     assert active.data.params == {"training.seed": "42"}
 
 
+class ExperimentRace:
+    """A root pod's client when another root pod creates the experiment between this pod's look-up and its own
+    creation (the first run of a pipeline, root tasks started together)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def get_experiment_by_name(self, name):
+        found = self._client.get_experiment_by_name(name)
+        if found is None:
+            self._client.create_experiment(name)  # The peer wins the race.
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_root_pod_that_loses_the_race_to_create_the_experiment_uses_the_winners(client):
+    run_id = kubeflow_entrypoint.find_or_create_run(ExperimentRace(client), "fresh", "run-y", {})
+    assert client.get_run(run_id).info.experiment_id == client.get_experiment_by_name("fresh").experiment_id
+
+
 @pytest.fixture
 def pod_env(tmp_path, monkeypatch):
     """A pod's environment: MLflow from the Secret, the run name from the pod's labels, a stand-in TFX module."""
