@@ -39,3 +39,6 @@ EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"  # MLflow's own name for it.
 MLFLOW_RUN_ID_ENV = "XFER_MLFLOW_RUN_ID"  # The run the Trainer logs its epochs to, live.
 KFP_RUN_ENV = "XFER_KFP_RUN"  # The Argo workflow name: one MLflow run per KFP run.
 MLFLOW_PARAMS_ENV = "XFER_MLFLOW_PARAMS"  # The run's config, as JSON, for the pods that log it.
+# Which attempt a pod is: KFP 2.17 sets it from Argo's {{retries}} in a retried task's pod (0 first).
+RETRY_INDEX_ENV = "KFP_RETRY_INDEX"
+RETRY_LIMIT_ENV = "XFER_KFP_RETRIES"  # The retries the compiled package asks for: the last attempt's index.

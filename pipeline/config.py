@@ -27,6 +27,7 @@ from components.trainer.settings import (
     TrainingConfig,
 )
 from components.transform.settings import CATEGORICAL_KINDS, FeatureConfig, FeatureKind
+from pipeline.kubeflow.naming import MAX_PIPELINE_NAME, check_pipeline_name
 
 if TYPE_CHECKING:
     from components.transform.features import TransformSettings
@@ -37,6 +38,7 @@ __all__ = [
     "CATEGORICAL_KINDS",
     "IngestConfig",
     "ConfigError",
+    "MAX_PIPELINE_NAME",
     "FeatureConfig",
     "FeatureKind",
     "ModelConfig",
@@ -44,6 +46,7 @@ __all__ = [
     "TrainingConfig",
     "WEIGHTS_SUFFIXES",
     "asdict",
+    "check_pipeline_name",
     "section_from_dict",
 ]
 
@@ -305,7 +308,9 @@ def _check_weights(weights: str) -> None:
 
 
 def _check(config: Config) -> None:
+    check_pipeline_name(config.pipeline_name)
     """Cross-field rules that types alone cannot express."""
+    check_pipeline_name(config.pipeline_name)
     names = [feature.name for feature in config.features]
     for feature in config.features:
         where = f"features.{feature.name}"

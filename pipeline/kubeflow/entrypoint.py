@@ -13,6 +13,7 @@ It prepares the process the way `xfer run` prepares its own, then runs TFX's con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -28,25 +29,44 @@ LAST_NODE = names.PUSHER
 
 
 def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: dict[str, str]) -> str:
-    """The MLflow run of this KFP run. Root nodes start in parallel and may both create one: every pod keeps
-    the oldest, so they converge on the same run, and the extra one is deleted."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+    """The MLflow run of this KFP run. Root tasks start together and may each create one: every pod keeps the
+    oldest, so they converge on the same run, and deletes the others. The config is logged to the run that
+    is kept, never to the one just created, which another pod may already have deleted (found when the
+    emulator started the root tasks together, as Argo does)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment_id = experiment_id_for(client, experiment_name)
     query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
     runs = client.search_runs([experiment_id], filter_string=query)
     if not runs:
+        client.create_run(experiment_id, run_name=kfp_run, tags={KFP_RUN_TAG: kfp_run, "runner": "kubeflow"})
+        runs = client.search_runs([experiment_id], filter_string=query)
+    kept, *duplicates = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+    for duplicate in duplicates:
+        with contextlib.suppress(MlflowException):  # Another pod may have deleted it first.
+            client.delete_run(duplicate.info.run_id)
+    if params and not kept.data.params:
         from mlflow.entities import Param
 
-        tags = {KFP_RUN_TAG: kfp_run, "runner": "kubeflow"}
-        created = client.create_run(experiment_id, run_name=kfp_run, tags=tags)
-        if params:
-            batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
-            client.log_batch(created.info.run_id, params=batch)
-        runs = client.search_runs([experiment_id], filter_string=query)
-    runs = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
-    for duplicate in runs[1:]:
-        client.delete_run(duplicate.info.run_id)
-    return runs[0].info.run_id
+        batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
+        client.log_batch(kept.info.run_id, params=batch)  # The same values again, if a peer logged them too.
+    return kept.info.run_id
+
+
+def experiment_id_for(client: Any, name: str) -> str:
+    """The experiment's id, created if missing; root pods starting together may race to create it, and the
+    loser finds the winner's (MLflow answers RESOURCE_ALREADY_EXISTS)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def output_uri(invocation_json: str, output: str) -> str:
@@ -77,19 +97,35 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         client.set_tag(run_id, "pushed_model", output_uri(invocation_json, "pushed_model"))
         destination = pushed_destination(invocation_json)
         if destination and config is not None:
-            # As `xfer run` does after a push: a registry version, and the alias `champion` on it, which the
-            # next run's Champion step compares with.
-            from pipeline.tracking import registry
+            register_once(client, run_id, destination, config.registered_model_name)
 
-            name = config.registered_model_name
-            version = registry.register_champion(
-                os.environ[names.TRACKING_URI_ENV],
-                run_id,
-                destination,
-                name,
-                registry.placeholder_input_example(destination),
-            )
-            client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+
+def register_once(client: Any, run_id: str, destination: str, name: str) -> None:
+    """As `xfer run` does after a push: a registry version, and the alias `champion` on it, which the next run's
+    Champion step compares with. Once per run: Argo reruns a pod whose program succeeded when the launcher
+    fails after it (its upload or ML Metadata step, kubeflow/pipelines 2.17.0 launcher_v2.go executeV2), and a
+    rerun must neither register a second version nor move the alias again."""
+    from pipeline.tracking import registry
+
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if found:
+        version = max(found, key=lambda item: int(item.version))
+        try:
+            current = str(client.get_model_version_by_alias(name, registry.CHAMPION_ALIAS).version)
+        except Exception:  # noqa: BLE001  MLflow raises when the alias is not set yet.
+            current = None
+        if current != str(version.version):  # The earlier attempt stopped between registering and the alias.
+            client.set_registered_model_alias(name, registry.CHAMPION_ALIAS, version.version)
+        logging.info("Run %s already registered %s version %s", run_id, name, version.version)
+    else:
+        version = registry.register_champion(
+            os.environ[names.TRACKING_URI_ENV],
+            run_id,
+            destination,
+            name,
+            registry.placeholder_input_example(destination),
+        )
+    client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
 
 
 def pushed_destination(invocation_json: str) -> str | None:
@@ -113,15 +149,15 @@ def _invocation_json(argv: list[str]) -> str:
 
 
 # The output the KFP launcher itself writes the pod's log to; the driver adds it to every task's outputs when
-# logs are published (kubeflow/pipelines 2.5.0 backend/src/v2/driver/driver.go provisionOutputs; the
-# apiserver's PUBLISH_LOGS is "true" in its manifests). It is no output of the TFX component.
+# logs are published (kubeflow/pipelines 2.17.0 backend/src/v2/driver/driver.go provisionOutputs; the driver's
+# --publish_logs defaults to "true", backend/src/v2/cmd/driver/main.go). It is no output of the TFX component.
 KFP_LOG_OUTPUT = "executor-logs"
 
 
 def driver_input_for_tfx(invocation: dict[str, Any], inputs_spec: dict[str, Any]) -> dict[str, Any]:
     """The executor input KFP's driver built, made readable by TFX's container module (tensorflow/tfx#7768).
 
-    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.5.0
+    KFP hands an upstream artifact over with an empty `instanceSchema` (kubeflow/pipelines 2.17.0
     backend/src/v2/metadata/client.go GetOutputArtifactsByExecutionId: `Schema: "", // TODO`), and TFX finds
     the artifact class from that schema's title: `yaml.safe_load("")` is None and it crashes. The component's
     own input spec, which the compiled command passes as --json_serialized_inputs_spec_args, has the type.
@@ -169,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
             params = tracking.flatten("", params)
         experiment = os.environ.get(names.EXPERIMENT_ENV) or "xfer"
+        # A new run starts RUNNING; an existing one keeps its status: a pod never reopens a FAILED run.
         run_id = find_or_create_run(client, experiment, os.environ[names.KFP_RUN_ENV], params)
-        client.update_run(run_id, status="RUNNING")  # A retry after a failed attempt reopens the run.
         os.environ[names.MLFLOW_RUN_ID_ENV] = run_id
     else:
         logging.warning("no %s or %s: this step is not tracked in MLflow", names.TRACKING_URI_ENV, names.KFP_RUN_ENV)
@@ -185,16 +221,50 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as error:
         _fail(client, run_id, args.node, f"{type(error).__name__}: {error}")
         raise
+    if "--json_serialized_invocation_args" in module_argv:
+        _remove_directory_markers(_invocation_json(module_argv))
     if client is not None:
         if "--json_serialized_invocation_args" in module_argv and args.module.endswith("run_executor"):
             log_node_results(client, run_id, args.node, _invocation_json(module_argv))
-        if args.node == LAST_NODE:
+        if args.node == LAST_NODE and client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, status="FINISHED")
     return 0
 
 
+def _remove_directory_markers(invocation_json: str) -> None:
+    """The step's outputs without the S3 folder markers that would fail the next step's input copy
+    (pipeline/kubeflow/markers.py directory_markers)."""
+    from pipeline.kubeflow import markers
+
+    artifacts = json.loads(invocation_json).get("outputs", {}).get("artifacts", {})
+    uris = [item["uri"] for name, found in artifacts.items() if name != KFP_LOG_OUTPUT for item in found["artifacts"]]
+    removed = markers.remove_directory_markers(uris)
+    if removed:
+        logging.info("removed %d S3 folder markers under the outputs", removed)
+
+
+def last_attempt(environ: dict[str, str] | None = None) -> bool:
+    """Whether Argo would not start this task again if this pod failed: its attempt index (KFP_RETRY_INDEX,
+    which KFP 2.17.0 sets from Argo's {{retries}} in a retried task's pod, argocompiler/container.go
+    addContainerExecutorTemplate) has reached the compiled retry limit. A pod killed outright (evicted, out of
+    memory, past the retries' deadline) reports nothing at all."""
+    environ = os.environ if environ is None else environ
+    index, limit = environ.get(names.RETRY_INDEX_ENV, ""), environ.get(names.RETRY_LIMIT_ENV, "")
+    if not (index.isdigit() and limit.isdigit()):
+        return True
+    return int(index) >= int(limit)
+
+
 def _fail(client: Any, run_id: str | None, node: str, reason: str) -> None:
+    """The run FAILED with the reason, once Argo will not retry; an attempt that will be retried is noted in a
+    tag and leaves the run open. A run another task already ended keeps its status and first reason."""
     if client is None or run_id is None:
+        return
+    if not last_attempt():
+        attempt = int(os.environ[names.RETRY_INDEX_ENV]) + 1
+        client.set_tag(run_id, f"failed_attempt.{node}", f"attempt {attempt}: {reason}"[:5000])
+        return
+    if client.get_run(run_id).info.status != "RUNNING":
         return
     client.set_tag(run_id, "failure_reason", f"{node}: {reason}"[:5000])
     client.set_terminated(run_id, status="FAILED")
@@ -204,7 +274,7 @@ def run_and_exit() -> None:
     """main(), then the process ends with main's status without running C++ static destructors:
     tensorflow-io 0.37.1 aborts the interpreter at exit once S3 was used ("pure virtual method called", status
     134; tensorflow/io#2039, fixed upstream after its last release), which KFP's launcher would take for a
-    failed task (kubeflow/pipelines 2.5.0 backend/src/v2/component/launcher_v2.go execute: command.Run())."""
+    failed task (kubeflow/pipelines 2.17.0 backend/src/v2/component/launcher_v2.go execute: command.Run())."""
     import traceback
 
     try:

@@ -1,7 +1,7 @@
 """The compiled pipeline's `DataFingerprint` step: a digest of every file under the dataset location.
 
 KFP's cache key is made of a task's input values, upstream artifact ids, command and image
-(kubeflow/pipelines 2.5.0 backend/src/v2/cacheutils/cache.go GenerateCacheKey). ImageExampleGen has no
+(kubeflow/pipelines 2.17.0 backend/src/v2/cacheutils/cache.go GenerateCacheKey). ImageExampleGen has no
 upstream artifact and constant inputs, and TFX's own input fingerprint comes from a driver KFP never runs, so
 without this step a scheduled run would serve ingest (and all that follows) from the first run's cache forever.
 This step runs uncached in every run; its output parameter is an input of ImageExampleGen, so KFP's own cache

@@ -2,10 +2,10 @@
 offline, instead of being dropped or refused when the run starts.
 
 kfp's PipelineSpec proto types the platform spec as a plain Struct, so kfp's own loader accepts any key. The
-messages below mirror kubeflow/pipelines 2.5.0 kubernetes_platform/proto/kubernetes_executor_config.proto
-(the proto the 2.5.0 backend builds with, go.mod: `kubernetes_platform => ./kubernetes_platform`), field by
-field in their JSON names. The kfp-kubernetes package that ships it compiled is not used: the newest release
-that installs beside kfp 2.5 (1.0.0) predates fieldPathAsEnv and tolerations.
+messages below mirror kubeflow/pipelines 2.17.0 kubernetes_platform/proto/kubernetes_executor_config.proto
+(the proto the pinned 2.17.0 backend builds with, go.mod: `kubernetes_platform => ./kubernetes_platform`),
+field by field in their JSON names. The kfp-kubernetes package that ships it compiled is not used: the newest
+release that installs beside kfp 2.5 (1.0.0) predates fieldPathAsEnv and tolerations.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ _MESSAGES: dict[str, dict[str, Any]] = {
         "podAffinity": ["PodAffinityTerm"],
         "enabledSharedMemory": "EnabledSharedMemory",
         "emptyDirMounts": ["EmptyDirMount"],
+        "securityContext": "SecurityContext",
     },
+    # Fields 3-5 (privileged, capabilities) are reserved in 2.17.0: the backend drops every capability.
+    "SecurityContext": {"runAsUser": "int", "runAsGroup": "int", "runAsNonRoot": "bool"},
     "EnabledSharedMemory": {"volumeName": "string", "size": "string"},
     "SecretAsVolume": {
         "secretName": "string",
@@ -42,7 +45,12 @@ _MESSAGES: dict[str, dict[str, Any]] = {
         "optional": "bool",
         "secretNameParameter": "parameter",
     },
-    "SecretAsEnv": {"secretName": "string", "keyToEnv": ["SecretKeyToEnvMap"], "secretNameParameter": "parameter"},
+    "SecretAsEnv": {
+        "secretName": "string",
+        "keyToEnv": ["SecretKeyToEnvMap"],
+        "optional": "bool",
+        "secretNameParameter": "parameter",
+    },
     "SecretKeyToEnvMap": {"secretKey": "string", "envVar": "string"},
     "PvcMount": {
         "taskOutputParameter": "parameter",
@@ -50,6 +58,7 @@ _MESSAGES: dict[str, dict[str, Any]] = {
         "componentInputParameter": "string",
         "mountPath": "string",
         "pvcNameParameter": "parameter",
+        "subPath": "string",
     },
     "NodeSelector": {"labels": "map", "nodeSelectorJson": "parameter"},
     "PodMetadata": {"labels": "map", "annotations": "map"},
@@ -63,6 +72,7 @@ _MESSAGES: dict[str, dict[str, Any]] = {
         "configMapName": "string",
         "keyToEnv": ["ConfigMapKeyToEnvMap"],
         "configMapNameParameter": "parameter",
+        "optional": "bool",
     },
     "ConfigMapKeyToEnvMap": {"configMapKey": "string", "envVar": "string"},
     "GenericEphemeralVolume": {
@@ -89,6 +99,7 @@ _MESSAGES: dict[str, dict[str, Any]] = {
         "matchExpressions": ["SelectorRequirement"],
         "matchFields": ["SelectorRequirement"],
         "weight": "int",
+        "nodeAffinityJson": "parameter",
     },
     "PodAffinityTerm": {
         "matchPodExpressions": ["SelectorRequirement"],

@@ -190,9 +190,12 @@ def apply_kubernetes(pipeline_spec: dict[str, Any], config: config_lib.Config) -
         # The run's config, in every pod: whichever starts first (a root step) creates the MLflow run and logs
         # it as the run's parameters; the Evaluator explains its gates with it, the Pusher names the registered
         # model with it. Env is not part of KFP's cache key (backend/src/v2/cacheutils/cache.go GenerateCacheKey).
+        # The retry limit tells a failing pod whether Argo will try it again, and so whether its failure is
+        # the run's (pipeline/kubeflow/entrypoint.py).
         container["env"] = [
             {"name": names.EXPERIMENT_ENV, "value": kubeflow.mlflow_experiment or config.experiment_name},
             {"name": names.MLFLOW_PARAMS_ENV, "value": json.dumps(config.to_dict(), sort_keys=True)},
+            {"name": names.RETRY_LIMIT_ENV, "value": str(kubeflow.retries)},
         ]
 
 

@@ -162,6 +162,7 @@ def test_every_step_gets_the_config_as_plain_env_so_whichever_pod_creates_the_ml
         container, _ = executor(documents, node_id)
         env = {item["name"]: item["value"] for item in container["env"]}
         assert config_lib.config_from_dict(json.loads(env["XFER_MLFLOW_PARAMS"])) == config, node_id
+        assert env["XFER_KFP_RETRIES"] == str(config.kubeflow.retries), node_id
 
 
 def test_no_secret_value_in_the_package(package):

@@ -58,3 +58,25 @@ def test_a_kubeflow_section_parses_typed():
 def test_mistakes_are_refused(kubeflow, message):
     with pytest.raises(config_lib.ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         config_lib.config_from_dict(sample(**kubeflow))
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("Xfer-Sample", "not a lowercase RFC 1123 label"),
+        ("xfer_sample", "not a lowercase RFC 1123 label"),
+        ("xfer-", "not a lowercase RFC 1123 label"),
+        ("x" * 58, "at most 57"),
+    ],
+)
+def test_a_pipeline_name_argo_or_kubernetes_would_refuse_is_refused_naming_the_rule(name, message):
+    raw = yaml.safe_load(SAMPLE_CONFIG.read_text())
+    raw["pipeline_name"] = name
+    with pytest.raises(config_lib.ConfigError, match=f"pipeline_name: .*{message}"):
+        config_lib.config_from_dict(raw)
+
+
+def test_the_longest_pipeline_name_is_accepted():
+    raw = yaml.safe_load(SAMPLE_CONFIG.read_text())
+    raw["pipeline_name"] = "x" * 57
+    assert config_lib.config_from_dict(raw).pipeline_name == "x" * 57

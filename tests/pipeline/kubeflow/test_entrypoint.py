@@ -54,6 +54,62 @@ def test_duplicates_from_parallel_root_pods_converge_on_the_oldest(client):
     assert client.get_run(newer).info.lifecycle_stage == "deleted"
 
 
+class PeerRace:
+    """The MLflow client of a root pod started together with another (as Argo starts root tasks): the peer
+    creates its run just after this pod found none, and deletes this pod's run just after it was created."""
+
+    def __init__(self, client, experiment_id):
+        self._client = client
+        self._experiment_id = experiment_id
+        self._searched = False
+
+    def search_runs(self, *args, **kwargs):
+        if not self._searched:
+            self._searched = True
+            self._client.create_run(self._experiment_id, tags={kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}, start_time=1)
+            return []
+        return self._client.search_runs(*args, **kwargs)
+
+    def create_run(self, *args, **kwargs):
+        created = self._client.create_run(*args, **kwargs)
+        self._client.delete_run(created.info.run_id)  # The peer keeps its own, older run.
+        return created
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_root_pod_whose_new_run_a_peer_deleted_joins_the_peers_run(client):
+    experiment_id = client.create_experiment("xfer")
+    racing = PeerRace(client, experiment_id)
+    run_id = kubeflow_entrypoint.find_or_create_run(racing, "xfer", "run-x", {"training.seed": "42"})
+    (active,) = client.search_runs([experiment_id], "tags.kfp_run = 'run-x'")
+    assert run_id == active.info.run_id
+    assert active.data.params == {"training.seed": "42"}
+
+
+class ExperimentRace:
+    """A root pod's client when another root pod creates the experiment between this pod's look-up and its own
+    creation (the first run of a pipeline, root tasks started together)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def get_experiment_by_name(self, name):
+        found = self._client.get_experiment_by_name(name)
+        if found is None:
+            self._client.create_experiment(name)  # The peer wins the race.
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_root_pod_that_loses_the_race_to_create_the_experiment_uses_the_winners(client):
+    run_id = kubeflow_entrypoint.find_or_create_run(ExperimentRace(client), "fresh", "run-y", {})
+    assert client.get_run(run_id).info.experiment_id == client.get_experiment_by_name("fresh").experiment_id
+
+
 @pytest.fixture
 def pod_env(tmp_path, monkeypatch):
     """A pod's environment: MLflow from the Secret, the run name from the pod's labels, a stand-in TFX module."""
@@ -94,11 +150,104 @@ def test_a_failing_step_marks_the_run_failed_with_the_reason(pod_env):
     assert run.data.params == {"training.seed": "7"}
 
 
-def test_the_last_step_finishes_the_run_a_retry_reopened(pod_env):
+def test_an_attempt_argo_will_retry_leaves_the_run_open_and_the_retry_finishes_it(pod_env, monkeypatch):
+    monkeypatch.setenv("XFER_KFP_RETRIES", "2")
+    monkeypatch.setenv("KFP_RETRY_INDEX", "0")  # KFP 2.17 sets it from Argo's {{retries}}.
     with pytest.raises(RuntimeError):
         kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_broken"])
+    run = kfp_run(pod_env)
+    assert run.info.status == "RUNNING" and "failure_reason" not in run.data.tags
+    assert run.data.tags["failed_attempt.Pusher"] == "attempt 1: RuntimeError: disk full"
+    monkeypatch.setenv("KFP_RETRY_INDEX", "1")
     assert kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_ok", "--flag", "x"]) == 0
     assert kfp_run(pod_env).info.status == "FINISHED"
+
+
+def test_a_pod_never_reopens_or_finishes_a_failed_run(pod_env, monkeypatch):
+    """Today's tasks run side by side: a pod that starts or ends after another task's last attempt failed the
+    run leaves it FAILED, with the first reason."""
+    monkeypatch.setenv("XFER_KFP_RETRIES", "1")
+    monkeypatch.setenv("KFP_RETRY_INDEX", "1")  # The last attempt.
+    with pytest.raises(RuntimeError):
+        kubeflow_entrypoint.main(["--node", "Champion", "fake_step_broken"])
+    assert kubeflow_entrypoint.main(["--node", "Trainer", "fake_step_ok", "--flag", "x"]) == 0
+    assert kubeflow_entrypoint.main(["--node", "Pusher", "fake_step_ok", "--flag", "x"]) == 0
+    with pytest.raises(RuntimeError):
+        kubeflow_entrypoint.main(["--node", "Transform", "fake_step_broken"])
+    run = kfp_run(pod_env)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["failure_reason"] == "Champion: RuntimeError: disk full"
+
+
+def test_the_last_attempt_is_read_from_kfps_retry_index_and_the_compiled_limit():
+    last = kubeflow_entrypoint.last_attempt
+    assert last({}) and last({"KFP_RETRY_INDEX": "0"})  # No retries compiled: every attempt is the last.
+    assert not last({"KFP_RETRY_INDEX": "0", "XFER_KFP_RETRIES": "2"})
+    assert last({"KFP_RETRY_INDEX": "2", "XFER_KFP_RETRIES": "2"})
+
+
+class CountingClient:
+    """The MLflow client, counting alias moves."""
+
+    def __init__(self, client):
+        self._client = client
+        self.alias_moves = 0
+
+    def set_registered_model_alias(self, *args):
+        self.alias_moves += 1
+        return self._client.set_registered_model_alias(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_pusher_retried_after_it_registered_registers_nothing_more_and_moves_the_alias_once(pod_env, monkeypatch):
+    from pipeline.tracking import registry
+
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+    calls = []
+
+    def register(tracking_uri, run, destination, name, example):  # What a first attempt does, minus the model.
+        calls.append(run)
+        pod_env.create_registered_model(name)
+        version = pod_env.create_model_version(name, destination, run_id=run)
+        pod_env.set_registered_model_alias(name, registry.CHAMPION_ALIAS, version.version)
+        return version
+
+    monkeypatch.setattr(registry, "register_champion", register)
+    monkeypatch.setattr(registry, "placeholder_input_example", lambda destination: None)
+    client = CountingClient(pod_env)
+    kubeflow_entrypoint.register_once(client, run_id, "s3://xfer/serving/1", "xfer-sample")
+    # The launcher failed after the program: Argo reruns the Pusher's pod, which pushes and registers again.
+    kubeflow_entrypoint.register_once(client, run_id, "s3://xfer/serving/1", "xfer-sample")
+    assert calls == [run_id] and client.alias_moves == 0
+    (version,) = pod_env.search_model_versions("name = 'xfer-sample'")
+    assert pod_env.get_model_version_by_alias("xfer-sample", "champion").version == version.version
+    assert pod_env.get_run(run_id).data.tags["registered_model"] == f"xfer-sample/{version.version}"
+
+
+def test_a_retry_after_registering_but_before_the_alias_moves_it_once(pod_env):
+    run_id = kubeflow_entrypoint.find_or_create_run(pod_env, "xfer-sample", "xfer-sample-run42", {})
+    pod_env.create_registered_model("xfer-sample")
+    pod_env.create_model_version("xfer-sample", "s3://xfer/serving/1", run_id=run_id)
+    client = CountingClient(pod_env)
+    kubeflow_entrypoint.register_once(client, run_id, "s3://xfer/serving/1", "xfer-sample")
+    kubeflow_entrypoint.register_once(client, run_id, "s3://xfer/serving/1", "xfer-sample")
+    assert client.alias_moves == 1
+    assert str(pod_env.get_model_version_by_alias("xfer-sample", "champion").version) == "1"
+
+
+def test_only_s3_folder_markers_with_keys_under_them_are_removed():
+    from pipeline.kubeflow import markers
+
+    keys = {
+        "root/T/1/examples/": 0,
+        "root/T/1/examples/Split-train/": 0,
+        "root/T/1/examples/Split-train/data.gz": 10,
+        "root/T/1/examples/empty/": 0,  # Nothing under it: the launcher makes an empty file of it, harmlessly.
+        "root/T/1/examples/real-empty-file": 0,
+    }
+    assert markers.directory_markers(keys) == ["root/T/1/examples/", "root/T/1/examples/Split-train/"]
 
 
 def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with(pod_env, tmp_path, monkeypatch):

@@ -133,7 +133,7 @@ def test_upstream_references_are_pinned():
     refs = re.findall(r"github\.com/kubeflow/pipelines/[^\s\"]+\?ref=([^\s\"]+)", text)
     assert refs and all(re.fullmatch(r"\d+\.\d+\.\d+", ref) for ref in refs)
     docs = (ROOT / "docs" / "kubeflow.md").read_text()
-    assert "?ref=2.5.0" in docs
+    assert "?ref=2.17.0" in docs
     assert re.search(r"k8s-device-plugin/v\d+\.\d+\.\d+/", docs) or re.search(r"gpu-operator --version v\d", docs)
 
 

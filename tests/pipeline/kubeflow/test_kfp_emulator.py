@@ -1,11 +1,13 @@
-"""The compiled package, three scheduled runs on a KFP 2.5 emulator (tests/helpers/kfp_emulator.py): every task a
-subprocess started as KFP's driver and launcher start its pod, against an S3 API on 127.0.0.1 (pipeline root and
-data) and an `mlflow server --serve-artifacts` (tracking and registry), as in the cluster.
+"""The compiled package, four scheduled runs on a KFP 2.17.0 emulator (tests/helpers/kfp_emulator.py): the Argo
+Workflow KFP builds for it, run as Argo runs it (independent tasks together, pods named as Argo names them), every
+pod a subprocess started as KFP's driver and launcher start it (inputs copied into the pod first), against an S3
+API on 127.0.0.1 (pipeline root and data) and an `mlflow server --serve-artifacts` (tracking and registry).
 
-Run 1 trains, pushes and registers the champion, with its Trainer pod killed once and retried; run 2, on the
-same data, is served from KFP's cache up to the Trainer; run 3, after new images landed in the bucket,
-re-ingests and retrains; run 4, with the annotations emptied, fails at ingest after its retry, and its MLflow
-run is FAILED with the reason.
+Run 1 trains, pushes and registers the champion, with its Trainer pod killed once and retried, and its Pusher's
+launcher failing after the program succeeded, so Argo reruns a Pusher that has already registered; run 2, on
+the same data and with no pipeline root of its own (the kfp-launcher ConfigMap's applies), is served from KFP's
+cache up to the Trainer; run 3, after new images landed in the bucket, re-ingests and retrains; run 4, with the
+annotations emptied, fails at ingest after its retry, and its MLflow run is FAILED with the reason.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import REPO_ROOT, SAMPLE_CONFIG, kfp_emulator, local_services
 
@@ -40,6 +43,7 @@ TASKS = {*INGEST_TO_TRAINER, *ALWAYS_RUN, "Evaluator", "Pusher"}
 # val is empty and a class only eval holds has no id in the label vocabulary (learnt from train), which TFMA's
 # confusion matrices refuse (label -1). Run 3 adds images: the generator's first 16 are the same bytes.
 RUN1_IMAGES, RUN3_IMAGES = 16, 20
+ROOT_OF_RUNS = f"s3://{BUCKET}/pipeline_root"  # What `xfer submit` and `xfer schedule` pass as the run's root.
 
 
 def cluster_config(tmp_path: Path):
@@ -107,13 +111,15 @@ def cluster(tmp_path_factory):
                 "mlflow-tracking-password": "local",
             }
             s3 = local_services.s3_client(s3_env)
+            launcher = yaml.safe_load((ROOT / "infra" / "k8s" / "pipelines" / "kfp-launcher.yaml").read_text())
             emulator = kfp_emulator.Emulator(
                 package,
                 secrets={config.kubeflow.secret_name: secret},
                 work_dir=tmp_path / "pods",
                 cwd=ROOT,
                 image_env=kfp_emulator.image_env(Path(sys.executable).parent),
-                log_uploader=lambda path, uri: s3.upload_file(str(path), *uri.removeprefix("s3://").split("/", 1)),
+                object_store=s3,
+                launcher_config=launcher["data"],  # infra's kfp-launcher ConfigMap, as the driver reads it.
             )
             yield {
                 "tmp_path": tmp_path,
@@ -126,15 +132,16 @@ def cluster(tmp_path_factory):
             }
 
 
-def scheduled_run(cluster, name: str, **faults) -> kfp_emulator.RunResult:
+def scheduled_run(cluster, name: str, pipeline_root: str | None = ROOT_OF_RUNS, **faults) -> kfp_emulator.RunResult:
     if name not in cluster["runs"]:
         started = time.monotonic()
-        result = cluster["emulator"].run(faults=faults)
+        result = cluster["emulator"].run(faults=faults, pipeline_root=pipeline_root)
         print(
-            f"\n{name}: {result.state} in {time.monotonic() - started:.0f} s "
+            f"\n{name}: {result.state} in {time.monotonic() - started:.0f} s, root {result.pipeline_root}: "
             + ", ".join(
-                f"{task}={execution.state}x{execution.attempts}({execution.seconds:.0f}s)"
-                for task, execution in result.tasks.items()
+                f"{task}={execution.state}x{execution.attempts}({execution.seconds:.0f}s, "
+                f"start {execution.started:.0f}s, copied {execution.copied_bytes / 1e6:.1f} MB)"
+                for task, execution in sorted(result.tasks.items(), key=lambda item: item[1].started)
             )
         )
         cluster["runs"][name] = result
@@ -160,13 +167,18 @@ def failed_logs(result: kfp_emulator.RunResult) -> str:
 
 @pytest.fixture(scope="module")
 def run1(cluster):
-    # The Trainer's pod is killed at its first epoch's log line; KFP (Argo) retries it.
-    return scheduled_run(cluster, "run1", Trainer=kfp_emulator.KillOnce(r"\] epoch 1/"))
+    # The Trainer's pod is killed at its first epoch's log line; KFP (Argo) retries it. The Pusher's launcher
+    # fails after the program registered the model; Argo reruns the whole pod.
+    return scheduled_run(
+        cluster, "run1", Trainer=kfp_emulator.KillOnce(r"\] epoch 1/"), Pusher=kfp_emulator.FailAfterExit()
+    )
 
 
 @pytest.fixture(scope="module")
 def run2(cluster, run1):
-    return scheduled_run(cluster, "run2")
+    # Started with no pipeline root, as a run from the API or a recurring run without one: the driver takes the
+    # kfp-launcher ConfigMap's (infra/k8s/pipelines/kfp-launcher.yaml).
+    return scheduled_run(cluster, "run2", pipeline_root=None)
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +198,18 @@ def test_run1_runs_every_task_retries_the_killed_trainer_and_registers_the_champ
     assert set(run1.tasks) == TASKS
     assert set(run1.states().values()) == {"COMPLETE"}
     assert run1.tasks["Trainer"].attempts == 2  # Killed once, then retried with the same executor input.
-    assert {name: execution.attempts for name, execution in run1.tasks.items() if name != "Trainer"} == {
-        name: 1 for name in TASKS - {"Trainer"}
+    assert run1.tasks["Pusher"].attempts == 2  # Its launcher failed after the program: the pod reran.
+    retried = {"Trainer", "Pusher"}
+    assert {name: e.attempts for name, e in run1.tasks.items() if name not in retried} == {
+        name: 1 for name in TASKS - retried
     }
+    # Argo starts the tasks whose dependencies are met together: the three roots, before any of them ended.
+    roots = [run1.tasks[name] for name in ("DataFingerprint", "ImportSchemaGen", "Champion")]
+    assert max(e.started for e in roots) < min(e.started + e.seconds for e in roots)
+    # Pods named as Argo names them: <workflow>-retry-system-container-impl-<hash of the node>.
+    assert all(pod.startswith(f"{run1.workflow}-retry-system-container-impl-") for pod in run1.tasks["Trainer"].pods)
+    # The launcher copied each input into the pod before the step ran: the Evaluator got examples and models.
+    assert run1.tasks["Evaluator"].copied_bytes > run1.tasks["Trainer"].copied_bytes > 0
     # What the pods were given is what KFP's driver gives: numeric ids and an empty instanceSchema upstream.
     (examples,) = run1.tasks["StatisticsGen"].executor_input["inputs"]["artifacts"]["examples"]["artifacts"]
     assert examples["name"].isdigit() and examples["type"] == {"instanceSchema": ""}
@@ -205,17 +226,20 @@ def test_run1_runs_every_task_retries_the_killed_trainer_and_registers_the_champ
     assert run.data.tags["outcome"] == "pushed"
     assert run.data.tags["registered_model"] == f"{PIPELINE}/1"
     champion = client.get_model_version_by_alias(PIPELINE, "champion")
-    assert (champion.version, champion.run_id) == ("1", run.info.run_id)
+    assert (str(champion.version), champion.run_id) == ("1", run.info.run_id)
+    # The Pusher ran twice and registered once.
+    assert len(client.search_model_versions(f"name = '{PIPELINE}' and run_id = '{run.info.run_id}'")) == 1
     gates = Path(client.download_artifacts(run.info.run_id, "evaluation/gates.txt", str(cluster["tmp_path"])))
     assert "eval_accuracy" in gates.read_text() and "no champion" in gates.read_text()
     pushed = run.data.tags["pushed_model"]
     assert pushed.startswith(f"s3://{BUCKET}/pipeline_root/{PIPELINE}/{run1.run_id}/Pusher/")
     serving = cluster["s3"].list_objects_v2(Bucket=BUCKET, Prefix="serving/")
     assert any(item["Key"].endswith("saved_model.pb") for item in serving.get("Contents", []))
-    # The launcher's log output is in the bucket too.
+    # The launcher's log of each attempt is in the bucket too (`executor-logs-<retry index>`).
     log_uri = run1.tasks["Pusher"].executor_input["outputs"]["artifacts"]["executor-logs"]["artifacts"][0]["uri"]
     bucket, key = log_uri.removeprefix("s3://").split("/", 1)
-    assert cluster["s3"].get_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+    for attempt in (0, 1):
+        assert cluster["s3"].get_object(Bucket=bucket, Key=f"{key}-{attempt}")["ContentLength"] > 0
 
 
 def test_run2_on_the_same_data_is_served_from_kfps_cache_up_to_the_trainer(cluster, run1, run2):
@@ -227,12 +251,16 @@ def test_run2_on_the_same_data_is_served_from_kfps_cache_up_to_the_trainer(clust
     # very model the cached Trainer gives, so nothing is pushed or registered again.
     assert states["Evaluator"] == states["Pusher"] == "COMPLETE"
     assert run2.tasks["Trainer"].outputs == run1.tasks["Trainer"].outputs  # The same MLMD artifacts.
+    # No root of its own: the kfp-launcher ConfigMap's, in our bucket, not minio://mlpipeline/v2/artifacts.
+    assert run2.pipeline_root == f"s3://{BUCKET}/pipeline_root"
+    evaluation = run2.tasks["Evaluator"].executor_input["outputs"]["artifacts"]["evaluation"]["artifacts"][0]
+    assert evaluation["uri"].startswith(f"s3://{BUCKET}/pipeline_root/{PIPELINE}/{run2.run_id}/Evaluator/")
     client, run = mlflow_run(cluster, run2)
     assert run.info.status == "FINISHED", run.data.tags.get("failure_reason")
     assert run.data.params["training.seed"] == str(cluster["config"].training.seed)
     assert run.data.tags["outcome"] == "already_champion"
     assert "registered_model" not in run.data.tags
-    assert client.get_model_version_by_alias(PIPELINE, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(PIPELINE, "champion").version) == "1"
 
 
 def test_run3_after_new_images_reingests_and_retrains(cluster, run1, run2, run3):
