@@ -4,15 +4,13 @@ says of the compiled package: the Workflow KFP builds for it, the pod names Argo
 Golden pairs: KFP 2.17.0 ships, for its compiler's tests, pipeline specs
 (`test_data/sdk_compiled_pipelines/valid/**.yaml`) and the Workflows its backend compiles them into
 (`test_data/compiled-workflows/*.yaml`; backend/test/compiler/argo_ginkgo_test.go). They are KFP's files under
-its Apache-2.0 licence, read from `$XFER_KFP_GOLDEN` or `shared/kfp_golden/2.17.0/` beside the checkout
-(`specs/<name>.yaml`, `workflows/<name>.yaml`, `LICENSE`); they are not kept in this repository.
+its Apache-2.0 licence, vendored unchanged in tests/data/kfp_golden/2.17.0/ (`specs/<name>.yaml`,
+`workflows/<name>.yaml`, `LICENSE`; its README names each file's source).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import yaml
@@ -29,17 +27,11 @@ GOLDEN_NAMES = (
 )
 
 
-def golden_dir() -> Path | None:
-    for candidate in (os.environ.get("XFER_KFP_GOLDEN"), REPO_ROOT.parent / "shared" / "kfp_golden" / "2.17.0"):
-        if candidate and (Path(candidate) / "LICENSE").is_file():
-            return Path(candidate)
-    return None
+GOLDEN_DIR = REPO_ROOT / "tests" / "data" / "kfp_golden" / "2.17.0"
 
 
 def load_golden(name: str) -> tuple[dict, dict | None, dict]:
-    folder = golden_dir()
-    if folder is None:
-        pytest.skip("KFP 2.17.0's golden files are not here: set XFER_KFP_GOLDEN (see this module's docstring)")
+    folder = GOLDEN_DIR
     documents = [doc for doc in yaml.safe_load_all((folder / "specs" / f"{name}.yaml").read_text()) if doc]
     platform = next((doc for doc in documents[1:] if "platforms" in doc), None)
     workflow = yaml.safe_load((folder / "workflows" / f"{name}.yaml").read_text())
@@ -122,10 +114,8 @@ def test_the_workflow_builder_matches_kfp_2_17s_compiler_on_its_golden_files(nam
 
 
 def test_the_golden_files_come_with_kfps_license():
-    folder = golden_dir()
-    if folder is None:
-        pytest.skip("KFP 2.17.0's golden files are not here: set XFER_KFP_GOLDEN")
-    assert "Apache License" in (folder / "LICENSE").read_text()[:200]
+    assert "Apache License" in (GOLDEN_DIR / "LICENSE").read_text()[:200]
+    assert sorted(path.stem for path in (GOLDEN_DIR / "specs").glob("*.yaml")) == sorted(GOLDEN_NAMES)
 
 
 # -- the compiled package on KFP 2.17.0 and on 2.5.0 --------------------------------------------------------
