@@ -32,25 +32,44 @@ def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: 
     """The MLflow run of this KFP run. Root tasks start together and may each create one: every pod keeps the
     oldest, so they converge on the same run, and deletes the others. The config is logged to the run that
     is kept, never to the one just created, which another pod may already have deleted (found when the
-    emulator started the root tasks together, as Argo does)."""
+    emulator started the root tasks together, as Argo does).
+
+    The oldest a pod sees is not final: a peer's run can be stored after this pod searched and still be older
+    (its start time is the peer's clock when it asked, and a busy server stores requests out of that order),
+    and that peer then deletes the run this pod kept. So a pod returns only a run that is still active after
+    its parameters are logged, and otherwise looks again (DataFingerprint failed its first attempt on the
+    deleted run in the emulator's scheduled run 1)."""
     from mlflow.exceptions import MlflowException
 
     experiment_id = experiment_id_for(client, experiment_name)
     query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
-    runs = client.search_runs([experiment_id], filter_string=query)
-    if not runs:
-        client.create_run(experiment_id, run_name=kfp_run, tags={KFP_RUN_TAG: kfp_run, "runner": "kubeflow"})
+    for _ in range(FIND_RUN_ATTEMPTS):
         runs = client.search_runs([experiment_id], filter_string=query)
-    kept, *duplicates = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
-    for duplicate in duplicates:
-        with contextlib.suppress(MlflowException):  # Another pod may have deleted it first.
-            client.delete_run(duplicate.info.run_id)
-    if params and not kept.data.params:
-        from mlflow.entities import Param
+        if not runs:
+            client.create_run(experiment_id, run_name=kfp_run, tags={KFP_RUN_TAG: kfp_run, "runner": "kubeflow"})
+            runs = client.search_runs([experiment_id], filter_string=query)
+            if not runs:
+                continue  # A peer deleted the run just created, and its own is not listed yet.
+        kept, *duplicates = sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+        for duplicate in duplicates:
+            with contextlib.suppress(MlflowException):  # Another pod may have deleted it first.
+                client.delete_run(duplicate.info.run_id)
+        try:
+            if params and not kept.data.params:
+                from mlflow.entities import Param
 
-        batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
-        client.log_batch(kept.info.run_id, params=batch)  # The same values again, if a peer logged them too.
-    return kept.info.run_id
+                batch = [Param(key, value[:6000]) for key, value in sorted(params.items())]
+                client.log_batch(kept.info.run_id, params=batch)  # The same values again if a peer logged them.
+            if client.get_run(kept.info.run_id).info.lifecycle_stage == "active":
+                return kept.info.run_id
+        except MlflowException as error:  # MLflow refuses to log to a deleted run: a peer kept an older one.
+            logging.info("MLflow run %s was deleted by a peer pod (%s); looking again", kept.info.run_id, error)
+    raise RuntimeError(f"no stable MLflow run for KFP run {kfp_run} after {FIND_RUN_ATTEMPTS} attempts")
+
+
+# Each attempt ends on a run no peer has deleted; a peer deletes only when it created a run itself, which it
+# does at most once per attempt, so a handful of attempts outlasts any number of root pods starting together.
+FIND_RUN_ATTEMPTS = 5
 
 
 def experiment_id_for(client: Any, name: str) -> str:

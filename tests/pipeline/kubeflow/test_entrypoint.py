@@ -427,3 +427,33 @@ def test_a_step_with_an_upstream_artifact_runs_with_what_the_kfp_driver_sends(tm
     assert seen["uri"] == str(tmp_path / "examples") and seen["split_names"] == '["train", "eval"]'
     written = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
     assert list(written["artifacts"]) == ["statistics"]
+
+
+class OlderPeerLandsLate:
+    """A root pod whose own run is the only one it sees, after which a peer's run lands that is older (the
+    peer asked first, the busy server stored it later) and the peer deletes this pod's run as the newer one."""
+
+    def __init__(self, client, experiment_id):
+        self._client = client
+        self._experiment_id = experiment_id
+        self.peer_run = None
+
+    def log_batch(self, run_id, *args, **kwargs):
+        if self.peer_run is None:
+            tags = {kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}
+            self.peer_run = self._client.create_run(self._experiment_id, tags=tags, start_time=1).info.run_id
+            self._client.delete_run(run_id)
+        return self._client.log_batch(run_id, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_root_pod_whose_kept_run_an_older_peer_deleted_joins_the_peers_run(client):
+    experiment_id = client.create_experiment("xfer")
+    racing = OlderPeerLandsLate(client, experiment_id)
+    run_id = kubeflow_entrypoint.find_or_create_run(racing, "xfer", "run-x", {"training.seed": "42"})
+    assert run_id == racing.peer_run
+    (active,) = client.search_runs([experiment_id], "tags.kfp_run = 'run-x'")
+    assert active.info.run_id == racing.peer_run
+    assert active.data.params == {"training.seed": "42"}

@@ -165,6 +165,15 @@ def failed_logs(result: kfp_emulator.RunResult) -> str:
     )
 
 
+def retried_logs(result: kfp_emulator.RunResult, expected: set[str]) -> str:
+    """Every attempt's log of a task that took more attempts than the faults injected: the unplanned failure."""
+    return "\n".join(
+        f"--- {name} ({execution.attempts} attempts)\n{execution.log[-6000:]}"
+        for name, execution in result.tasks.items()
+        if execution.attempts > 1 and name not in expected
+    )
+
+
 @pytest.fixture(scope="module")
 def run1(cluster):
     # The Trainer's pod is killed at its first epoch's log line; KFP (Argo) retries it. The Pusher's launcher
@@ -202,7 +211,7 @@ def test_run1_runs_every_task_retries_the_killed_trainer_and_registers_the_champ
     retried = {"Trainer", "Pusher"}
     assert {name: e.attempts for name, e in run1.tasks.items() if name not in retried} == {
         name: 1 for name in TASKS - retried
-    }
+    }, retried_logs(run1, retried)
     # Argo starts the tasks whose dependencies are met together: the three roots, before any of them ended.
     roots = [run1.tasks[name] for name in ("DataFingerprint", "ImportSchemaGen", "Champion")]
     assert max(e.started for e in roots) < min(e.started + e.seconds for e in roots)
