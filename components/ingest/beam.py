@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from components.ingest import examples as ingest
 from components.ingest import formats
-from components.ingest.records import IngestError, Record, RecordError, Reject
+from components.ingest.records import IngestError, Record, RecordError, Reject, TooManyRejectsError
 from components.ingest.settings import IngestConfig, IngestFormat
 
 REJECTS_FILE = "rejects.jsonl"
@@ -195,12 +195,18 @@ def ingest_to_tfrecords(
 
 
 def finish(
-    dataset: formats.Dataset, settings: IngestSettings, output_dir: str, keep_rejects_at: str | None = None
+    dataset: formats.Dataset,
+    settings: IngestSettings,
+    output_dir: str,
+    keep_rejects_at: str | None = None,
+    keep_if_stopped_in: str | None = None,
 ) -> dict[str, Any]:
     """Writes ingest_summary.json from the Beam counts, logs it, and enforces max_reject_fraction.
 
     With `keep_rejects_at`, rejects.jsonl is copied there first, so that the file an error names outlives
-    a temporary `output_dir`."""
+    a temporary `output_dir`. With `keep_if_stopped_in`, a folder, rejects.jsonl and the summary are copied
+    there only when the run stops on its rejects: TFX deletes a failed execution's outputs, `output_dir`
+    among them, so the list would be gone exactly when the user needs it."""
     counts_path = posixpath.join(output_dir, _COUNTS_FILE)
     with tf.io.gfile.GFile(counts_path) as handle:
         counts = json.loads(handle.read())
@@ -236,8 +242,18 @@ def finish(
             verb,
             settings.multi_box_policy,
         )
+    if keep_if_stopped_in and stops_on_rejects(summary, settings.max_reject_fraction):
+        tf.io.gfile.makedirs(keep_if_stopped_in)
+        for name in (REJECTS_FILE, SUMMARY_FILE):
+            if tf.io.gfile.exists(posixpath.join(output_dir, name)):
+                tf.io.gfile.copy(posixpath.join(output_dir, name), posixpath.join(keep_if_stopped_in, name), True)
+        rejects_path = posixpath.join(keep_if_stopped_in, REJECTS_FILE)
     check_reject_fraction(summary, settings.max_reject_fraction, rejects_path)
     return summary
+
+
+def stops_on_rejects(summary: dict[str, Any], max_fraction: float) -> bool:
+    return summary["records"] > 0 and summary["rejected"] / summary["records"] > max_fraction
 
 
 def summarize(counts: dict[str, int], rejects_path: str) -> dict[str, Any]:
@@ -265,8 +281,9 @@ def check_reject_fraction(summary: dict[str, Any], max_fraction: float, rejects_
     fraction = summary["rejected"] / records
     if fraction > max_fraction:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in summary["rejected_by_reason"].items())
-        raise IngestError(
+        raise TooManyRejectsError(
             f"{summary['rejected']} of {records} records rejected ({fraction:.1%}), "
             f"more than max_reject_fraction {max_fraction:.1%} ({reasons}). "
-            f"Each reject and its reason is in {rejects_path}"
+            f"Each reject and its reason is in {rejects_path}",
+            rejects_path,
         )

@@ -4,11 +4,13 @@ A thin TFX adapter over `components.ingest.beam`, which reads (`components.inges
 (`components.ingest.examples`) inside Beam. Records that cannot be used go to `rejects.jsonl` at the root of the output
 Examples artifact, beside `ingest_summary.json` (records in = accepted + rejected, rejects by reason, the
 format, whether the examples carry boxes). A run whose reject share exceeds `max_reject_fraction` stops with
-a message naming the reasons.
+a message naming the reasons and the rejects.jsonl it copied to `<node>/stopped/<execution id>/`, outside the
+artifact that TFX deletes when the execution fails.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 import apache_beam as beam
@@ -68,7 +70,16 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         super().Do(input_dict, output_dict, {**exec_properties, _OUTPUT_PATHS_KEY: examples.uri})
         settings = IngestSettings.from_dict(read_custom_config(exec_properties))
         dataset = formats.detect(exec_properties["input_base"], settings.format)
-        ingest_beam.finish(dataset, settings, examples.uri)
+        ingest_beam.finish(dataset, settings, examples.uri, keep_if_stopped_in=stopped_rejects_dir(examples.uri))
+
+
+def stopped_rejects_dir(examples_uri: str) -> str:
+    """Where a run stopped on its rejects keeps them: beside the Examples artifact, which TFX deletes when the
+    execution fails (`<root>/ImageExampleGen/examples/<id>` -> `<root>/ImageExampleGen/stopped/<id>`)."""
+    uri = examples_uri.rstrip("/")
+    node_dir = posixpath.dirname(posixpath.dirname(uri))
+    execution = posixpath.basename(uri)
+    return posixpath.join(node_dir, "stopped", execution)
 
 
 def ImageExampleGen(

@@ -33,6 +33,15 @@ class IngestError(ValueError):
     """The input as a whole cannot be read (as opposed to one bad record, which is rejected)."""
 
 
+class TooManyRejectsError(IngestError):
+    """More records were rejected than the config allows. `rejects_path` is the list of rejects with their
+    reasons, kept where it outlives the stopped run (tracking logs it with the run)."""
+
+    def __init__(self, message: str, rejects_path: str):
+        super().__init__(message)
+        self.rejects_path = rejects_path
+
+
 class RecordError(ValueError):
     """One record cannot be used; `reason` is a code from REASONS, the message says why."""
 

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             _fail(client, run_id, args.node, f"exit status {exit_.code}")
             raise
     except BaseException as error:
-        _fail(client, run_id, args.node, f"{type(error).__name__}: {error}")
+        _fail(client, run_id, args.node, f"{type(error).__name__}: {error}", error)
         raise
     if "--json_serialized_invocation_args" in module_argv:
         _remove_directory_markers(_invocation_json(module_argv))
@@ -274,11 +274,16 @@ def last_attempt(environ: dict[str, str] | None = None) -> bool:
     return int(index) >= int(limit)
 
 
-def _fail(client: Any, run_id: str | None, node: str, reason: str) -> None:
+def _fail(client: Any, run_id: str | None, node: str, reason: str, error: BaseException | None = None) -> None:
     """The run FAILED with the reason, once Argo will not retry; an attempt that will be retried is noted in a
-    tag and leaves the run open. A run another task already ended keeps its status and first reason."""
+    tag and leaves the run open. A run another task already ended keeps its status and first reason. An
+    ingest stopped on its rejects logs the list it kept to the run (every attempt: each wrote its own)."""
     if client is None or run_id is None:
         return
+    if error is not None and node == names.INGEST:
+        from pipeline.tracking import run_log
+
+        run_log.log_stopped_rejects(client, run_id, error)
     if not last_attempt():
         attempt = int(os.environ[names.RETRY_INDEX_ENV]) + 1
         client.set_tag(run_id, f"failed_attempt.{node}", f"attempt {attempt}: {reason}"[:5000])

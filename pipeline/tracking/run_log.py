@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -126,6 +127,7 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
     except BaseException as error:
         reason = f"{type(error).__name__}: {error}"
         client.set_tag(run_id, "failure_reason", reason[:5000])
+        log_stopped_rejects(client, run_id, error)
         if not run_name:
             client.update_run(run_id, name=run_story.run_name("failed", data, started))
         client.set_terminated(run_id, status="FAILED")
@@ -138,6 +140,36 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def stopped_rejects_path(error: BaseException) -> str | None:
+    """The rejects.jsonl an ingest that stopped on its rejects kept (records.TooManyRejectsError), looked for
+    along the chain of exceptions, since the error may reach us raised from within a runner's own."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        path = getattr(current, "rejects_path", None)
+        if isinstance(path, str) and path:
+            return path
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def log_stopped_rejects(client: MlflowClient, run_id: str, error: BaseException) -> None:
+    """A run stopped on its rejects keeps the list with the run, as `ingest/rejects.jsonl`: the MLflow run is
+    where people look, and the workspace or bucket may be gone or out of reach by then."""
+    path = stopped_rejects_path(error)
+    if not path or not tf.io.gfile.exists(path):
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, os.path.basename(path))
+        tf.io.gfile.copy(path, local, overwrite=True)  # The path may be s3:// on Kubeflow.
+        client.log_artifact(run_id, local, "ingest")
+    logging.info("The rejects of the stopped run are logged to MLflow run %s as ingest/%s", run_id, REJECTS_NAME)
+
+
+REJECTS_NAME = example_gen.REJECTS_FILE
 
 
 @dataclasses.dataclass(frozen=True)

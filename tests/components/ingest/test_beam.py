@@ -227,3 +227,41 @@ def test_two_worker_processes_give_the_same_result(tmp_path):
     )
     assert one == two
     assert sorted(read_examples(tmp_path / "one")) == sorted(read_examples(tmp_path / "two"))
+
+
+def ingested_messy_dataset(tmp_path):
+    """The messy dataset ingested without a limit, with Beam's counts put back so that `finish` (what the
+    ExampleGen executor calls after Beam) can run again with other settings."""
+    root, out = tmp_path / "data", tmp_path / "out"
+    messy_csv_dataset(root)
+    summary = ingest_beam.ingest_to_tfrecords(str(root), LENIENT, str(out))
+    counts = {"records": summary["records"], "accepted": summary["accepted"]}
+    (out / ingest_beam._COUNTS_FILE).write_text(json.dumps(counts))
+    return ingest_beam.formats.detect(str(root), "auto"), out, summary
+
+
+def test_a_run_stopped_on_rejects_keeps_them_outside_its_output(tmp_path):
+    """TFX deletes a failed execution's outputs: the list the error names must live elsewhere."""
+    dataset, out, summary = ingested_messy_dataset(tmp_path)
+    kept = tmp_path / "stopped" / "7"
+    with pytest.raises(IngestError) as raised:
+        ingest_beam.finish(dataset, ingest_beam.IngestSettings(), str(out), keep_if_stopped_in=str(kept))
+    assert raised.value.rejects_path == str(kept / ingest_beam.REJECTS_FILE)
+    assert str(raised.value).endswith(f"Each reject and its reason is in {kept / ingest_beam.REJECTS_FILE}")
+    assert read_rejects(kept) == read_rejects(out) and len(read_rejects(kept)) == summary["rejected"] == 13
+    assert json.loads((kept / ingest_beam.SUMMARY_FILE).read_text())["rejected"] == 13
+
+
+def test_a_run_within_the_reject_limit_keeps_nothing_outside_its_output(tmp_path):
+    dataset, out, _ = ingested_messy_dataset(tmp_path)
+    kept = tmp_path / "stopped" / "7"
+    ingest_beam.finish(dataset, LENIENT, str(out), keep_if_stopped_in=str(kept))
+    assert not kept.exists()
+
+
+def test_the_stopped_rejects_sit_beside_the_examples_artifact():
+    from components.ingest import example_gen
+
+    assert example_gen.stopped_rejects_dir("s3://b/root/ImageExampleGen/examples/12/") == (
+        "s3://b/root/ImageExampleGen/stopped/12"
+    )
