@@ -183,7 +183,9 @@ def _run(args: argparse.Namespace) -> int:
     config = _load_config(args)
     if not Path(config.data).is_dir():
         raise FileNotFoundError(f"dataset folder {config.data} does not exist (make one with `xfer sample-data`)")
-    from pipeline import local_runner
+    from pipeline import data_check, local_runner
+
+    data_check.check_features_against_data(config)
 
     run = local_runner.run_local(config, run_name=args.run_name)
     print(run_summary(config, run.result, run.tracked))
@@ -241,6 +243,9 @@ def _validate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(
             f"dataset folder {config.data} does not exist (set `data` in {args.config} or pass --data)"
         )
+    from pipeline import data_check
+
+    data_check.check_features_against_data(config)
     report = validate.run_validation(config)
     ingest = report.ingest
     print(
