@@ -208,21 +208,59 @@ def read_class_folder(root: str, source: str) -> Iterator[Record | Reject]:
 # --- COCO --------------------------------------------------------------------------------------------------
 
 
+# The fields COCO itself defines on an image entry (cocodataset.org/#format-data); every other scalar field is
+# metadata: COCO Camera Traps writes `location`, `datetime`, `seq_id`, `frame_num` there, other tools their own.
+COCO_IMAGE_FIELDS = ("id", "file_name", "width", "height", "license", "flickr_url", "coco_url", "date_captured")
+# Names a metadata column may not take: what ingest writes for every record, and the box corners.
+EXAMPLE_COLUMNS = (*CSV_REQUIRED, *RESERVED_FEATURES, *names.BOX_CORNERS)
+
+
 def _coco_dataset(root: str) -> Dataset | None:
     candidates = sorted(
         tf.io.gfile.glob(posixpath.join(root, "*.json")) + tf.io.gfile.glob(posixpath.join(root, "*", "*.json"))
     )
-    sources = tuple(posixpath.relpath(path, root) for path in candidates if _is_coco(path))
-    return Dataset(root, "coco", sources, has_boxes=True) if sources else None
+    found = {posixpath.relpath(path, root): content for path in candidates if (content := _coco_content(path))}
+    if not found:
+        return None
+    columns = dict.fromkeys(name for content in found.values() for name in coco_metadata_columns(content["images"]))
+    return Dataset(root, "coco", tuple(found), has_boxes=True, metadata_columns=tuple(columns))
 
 
-def _is_coco(path: str) -> bool:
+def _coco_content(path: str) -> dict[str, Any] | None:
     try:
         with tf.io.gfile.GFile(path, "r") as handle:
             content = json.load(handle)
     except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(content, dict) and all(isinstance(content.get(key), list) for key in ("images", "annotations"))
+        return None
+    if isinstance(content, dict) and all(isinstance(content.get(key), list) for key in ("images", "annotations")):
+        return content
+    return None
+
+
+def coco_metadata_columns(images: list[Any]) -> list[str]:
+    """The scalar fields of the image entries that COCO does not define, in the order first seen."""
+    columns: dict[str, None] = {}
+    for image in images:
+        if isinstance(image, dict):
+            for key, value in image.items():
+                if key not in COCO_IMAGE_FIELDS and key not in EXAMPLE_COLUMNS and _is_scalar(value):
+                    columns.setdefault(str(key))
+    return list(columns)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def metadata_text(value: Any) -> str:
+    """A metadata value as the text ingest types by the schema; None and absent are both missing ("")."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterator[Record | Reject]:
@@ -230,6 +268,7 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
         content = json.load(handle)
     categories = {category.get("id"): str(category.get("name", "")) for category in content.get("categories", [])}
     folder = posixpath.dirname(source)
+    metadata_columns = coco_metadata_columns(content["images"])
     images: dict[Any, dict[str, Any]] = {}
     for position, image in enumerate(content["images"]):
         filename = str(image.get("file_name", ""))
@@ -282,27 +321,50 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
                 multi_box_policy,
                 candidates,
                 _declared_size(image.get("width"), image.get("height")),
+                {column: metadata_text(image.get(column)) for column in metadata_columns},
             )
 
 
 # --- Pascal VOC --------------------------------------------------------------------------------------------
 
 
+# The elements Pascal VOC defines directly under <annotation>; any other element holding only text is metadata
+# (tools and people add their own, e.g. <location> or <camera>).
+VOC_ELEMENTS = ("folder", "filename", "path", "source", "owner", "size", "segmented", "object")
+
+
 def _voc_dataset(root: str) -> Dataset | None:
     paths = sorted(
         tf.io.gfile.glob(posixpath.join(root, "Annotations", "*.xml")) + tf.io.gfile.glob(posixpath.join(root, "*.xml"))
     )
-    if not paths or not _is_voc(paths[0]):
+    first = _voc_annotation(paths[0]) if paths else None
+    if first is None or first.tag != "annotation":
         return None
-    return Dataset(root, "voc", tuple(posixpath.relpath(path, root) for path in paths), has_boxes=True)
+    # Every file is read for its columns (annotations only, no image): a column one file adds is a column of all.
+    columns: dict[str, None] = {}
+    for path in paths:
+        annotation = first if path == paths[0] else _voc_annotation(path)
+        if annotation is not None:
+            columns.update(dict.fromkeys(voc_metadata(annotation)))
+    sources = tuple(posixpath.relpath(path, root) for path in paths)
+    return Dataset(root, "voc", sources, has_boxes=True, metadata_columns=tuple(columns))
 
 
-def _is_voc(path: str) -> bool:
+def _voc_annotation(path: str) -> ElementTree.Element | None:
     try:
         with tf.io.gfile.GFile(path, "rb") as handle:
-            return ElementTree.fromstring(handle.read()).tag == "annotation"
+            return ElementTree.fromstring(handle.read())
     except ElementTree.ParseError:
-        return False
+        return None
+
+
+def voc_metadata(annotation: ElementTree.Element) -> dict[str, str]:
+    """The text of every element under <annotation> that VOC does not define and that has no children."""
+    return {
+        child.tag: metadata_text(child.text)
+        for child in annotation
+        if child.tag not in VOC_ELEMENTS and child.tag not in EXAMPLE_COLUMNS and len(child) == 0
+    }
 
 
 def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterator[Record | Reject]:
@@ -334,7 +396,7 @@ def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterat
     size = _declared_size(annotation.findtext("size/width"), annotation.findtext("size/height"))
     folder = posixpath.dirname(source)
     candidates = _image_candidates(folder, filename) + ("JPEGImages/" + filename,)
-    yield from _choose_box(filename, source, labelled, multi_box_policy, candidates, size)
+    yield from _choose_box(filename, source, labelled, multi_box_policy, candidates, size, voc_metadata(annotation))
 
 
 # --- shared ------------------------------------------------------------------------------------------------
@@ -347,6 +409,7 @@ def _choose_box(
     policy: MultiBoxPolicy,
     candidates: tuple[str, ...],
     declared_size: tuple[int, int] | None,
+    metadata: dict[str, str] | None = None,
 ) -> Iterator[Record | Reject]:
     """The image's record with its one box; several boxes are settled by `policy` (the largest, or reject)."""
     if not labelled:
@@ -363,6 +426,7 @@ def _choose_box(
         where,
         label,
         box,
+        metadata or {},
         declared_size=declared_size,
         num_boxes=len(labelled),
         fallback_filenames=candidates[1:],

@@ -216,3 +216,35 @@ def test_the_closing_hint_names_the_command_for_the_workspace(tmp_path, monkeypa
     assert hint(workspace=str(tmp_path / "other")) == f"see it with `xfer ui --workspace {tmp_path / 'other'}`"
     (tmp_path / "Makefile").unlink()  # Outside the checkout `make ui` does not exist.
     assert hint() == f"see it with `xfer ui --workspace {tmp_path / 'workspace'}`"
+
+
+@pytest.mark.slow
+def test_schema_infer_proposes_a_coco_exports_image_fields_with_their_types(tmp_path, capsys):
+    """A COCO Camera Traps-style export: the metadata is on the image entries, and reaches the schema."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    data = tmp_path / "data"
+    images, annotations = [], []
+    for index in range(12):
+        name = f"img_{index:02d}.png"
+        image_fixtures.write_image(data / "images" / name, seed=index)
+        images.append(
+            {
+                "id": index,
+                "file_name": name,
+                "location": f"site_{index % 3}",
+                "datetime": f"2019-06-{index + 1:02d} {index:02d}:30:00",
+                "frame_num": index % 3 + 1,
+            }
+        )
+        annotations.append({"image_id": index, "category_id": 1 + index % 2, "bbox": [5, 5, 15, 10]})
+    image_fixtures.write_coco(data / "annotations.json", images, annotations, ["cat", "dog"])
+    out = tmp_path / "schema.pbtxt"
+    assert cli.main(["schema", "infer", "--data", str(data), "--out", str(out)]) == 0
+    assert "inferred 12 features from 12 examples (coco, boxes on" in capsys.readouterr().out
+    schema = text_format.Parse(out.read_text(), schema_pb2.Schema())
+    features = {feature.name: feature for feature in schema.feature}
+    assert features["location"].type == schema_pb2.BYTES and features["location"].HasField("domain")
+    assert features["datetime"].type == schema_pb2.BYTES
+    assert features["frame_num"].type == schema_pb2.INT

@@ -181,3 +181,73 @@ def test_undetectable_folder_says_what_it_expected(tmp_path):
         formats.detect(str(tmp_path))
     with pytest.raises(IngestError, match="does not exist"):
         formats.detect(str(tmp_path / "nowhere"))
+
+
+def test_coco_image_fields_coco_does_not_define_are_metadata(tmp_path):
+    """COCO Camera Traps' image entries: location, datetime, seq_id, frame_num; a list is no column."""
+    images = [
+        {
+            "id": 1,
+            "file_name": "a.png",
+            "width": 40,
+            "height": 30,
+            "date_captured": "2019",
+            "location": "cam_07",
+            "datetime": "2019-06-01 05:42:10",
+            "seq_id": "s1",
+            "frame_num": 1,
+            "night": True,
+            "tags": ["x"],
+        },
+        {"id": 2, "file_name": "b.png", "width": 40, "height": 30, "location": 12, "frame_num": 2.0, "rain": 0.5},
+    ]
+    annotations = [
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]},
+        {"image_id": 2, "category_id": 2, "bbox": [1, 1, 4, 4]},
+    ]
+    coco_dataset(tmp_path, annotations, images)
+    dataset = formats.detect(str(tmp_path))
+    assert dataset.metadata_columns == ("location", "datetime", "seq_id", "frame_num", "night", "rain")
+    first, second = read_all(dataset)
+    assert first.metadata == {
+        "location": "cam_07",
+        "datetime": "2019-06-01 05:42:10",
+        "seq_id": "s1",
+        "frame_num": "1",
+        "night": "true",
+        "rain": "",
+    }
+    # A field an entry lacks is missing (""), as an empty CSV cell is; 2.0 is written as the int it is.
+    assert second.metadata == {
+        "location": "12",
+        "datetime": "",
+        "seq_id": "",
+        "frame_num": "2",
+        "night": "",
+        "rain": "0.5",
+    }
+
+
+def test_coco_fields_named_like_what_ingest_writes_are_not_metadata(tmp_path):
+    images = [{"id": 1, "file_name": "a.png", "label": "x", "image_width": 3, "xmin": 0, "site": "n"}]
+    coco_dataset(tmp_path, [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]}], images)
+    assert formats.detect(str(tmp_path)).metadata_columns == ("site",)
+
+
+def test_voc_elements_voc_does_not_define_are_metadata(tmp_path):
+    extra = "<location>cam_07</location><datetime>2019-06-01 05:42:10</datetime><weather><sky>clear</sky></weather>"
+    first = image_fixtures.voc_xml("a.png", 40, 30, [("cat", (1, 1, 5, 5))]).replace(
+        "</annotation>", extra + "</annotation>"
+    )
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "a.xml").write_text(first)
+    second = image_fixtures.voc_xml("b.png", 40, 30, [("dog", (1, 1, 5, 5))])
+    (tmp_path / "Annotations" / "b.xml").write_text(
+        second.replace("</annotation>", "<camera> c2 </camera></annotation>")
+    )
+    dataset = formats.detect(str(tmp_path))
+    # <weather> has children (no single value); <folder>, <size>, <object>... are VOC's own.
+    assert dataset.metadata_columns == ("location", "datetime", "camera")
+    a, b = read_all(dataset)
+    assert a.metadata == {"location": "cam_07", "datetime": "2019-06-01 05:42:10"}
+    assert b.metadata == {"camera": "c2"}
