@@ -28,7 +28,7 @@ def dataset_columns(dataset: formats.Dataset) -> tuple[str, ...]:
 def check_features_against_data(config: config_lib.Config) -> formats.Dataset:
     """The dataset `config.data` holds; ConfigError naming each declared feature that reads no column of it,
     and the columns it has."""
-    dataset = formats.detect(config.data, config.ingest.format)
+    dataset = formats.detect(config.data, config.ingest.format, config.ingest.metadata)
     columns = dataset_columns(dataset)
     missing = [name for name in config.transform_settings.raw_metadata_columns if name not in columns]
     if missing:

@@ -38,6 +38,7 @@ class IngestSettings:
     multi_box_policy: formats.MultiBoxPolicy = IngestConfig.multi_box_policy
     max_reject_fraction: float = IngestConfig.max_reject_fraction
     example: ingest.ExampleSettings = ingest.ExampleSettings()
+    metadata: str = IngestConfig.metadata  # The metadata side table, relative to the dataset folder.
 
     def to_dict(self) -> dict[str, Any]:
         raw = dataclasses.asdict(self)
@@ -55,6 +56,7 @@ class IngestSettings:
             multi_box_policy=raw.get("multi_box_policy", cls.multi_box_policy),
             max_reject_fraction=float(raw.get("max_reject_fraction", cls.max_reject_fraction)),
             example=ingest.ExampleSettings(**example),
+            metadata=str(raw.get("metadata", cls.metadata)),
         )
 
     @classmethod
@@ -70,6 +72,7 @@ class IngestSettings:
                 labels=tuple(ingest_config.labels),
                 exif_box_frame=ingest_config.exif_box_frame,
             ),
+            metadata=ingest_config.metadata,
         )
 
 
@@ -87,6 +90,28 @@ class _ToExample(beam.DoFn):
             yield ingest.record_to_example(record, filename, image_bytes, self._settings)
         except RecordError as error:
             yield beam.pvalue.TaggedOutput("rejects", Reject.from_error(record, error))
+
+
+class JoinSideTable(beam.DoFn):
+    """Adds each record's row of the metadata side table (ingest.metadata), read once per worker. Records
+    without a row go on unchanged (their metadata is missing) and out as `unmatched`; every row key that
+    matched goes out as `matched`, so the rows no image matched can be counted."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._rows: dict[str, dict[str, str]] = {}
+
+    def setup(self):
+        _, self._rows = formats.read_side_table(self._path)
+
+    def process(self, record: Record):
+        for key in formats.side_table_keys(record):
+            if key in self._rows:
+                yield beam.pvalue.TaggedOutput("matched", key)
+                yield dataclasses.replace(record, metadata={**record.metadata, **self._rows[key]})
+                return
+        yield beam.pvalue.TaggedOutput("unmatched", record.filename)
+        yield record
 
 
 def _read_source(source: str, dataset: formats.Dataset, multi_box_policy: formats.MultiBoxPolicy):
@@ -138,7 +163,23 @@ def IngestDataset(
         | "GroupByFilename" >> beam.GroupByKey()
         | "SplitDuplicates" >> beam.FlatMap(_split_duplicates).with_outputs("rejects", main="records")
     )
-    converted = unique.records | "ToExample" >> beam.ParDo(_ToExample(dataset.root, settings.example)).with_outputs(
+    records = unique.records
+    side_counts = []
+    if dataset.side_table:
+        joined = records | "JoinSideTable" >> beam.ParDo(JoinSideTable(dataset.side_table)).with_outputs(
+            "matched", "unmatched", main="records"
+        )
+        records = joined.records
+        side_counts = [
+            joined.matched
+            | "DistinctRows" >> beam.Distinct()
+            | "CountRowsMatched" >> beam.combiners.Count.Globally()
+            | "KeyRowsMatched" >> beam.Map(lambda n: ("metadata_rows_matched", n)),
+            joined.unmatched
+            | "CountWithoutRow" >> beam.combiners.Count.Globally()
+            | "KeyWithoutRow" >> beam.Map(lambda n: ("images_without_metadata_row", n)),
+        ]
+    converted = records | "ToExample" >> beam.ParDo(_ToExample(dataset.root, settings.example)).with_outputs(
         "rejects", main="examples"
     )
     rejects = (split.rejects, unique.rejects, converted.rejects) | "AllRejects" >> beam.Flatten()
@@ -157,6 +198,7 @@ def IngestDataset(
         | "MultiBox" >> beam.Filter(lambda item: isinstance(item, Record) and item.num_boxes > 1)
         | "CountMultiBox" >> beam.combiners.Count.Globally()
         | "KeyMultiBox" >> beam.Map(lambda n: ("multi_box_images", n)),
+        *side_counts,
     ]
     (
         counts
@@ -182,7 +224,7 @@ def ingest_to_tfrecords(
     summary and any error then name that copy."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    dataset = formats.detect(root, settings.format)
+    dataset = formats.detect(root, settings.format, settings.metadata)
     with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
         (
             pipeline
@@ -222,6 +264,7 @@ def finish(
         "metadata_columns": list(dataset.metadata_columns),
         "multi_box_policy": settings.multi_box_policy,
         "multi_box_images": counts.get("multi_box_images", 0),
+        **side_table_summary(dataset, counts),
     }
     with tf.io.gfile.GFile(posixpath.join(output_dir, SUMMARY_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2, sort_keys=True))
@@ -248,8 +291,27 @@ def finish(
             if tf.io.gfile.exists(posixpath.join(output_dir, name)):
                 tf.io.gfile.copy(posixpath.join(output_dir, name), posixpath.join(keep_if_stopped_in, name), True)
         rejects_path = posixpath.join(keep_if_stopped_in, REJECTS_FILE)
+    if dataset.side_table:
+        logging.info(
+            "Ingest: metadata table %s: %d image(s) without a row, %d row(s) without an image",
+            dataset.side_table,
+            summary["images_without_metadata_row"],
+            summary["metadata_rows_without_image"],
+        )
     check_reject_fraction(summary, settings.max_reject_fraction, rejects_path)
     return summary
+
+
+def side_table_summary(dataset: formats.Dataset, counts: dict[str, int]) -> dict[str, Any]:
+    """How well the metadata side table fitted the images: neither kind of miss is a reject, both are told."""
+    if not dataset.side_table:
+        return {}
+    _, rows = formats.read_side_table(dataset.side_table)
+    return {
+        "metadata_table": dataset.side_table,
+        "images_without_metadata_row": counts.get("images_without_metadata_row", 0),
+        "metadata_rows_without_image": len(rows) - counts.get("metadata_rows_matched", 0),
+    }
 
 
 def stops_on_rejects(summary: dict[str, Any], max_fraction: float) -> bool:

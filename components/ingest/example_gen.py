@@ -57,7 +57,7 @@ def read_custom_config(exec_properties: dict[str, Any]) -> dict[str, Any]:
 def _ImagesToExamples(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
     del split_pattern  # The fingerprinting pattern; the records come from the dataset's own annotations.
     settings = IngestSettings.from_dict(read_custom_config(exec_properties))
-    dataset = formats.detect(exec_properties["input_base"], settings.format)
+    dataset = formats.detect(exec_properties["input_base"], settings.format, settings.metadata)
     return pipeline | "Ingest" >> ingest_beam.IngestDataset(dataset, settings, exec_properties[_OUTPUT_PATHS_KEY])
 
 
@@ -69,7 +69,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         super().Do(input_dict, output_dict, {**exec_properties, _OUTPUT_PATHS_KEY: examples.uri})
         settings = IngestSettings.from_dict(read_custom_config(exec_properties))
-        dataset = formats.detect(exec_properties["input_base"], settings.format)
+        dataset = formats.detect(exec_properties["input_base"], settings.format, settings.metadata)
         ingest_beam.finish(dataset, settings, examples.uri, keep_if_stopped_in=stopped_rejects_dir(examples.uri))
 
 

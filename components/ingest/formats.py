@@ -55,10 +55,16 @@ class Dataset:
     sources: tuple[str, ...]
     has_boxes: bool
     metadata_columns: tuple[str, ...] = ()
+    side_table: str = ""  # The metadata side table's path (ingest.metadata), its columns in metadata_columns.
 
 
-def detect(root: str, forced: Format | Literal["auto"] = "auto") -> Dataset:
-    """The format of the dataset folder (or the forced one) and its sources; IngestError if there is none."""
+def detect(root: str, forced: Format | Literal["auto"] = "auto", side_table: str = "") -> Dataset:
+    """The format of the dataset folder (or the forced one) and its sources; IngestError if there is none.
+    With `side_table` (ingest.metadata), its columns join the metadata columns."""
+    return with_side_table(_detect(root, forced), side_table)
+
+
+def _detect(root: str, forced: Format | Literal["auto"]) -> Dataset:
     if not tf.io.gfile.isdir(root):
         raise IngestError(f"dataset folder {root} does not exist")
     finders = {
@@ -397,6 +403,59 @@ def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterat
     folder = posixpath.dirname(source)
     candidates = _image_candidates(folder, filename) + ("JPEGImages/" + filename,)
     yield from _choose_box(filename, source, labelled, multi_box_policy, candidates, size, voc_metadata(annotation))
+
+
+# --- side table of metadata (any format) ---------------------------------------------------------------------
+
+
+def side_table_path(root: str, table: str) -> str:
+    return table if "://" in table or posixpath.isabs(table) else posixpath.join(root, table)
+
+
+def read_side_table(path: str) -> tuple[tuple[str, ...], dict[str, dict[str, str]]]:
+    """(columns, rows by normalized filename) of a metadata side table; IngestError naming what is wrong."""
+    if not tf.io.gfile.exists(path):
+        raise IngestError(f"ingest.metadata: no metadata table at {path}")
+    with tf.io.gfile.GFile(path, "r") as handle:
+        reader = csv.DictReader(io.StringIO(handle.read()))
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    if "filename" not in header:
+        raise IngestError(f"{path}: a metadata table needs a `filename` column; the header is {','.join(header)}")
+    columns = tuple(name for name in header if name and name != "filename")
+    clashes = [name for name in columns if name in EXAMPLE_COLUMNS]
+    if clashes:
+        raise IngestError(f"{path}: column(s) {', '.join(clashes)} clash with features ingest writes itself")
+    rows: dict[str, dict[str, str]] = {}
+    for row in reader:
+        key = side_table_key(row.get("filename") or "")
+        if key in rows:
+            raise IngestError(f"{path}: line {reader.line_num}: {row.get('filename')!r} has a row already")
+        rows[key] = {column: (row.get(column) or "").strip() for column in columns}
+    return columns, rows
+
+
+def side_table_key(filename: str) -> str:
+    return posixpath.normpath(filename.strip()) if filename.strip() else ""
+
+
+def side_table_keys(record: Record) -> list[str]:
+    """The keys a record's row may be under: its path, the other paths it may be at, then its file name alone."""
+    paths = [record.filename, *record.fallback_filenames]
+    return list(dict.fromkeys([*(side_table_key(path) for path in paths), posixpath.basename(record.filename)]))
+
+
+def with_side_table(dataset: Dataset, table: str) -> Dataset:
+    if not table:
+        return dataset
+    path = side_table_path(dataset.root, table)
+    columns, _ = read_side_table(path)
+    repeated = [name for name in columns if name in dataset.metadata_columns]
+    if repeated:
+        raise IngestError(
+            f"{path}: column(s) {', '.join(repeated)} are also in the {dataset.format} annotations; rename one"
+        )
+    return dataclasses.replace(dataset, metadata_columns=(*dataset.metadata_columns, *columns), side_table=path)
 
 
 # --- shared ------------------------------------------------------------------------------------------------

@@ -35,3 +35,7 @@ class IngestConfig:
     # The pixel grid boxes refer to in photos with an EXIF orientation, when the annotation does not state the
     # image size: "displayed" (upright, as browsers and most labeling tools show it) or "stored" (the raw grid).
     exif_box_frame: ExifBoxFrame = "displayed"
+    # A side table of metadata for any format: a CSV with a `filename` column and one column per field, joined
+    # on the image's path (or, for a name without a folder, its file name). Relative to the dataset folder.
+    # An image without a row, or a row without an image, is counted in the ingest summary, not rejected.
+    metadata: str = ""

@@ -80,10 +80,13 @@ def count_value_types(
         return {}
     result_path = posixpath.join(work_dir, "_column_types.json")
     with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
+        read = pipeline | "Sources" >> beam.Create(dataset.sources) | "Read" >> beam.FlatMap(_read_source, dataset)
+        if dataset.side_table:  # The side table's values are typed like the annotations' own.
+            records = read | "RecordsOnly" >> beam.Filter(lambda item: isinstance(item, Record))
+            join = beam.ParDo(ingest_beam.JoinSideTable(dataset.side_table))
+            read = (records | "JoinSideTable" >> join.with_outputs("matched", "unmatched", main="records")).records
         (
-            pipeline
-            | "Sources" >> beam.Create(dataset.sources)
-            | "Read" >> beam.FlatMap(_read_source, dataset)
+            read
             | "ValueTypes" >> beam.FlatMap(_metadata_types)
             | "CountTypes" >> beam.combiners.Count.PerElement()
             | "ToList" >> beam.combiners.ToList()
@@ -192,7 +195,7 @@ def infer_schema(
     Metadata column types are inferred from the values, so numbers come out as numbers; a record whose value
     does not read as its column's type is rejected as bad_metadata, like any other reject. `keep_rejects_at`
     is where rejects.jsonl is kept (`work_dir` is usually temporary)."""
-    dataset = formats.detect(data_dir, settings.format)
+    dataset = formats.detect(data_dir, settings.format, settings.metadata)
     # Numeric columns must be typed before ingest, or every value would be stored as a string.
     columns = count_value_types(dataset, work_dir, beam_args)
     example = ingest.ExampleSettings(

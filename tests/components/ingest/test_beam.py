@@ -265,3 +265,43 @@ def test_the_stopped_rejects_sit_beside_the_examples_artifact():
     assert example_gen.stopped_rejects_dir("s3://b/root/ImageExampleGen/examples/12/") == (
         "s3://b/root/ImageExampleGen/stopped/12"
     )
+
+
+def test_a_metadata_side_table_joins_any_format_and_counts_what_did_not_match(tmp_path):
+    """Class folders carry no metadata; a side table adds it, joined on the path or, for a bare name, the
+    file name. An image without a row keeps its metadata missing; a row without an image is counted."""
+    root, out = tmp_path / "data", tmp_path / "out"
+    for path in ("cat/a.png", "cat/b.png", "dog/c.png"):
+        image_fixtures.write_image(root / path)
+    (root / "metadata.csv").write_text("filename,location,hour\ncat/a.png,north,7\nc.png,south,19\ngone.png,x,1\n")
+    settings = ingest_beam.IngestSettings(
+        format="class_folders",
+        metadata="metadata.csv",
+        example=ingest.ExampleSettings(column_types={"hour": "int"}),
+    )
+    summary = ingest_beam.ingest_to_tfrecords(str(root), settings, str(out))
+    assert (summary["accepted"], summary["rejected"]) == (3, 0)
+    assert summary["metadata_columns"] == ["location", "hour"]
+    assert (summary["images_without_metadata_row"], summary["metadata_rows_without_image"]) == (1, 1)
+    examples = read_examples(out)
+    a, b, c = (examples[name].features.feature for name in ("cat/a.png", "cat/b.png", "dog/c.png"))
+    assert (a["location"].bytes_list.value, a["hour"].int64_list.value) == ([b"north"], [7])
+    assert (c["location"].bytes_list.value, c["hour"].int64_list.value) == ([b"south"], [19])
+    assert "location" not in b and "hour" not in b
+
+
+def test_a_side_table_must_say_which_file_each_row_is_for(tmp_path):
+    from components.ingest import formats
+
+    image_fixtures.write_image(tmp_path / "cat" / "a.png")
+    (tmp_path / "m.csv").write_text("name,location\na.png,north\n")
+    with pytest.raises(IngestError, match="needs a `filename` column; the header is name,location"):
+        formats.detect(str(tmp_path), "auto", "m.csv")
+    (tmp_path / "m.csv").write_text("filename,label\na.png,dog\n")
+    with pytest.raises(IngestError, match="label clash with features ingest writes itself"):
+        formats.detect(str(tmp_path), "auto", "m.csv")
+    (tmp_path / "m.csv").write_text("filename,location\na.png,north\n./a.png,south\n")
+    with pytest.raises(IngestError, match="line 3: './a.png' has a row already"):
+        formats.detect(str(tmp_path), "auto", "m.csv")
+    with pytest.raises(IngestError, match="no metadata table at"):
+        formats.detect(str(tmp_path), "auto", "missing.csv")
