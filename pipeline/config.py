@@ -26,7 +26,13 @@ from components.trainer.settings import (
     PhaseConfig,
     TrainingConfig,
 )
-from components.transform.settings import CATEGORICAL_KINDS, FeatureConfig, FeatureKind
+from components.transform.settings import (
+    CATEGORICAL_KINDS,
+    DATETIME_PARTS,
+    DERIVED_FEATURE_KINDS,
+    FeatureConfig,
+    FeatureKind,
+)
 from pipeline.kubeflow.naming import MAX_PIPELINE_NAME, check_pipeline_name
 
 if TYPE_CHECKING:
@@ -295,6 +301,38 @@ def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
                 raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
     elif feature.inputs:
         raise ConfigError(f"{where}.inputs: only crossed features take inputs")
+    _check_derived(feature, where)
+
+
+def _check_derived(feature: FeatureConfig, where: str) -> None:
+    if feature.kind == "crossed" and (feature.source or feature.derive):
+        raise ConfigError(f"{where}: a crossed feature reads its inputs, not a source column")
+    if feature.derive and feature.kind not in DERIVED_FEATURE_KINDS:
+        raise ConfigError(
+            f"{where}.derive: a derived value is a number; use it with kind {', '.join(DERIVED_FEATURE_KINDS)}"
+        )
+    if feature.cyclical:
+        if feature.derive not in DATETIME_PARTS:
+            raise ConfigError(f"{where}.cyclical: needs derive: one of {', '.join(DATETIME_PARTS)}")
+        if feature.kind != "numeric":
+            raise ConfigError(f"{where}.cyclical: a cyclical encoding is a numeric feature (kind: numeric)")
+    if feature.derive and feature.default is not None and not isinstance(feature.default, (int, float)):
+        raise ConfigError(f"{where}.default: a derived feature's default is a number, got {feature.default!r}")
+
+
+def derived_columns(features: tuple[FeatureConfig, ...]) -> dict[str, str]:
+    """Raw column -> what ingest must be able to read in it ("datetime" or "number") for the derived
+    features; ConfigError when two features ask one column for both."""
+    found: dict[str, str] = {}
+    for feature in features:
+        if feature.derive:
+            kind = "datetime" if feature.derive in DATETIME_PARTS else "number"
+            if found.setdefault(feature.raw_column, kind) != kind:
+                raise ConfigError(
+                    f"features.{feature.name}: column {feature.raw_column!r} is read as a date-time by one "
+                    "feature and as a number by another"
+                )
+    return found
 
 
 def _check_weights(weights: str) -> None:
@@ -308,7 +346,6 @@ def _check_weights(weights: str) -> None:
 
 
 def _check(config: Config) -> None:
-    check_pipeline_name(config.pipeline_name)
     """Cross-field rules that types alone cannot express."""
     check_pipeline_name(config.pipeline_name)
     names = [feature.name for feature in config.features]
@@ -319,6 +356,7 @@ def _check(config: Config) -> None:
         _check_feature(feature, where, config.features)
         if feature.embedding_dim < 0:
             raise ConfigError(f"{where}.embedding_dim: must be >= 0")
+    derived_columns(config.features)
     min_size = BACKBONE_MIN_SIZE[config.model.backbone]
     if config.image.size < min_size:
         raise ConfigError(

@@ -173,7 +173,9 @@ def data_validation_nodes(
             names.VAL_SPLIT: config.split.val,
             names.EVAL_SPLIT: config.split.eval,
         },
-        settings=example_gen.IngestSettings.from_config(config.ingest, ingest.schema_column_types(config.schema)),
+        settings=example_gen.IngestSettings.from_config(
+            config.ingest, ingest.schema_column_types(config.schema), config_lib.derived_columns(config.features)
+        ),
         code_version=versions[names.INGEST],
     )
     statistics_gen = StatisticsGen(examples=example_gen_node.outputs["examples"])

@@ -60,8 +60,14 @@ class IngestSettings:
         )
 
     @classmethod
-    def from_config(cls, ingest_config: IngestConfig, column_types: dict[str, ingest.ColumnType]) -> IngestSettings:
-        """From the config's `ingest:` section and the column types of the curated schema."""
+    def from_config(
+        cls,
+        ingest_config: IngestConfig,
+        column_types: dict[str, ingest.ColumnType],
+        derived: dict[str, str] | None = None,
+    ) -> IngestSettings:
+        """From the config's `ingest:` section, the column types of the curated schema, and what the derived
+        features read (pipeline.config.derived_columns)."""
         return cls(
             format=ingest_config.format,
             multi_box_policy=ingest_config.multi_box_policy,
@@ -71,6 +77,7 @@ class IngestSettings:
                 max_pixels=ingest_config.max_pixels,
                 labels=tuple(ingest_config.labels),
                 exif_box_frame=ingest_config.exif_box_frame,
+                derived=dict(derived or {}),
             ),
             metadata=ingest_config.metadata,
         )

@@ -20,6 +20,7 @@ from components import names
 from components.ingest import image_io
 from components.ingest.records import Box, Record, RecordError
 from components.ingest.settings import DEFAULT_MAX_PIXELS, ExifBoxFrame
+from components.transform import derive
 
 ColumnType = Literal["int", "float", "string"]
 
@@ -32,6 +33,9 @@ class ExampleSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     labels: tuple[str, ...] = ()
     exif_box_frame: ExifBoxFrame = "displayed"
+    # Raw column -> "datetime" or "number": what a derived feature reads in it (components/transform/derive.py),
+    # checked here so a value Transform could not read is a reject with its reason.
+    derived: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def resolve_inside(root: str, filename: str) -> str:
@@ -147,6 +151,10 @@ def record_to_example(record: Record, filename: str, image_bytes: bytes, setting
     for column, text in record.metadata.items():
         if text == "":
             continue  # Missing metadata stays missing; the schema says whether that is allowed.
+        if column in settings.derived:
+            problem = derive.check_text("hour" if settings.derived[column] == "datetime" else "number", text)
+            if problem:
+                raise RecordError("bad_metadata", f"column {column!r}: {problem}")
         features[column] = _typed_feature(column, text, settings.column_types.get(column, "string"))
     return tf.train.Example(features=tf.train.Features(feature=features))
 

@@ -34,7 +34,8 @@ def serving_feature_spec(
     failing the whole request.
     """
     raw_spec = tf_transform_output.raw_feature_spec()
-    defaults = {feature.name: feature.default for feature in settings.features}
+    # A derived feature's default is for its derived value; its raw column's is the dtype's empty value.
+    defaults = {feature.raw_column: feature.default for feature in reversed(settings.features) if not feature.derive}
     spec = {features_lib.IMAGE: tf.io.FixedLenFeature([1], tf.string)}
     for name in settings.raw_metadata_columns:
         dtype = raw_spec[name].dtype

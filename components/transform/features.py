@@ -16,6 +16,7 @@ import tensorflow_transform as tft
 
 from components import names
 from components.settings import section_from_dict
+from components.transform import derive as derive_lib
 from components.transform.settings import FeatureConfig
 
 IMAGE = names.IMAGE
@@ -53,7 +54,7 @@ class TransformSettings:
     @property
     def raw_metadata_columns(self) -> list[str]:
         """The raw columns the declared features read (crossed features read other features, not columns)."""
-        return [feature.name for feature in self.features if feature.kind != "crossed"]
+        return list(dict.fromkeys(feature.raw_column for feature in self.features if feature.kind != "crossed"))
 
 
 def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
@@ -76,9 +77,14 @@ def transform_feature(feature: FeatureConfig, inputs: Mapping[str, Any], done: M
     """One declared feature -> its model input: a float for numeric kinds, an int64 id for categorical ones."""
     if feature.kind == "crossed":
         return cross_hashed([done[name] for name in feature.inputs], feature.hash_buckets)
-    if feature.name not in inputs:
-        raise ValueError(f"feature {feature.name!r} is declared in the config but is not a column of the data")
-    raw = inputs[feature.name]
+    if feature.raw_column not in inputs:
+        raise ValueError(f"feature {feature.name!r} reads {feature.raw_column!r}, which is not a column of the data")
+    raw = inputs[feature.raw_column]
+    if feature.derive:
+        # The raw column's own fill first (a missing date-time is ""), then the derived value's default.
+        default = 0.0 if feature.default is None else float(feature.default)
+        text = dense_column(raw, b"" if raw.dtype == tf.string else 0)
+        return _numeric(feature, derive_lib.derived_values(text, feature.derive, feature.cyclical, default))
     if feature.kind in ("vocabulary", "vocabulary_list", "hash"):
         values = _as_string(dense_column(raw, _default(feature, raw)))
         if feature.kind == "vocabulary":
@@ -94,11 +100,16 @@ def transform_feature(feature: FeatureConfig, inputs: Mapping[str, Any], done: M
             )
             return table.lookup(values)
         return tf.strings.to_hash_bucket_fast(values, feature.hash_buckets)
+    return _numeric(feature, dense_column(raw, _default(feature, raw)))
+
+
+def _numeric(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    """The numeric kinds (numeric, bucketized, identity) of a [batch] column of numbers."""
     if feature.kind == "identity":
-        ids = tf.cast(dense_column(raw, _default(feature, raw)), tf.int64)
+        ids = tf.cast(values, tf.int64)
         in_range = (ids >= 0) & (ids < feature.num_buckets)
         return tf.where(in_range, ids, tf.constant(feature.num_buckets, tf.int64))
-    values = tf.cast(dense_column(raw, _default(feature, raw)), tf.float32)
+    values = tf.cast(values, tf.float32)
     if feature.kind == "numeric":
         if feature.normalization == "zscore":
             return tft.scale_to_z_score(values)

@@ -7,6 +7,13 @@ from typing import Literal
 
 FeatureKind = Literal["numeric", "bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed"]
 CATEGORICAL_KINDS = ("bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed")
+# What `derive:` may ask of a raw column (components/transform/derive.py computes them), and the kinds a
+# derived number can feed.
+DeriveKind = Literal["", "hour", "day_of_week", "month", "day_of_year", "number"]
+DATETIME_PARTS = ("hour", "day_of_week", "month", "day_of_year")
+DERIVE_KINDS = (*DATETIME_PARTS, "number")
+DERIVED_FEATURE_KINDS = ("numeric", "bucketized", "identity")
+Cyclical = Literal["", "sin", "cos"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +33,12 @@ class FeatureConfig:
                      `hash_buckets`
     Every categorical kind feeds the model as an embedding of `embedding_dim`, or one-hot when it is 0
     (indicator_column). `default` fills a missing value (serving requests included) before the transform.
+
+    `source` names the raw column the feature reads (its own name when empty), so one raw column can feed
+    several features. `derive` turns that column into a number first (components/transform/derive.py): a
+    part of a date-time string (hour, day_of_week, month, day_of_year) or a number read out of a string;
+    `cyclical: sin | cos` encodes a date-time part on the circle (23 h next to 0 h). Derived values feed the
+    numeric kinds: numeric, bucketized, identity.
     """
 
     name: str
@@ -41,3 +54,11 @@ class FeatureConfig:
     hash_buckets: int = 0
     embedding_dim: int = 0
     default: float | str | None = None
+    source: str = ""
+    derive: DeriveKind = ""
+    cyclical: Cyclical = ""
+
+    @property
+    def raw_column(self) -> str:
+        """The raw column this feature reads (crossed features read other features, not a column)."""
+        return self.source or self.name

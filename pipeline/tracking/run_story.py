@@ -43,6 +43,8 @@ FEATURE_KEYS = {
     "identity": ("num_buckets", "embedding_dim", "default"),
     "crossed": ("inputs", "hash_buckets", "embedding_dim"),
 }
+# Where a feature's value comes from (components/transform/derive.py), for any kind; logged when set.
+DERIVATION_KEYS = ("source", "derive", "cyclical")
 # Config sections that only one runner reads.
 RUNNER_SECTIONS = {"local": ("kubeflow",), "kubeflow": ("beam_args",)}
 OUTCOME_WORDS = {
@@ -167,7 +169,10 @@ def params(flat: Mapping[str, str], config: Mapping[str, Any], runner: str) -> d
         if section == "features" and rest:
             name, _, field = rest.rpartition(".")
             kind = kinds.get(name)
-            if kind is not None and field != "kind":
+            if kind is not None and field in DERIVATION_KEYS:
+                if value == "":
+                    continue  # Reads its own column as it is.
+            elif kind is not None and field != "kind":
                 if field not in FEATURE_KEYS.get(kind, ()) or (field == "default" and value == "None"):
                     continue
         kept[key] = value

@@ -212,7 +212,7 @@ def test_the_config_ingest_section_reaches_the_executor_intact():
             "ingest": {"format": "voc", "multi_box_policy": "reject", "exif_box_frame": "stored", "labels": ["cat"]},
         }
     )
-    settings = ingest_beam.IngestSettings.from_config(changed.ingest, {"hour": "int"})
+    settings = ingest_beam.IngestSettings.from_config(changed.ingest, {"hour": "int"}, {"when": "datetime"})
     # The ExampleGen carries settings as a protobuf Struct (all numbers floats): the round trip must be lossless.
     from google.protobuf import json_format
 
@@ -221,5 +221,27 @@ def test_the_config_ingest_section_reaches_the_executor_intact():
     packed = json_format.MessageToJson(example_gen.make_custom_config(settings.to_dict()))
     assert ingest_beam.IngestSettings.from_dict(example_gen.read_custom_config({"custom_config": packed})) == settings
     assert (settings.format, settings.multi_box_policy, settings.example.labels) == ("voc", "reject", ("cat",))
+    assert settings.example.derived == {"when": "datetime"}
     with pytest.raises(config_lib.ConfigError, match="ingest.format"):
         config_lib.config_from_dict({**config.to_dict(), "features": [], "ingest": {"format": "yolo"}})
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"when": "noon"}, "column 'when': 'noon' is not a date-time"),
+        ({"when": "2019-02-30 10:00"}, "day is out of range for month"),
+        ({"camera": "none"}, "column 'camera': 'none' holds no number"),
+    ],
+)
+def test_a_value_a_derived_feature_cannot_read_is_rejected_at_ingest(metadata, message):
+    settings = ingest.ExampleSettings(
+        column_types={"camera": "string"}, derived={"when": "datetime", "camera": "number"}
+    )
+    record = Record("a.png", "t", "cat", metadata=metadata)
+    with pytest.raises(RecordError, match=message) as caught:
+        convert(record, image_fixtures.encode(image_fixtures.picture(8, 8)), settings)
+    assert caught.value.reason == "bad_metadata"
+    fine = Record("a.png", "t", "cat", metadata={"when": "2019-06-01 05:42:10", "camera": "cam_7"})
+    example = convert(fine, image_fixtures.encode(image_fixtures.picture(8, 8)), settings)
+    assert feature(example, "when") == [b"2019-06-01 05:42:10"]
