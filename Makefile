@@ -48,7 +48,7 @@ run-pretrained: $(BACKBONE) $(DATA)/annotations.csv
 	$(XFER) run --config configs/pretrained.yaml
 
 # Everything, the KFP emulator's scheduled runs included, on two workers (conftest.py orders the files): about
-# 21 min of emulator beside the rest. `make test-kfp` runs the emulator alone.
+# 26 min of emulator beside the rest (the whole suite about 31 min here). `make test-kfp` runs the emulator alone.
 test: lint
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
