@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="folder to write the images and annotations.csv into")
     sample.add_argument("--num-images", type=int, default=500, help="number of images (default 500)")
     sample.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same files")
+    sample.add_argument(
+        "--empty-fraction",
+        type=float,
+        default=0.0,
+        help="share of images with no object, labelled `empty` with empty box cells (read with ingest.no_object: keep)",
+    )
 
     run = commands.add_parser("run", help="run the whole pipeline locally (TFX LocalDagRunner on Beam)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
@@ -172,8 +178,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def _sample_data(args: argparse.Namespace) -> int:
     from components.ingest import sample_data
 
-    records = sample_data.write_sample_dataset(args.out, num_images=args.num_images, seed=args.seed)
-    print(f"wrote {len(records)} images and annotations.csv to {args.out}")
+    records = sample_data.write_sample_dataset(
+        args.out, num_images=args.num_images, seed=args.seed, empty_fraction=args.empty_fraction
+    )
+    empty = sum(record.box is None for record in records)
+    print(f"wrote {len(records)} images ({empty} with no object) and annotations.csv to {args.out}")
     return 0
 
 

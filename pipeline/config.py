@@ -211,7 +211,11 @@ class Config:
         from components.transform.features import TransformSettings  # TensorFlow loads only when it is asked for.
 
         return TransformSettings(
-            image_size=self.image.size, features=self.features, resize=self.image.resize, boxes=self.task == "detection"
+            image_size=self.image.size,
+            features=self.features,
+            resize=self.image.resize,
+            boxes=self.task == "detection",
+            no_object_class=self.ingest.no_object_class if self.ingest.no_object == "keep" else "",
         )
 
     @property

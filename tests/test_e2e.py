@@ -477,3 +477,51 @@ def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(t
     run = _mlflow_run(config, summary.tracked.mlflow_run_id)
     assert run.data.params["task"] == "classification"
     assert "train_box_loss" not in run.data.metrics
+
+
+def test_images_with_no_object_train_the_class_head_and_are_left_out_of_the_box_measures(tmp_path):
+    """A third of the images hold nothing (`ingest.no_object: keep`): they are kept as `empty`, their missing
+    box costs no box loss and no IoU (TFMA's IoU equals the mean over the images with a box), and the served
+    answer has no box wherever it says `empty`."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.evaluator import report
+
+    records = sample_data.write_sample_dataset(tmp_path / "data", num_images=30, seed=11, empty_fraction=0.3)
+    empties = sum(record.box is None for record in records)
+    schema = text_format.Parse(open(os.path.join(ROOT, "schemas", "schema.pbtxt")).read(), schema_pb2.Schema())
+    for feature in schema.feature:
+        if feature.name in ("xmin", "ymin", "xmax", "ymax"):  # Optional now: an empty image has no box.
+            feature.ClearField("shape")
+            feature.presence.min_fraction = 0.5
+        if feature.name == "label":
+            feature.string_domain.value.append("empty")
+    (tmp_path / "schema.pbtxt").write_text(text_format.MessageToString(schema))
+    raw = _config(tmp_path).to_dict()
+    raw.update(
+        pipeline_name="xfer-e2e-empty",
+        schema=str(tmp_path / "schema.pbtxt"),
+        ingest={**raw["ingest"], "no_object": "keep"},
+    )
+    config = config_lib.config_from_dict(raw)
+    summary = local_runner.run_local(config)
+    assert (summary.result.ingest["accepted"], summary.result.ingest["rejected"]) == (30, 0) and empties >= 5
+    root = config.workspace_path / "pipeline_root"
+    serialized = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
+    model = tf.saved_model.load(summary.result.pushed_path)
+    scores = report.score_examples(model.signatures["serving_default"], serialized)
+    boxed = scores.boxed
+    assert 0 < boxed.sum() < len(serialized), "the eval split should hold images with and without an object"
+    assert summary.result.evaluation.metrics["eval_iou"] == pytest.approx(float(np.mean(scores.ious[boxed])), abs=1e-4)
+    answers = predict.predict_serialized(summary.result.pushed_path, serialized)
+    for answer in answers:
+        assert (answer["box"] is None) == (answer["class"] == "empty")
+    served = contract.serve(model.signatures["serving_default"], serialized)
+    assert list(served.has_box) == [label != "empty" for label in served.labels]
+    run = _mlflow_run(config, summary.tracked.mlflow_run_id)
+    card = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="report/model_card.md", tracking_uri=config.tracking_uri
+    )
+    text = open(card).read()
+    assert "said `empty` on an image with an object" in text and "said a class on a `empty` image" in text

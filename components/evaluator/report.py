@@ -344,6 +344,25 @@ class EvalScores:
         return metrics.box_iou_numpy(self.true_boxes, self.predicted_boxes)
 
     @property
+    def boxed(self) -> np.ndarray:
+        """The images with a true box: not those with no object in them (nor classification's, which have
+        none at all). IoU is measured on these only, as the Evaluator's metric and gate do."""
+        boxes = self.true_boxes
+        finite = np.all(np.isfinite(boxes), axis=1)
+        safe = np.where(finite[:, None], boxes, 0.0)
+        return finite & (safe[:, 2] > safe[:, 0]) & (safe[:, 3] > safe[:, 1])
+
+    def no_object_errors(self, no_object_class: str) -> dict[str, tuple[int, int]]:
+        """How the model does on "is anything there": (wrong, out of) for `missed_object` (said
+        `no_object_class` on an image with an object) and `false_object` (said a class on an empty image)."""
+        truth, predicted = np.asarray(self.true_labels), np.asarray(self.predicted_labels)
+        empty, said_empty = truth == no_object_class, predicted == no_object_class
+        return {
+            "missed_object": (int(np.sum(said_empty & ~empty)), int(np.sum(~empty))),
+            "false_object": (int(np.sum(~said_empty & empty)), int(np.sum(empty))),
+        }
+
+    @property
     def accuracy(self) -> float:
         return float(np.mean(np.asarray(self.true_labels) == np.asarray(self.predicted_labels)))
 

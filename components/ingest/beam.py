@@ -39,6 +39,7 @@ class IngestSettings:
     max_reject_fraction: float = IngestConfig.max_reject_fraction
     example: ingest.ExampleSettings = ingest.ExampleSettings()
     metadata: str = IngestConfig.metadata  # The metadata side table, relative to the dataset folder.
+    no_object_class: str = ""  # The class of images with no object (ingest.no_object: keep); "": rejected.
 
     def to_dict(self) -> dict[str, Any]:
         raw = dataclasses.asdict(self)
@@ -57,6 +58,7 @@ class IngestSettings:
             max_reject_fraction=float(raw.get("max_reject_fraction", cls.max_reject_fraction)),
             example=ingest.ExampleSettings(**example),
             metadata=str(raw.get("metadata", cls.metadata)),
+            no_object_class=str(raw.get("no_object_class", cls.no_object_class)),
         )
 
     @classmethod
@@ -68,6 +70,10 @@ class IngestSettings:
     ) -> IngestSettings:
         """From the config's `ingest:` section, the column types of the curated schema, and what the derived
         features read (pipeline.config.derived_columns)."""
+        no_object_class = ingest_config.no_object_class if ingest_config.no_object == "keep" else ""
+        labels = tuple(ingest_config.labels)
+        if labels and no_object_class and no_object_class not in labels:
+            labels = (*labels, no_object_class)  # A listed set of classes plus the one for "nothing here".
         return cls(
             format=ingest_config.format,
             multi_box_policy=ingest_config.multi_box_policy,
@@ -75,11 +81,12 @@ class IngestSettings:
             example=ingest.ExampleSettings(
                 column_types=column_types,
                 max_pixels=ingest_config.max_pixels,
-                labels=tuple(ingest_config.labels),
+                labels=labels,
                 exif_box_frame=ingest_config.exif_box_frame,
                 derived=dict(derived or {}),
             ),
             metadata=ingest_config.metadata,
+            no_object_class=no_object_class,
         )
 
 
@@ -121,8 +128,10 @@ class JoinSideTable(beam.DoFn):
         yield record
 
 
-def _read_source(source: str, dataset: formats.Dataset, multi_box_policy: formats.MultiBoxPolicy):
-    return formats.read_source(dataset.root, dataset.format, source, multi_box_policy)
+def _read_source(source: str, dataset: formats.Dataset, settings: IngestSettings):
+    return formats.read_source(
+        dataset.root, dataset.format, source, settings.multi_box_policy, settings.no_object_class
+    )
 
 
 def _split_read(item: Record | Reject):
@@ -160,7 +169,7 @@ def IngestDataset(
     read = (
         pipeline
         | "Sources" >> beam.Create(dataset.sources)
-        | "ReadSource" >> beam.FlatMap(_read_source, dataset, settings.multi_box_policy)
+        | "ReadSource" >> beam.FlatMap(_read_source, dataset, settings)
     )
     split = read | "SplitReadRejects" >> beam.FlatMap(_split_read).with_outputs("rejects", main="records")
     # GroupByKey also spreads the records over the workers: one CSV is read by one worker, converted by all.

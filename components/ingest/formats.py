@@ -102,17 +102,24 @@ _LAYOUT_HINTS = {
 
 
 def read_source(
-    root: str, dataset_format: Format, source: str, multi_box_policy: MultiBoxPolicy = "largest"
+    root: str,
+    dataset_format: Format,
+    source: str,
+    multi_box_policy: MultiBoxPolicy = "largest",
+    no_object_class: str = "",
 ) -> Iterator[Record | Reject]:
-    """Every record of one source; malformed annotations come out as Rejects rather than exceptions."""
+    """Every record of one source; malformed annotations come out as Rejects rather than exceptions.
+
+    `no_object_class`: the class of an image with no object (ingest.no_object: keep), recorded with no box;
+    empty, such an image is rejected as no_annotation."""
     if dataset_format == "csv":
-        yield from read_csv(root, source)
+        yield from read_csv(root, source, no_object_class)
     elif dataset_format == "class_folders":
         yield from read_class_folder(root, source)
     elif dataset_format == "coco":
-        yield from read_coco(root, source, multi_box_policy)
+        yield from read_coco(root, source, multi_box_policy, no_object_class)
     elif dataset_format == "voc":
-        yield from read_voc(root, source, multi_box_policy)
+        yield from read_voc(root, source, multi_box_policy, no_object_class)
     else:
         raise ValueError(f"unknown format {dataset_format!r}")
 
@@ -148,7 +155,7 @@ def _csv_dataset(root: str) -> Dataset | None:
     return Dataset(root, "csv", (ANNOTATIONS_CSV,), has_boxes="xmin" in header, metadata_columns=metadata)
 
 
-def read_csv(root: str, source: str) -> Iterator[Record]:
+def read_csv(root: str, source: str, no_object_class: str = "") -> Iterator[Record]:
     with tf.io.gfile.GFile(posixpath.join(root, source), "r") as handle:
         text = handle.read()
     reader = csv.DictReader(io.StringIO(text))
@@ -158,6 +165,9 @@ def read_csv(root: str, source: str) -> Iterator[Record]:
     for row in reader:
         values = {key: (value or "").strip() for key, value in row.items() if key}
         box = Box(*(values[name] for name in names.BOX_CORNERS)) if has_boxes else None
+        if box is not None and no_object_class and values["label"] == no_object_class:
+            if not any(values[name] for name in names.BOX_CORNERS):
+                box = None  # The no-object class with its box cells left empty: an image with nothing in it.
         metadata = {key: value for key, value in values.items() if key not in CSV_REQUIRED + names.BOX_CORNERS}
         yield Record(
             values["filename"],
@@ -269,7 +279,9 @@ def metadata_text(value: Any) -> str:
     return str(value).strip()
 
 
-def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterator[Record | Reject]:
+def read_coco(
+    root: str, source: str, multi_box_policy: MultiBoxPolicy, no_object_class: str = ""
+) -> Iterator[Record | Reject]:
     with tf.io.gfile.GFile(posixpath.join(root, source), "r") as handle:
         content = json.load(handle)
     categories = {category.get("id"): str(category.get("name", "")) for category in content.get("categories", [])}
@@ -314,6 +326,8 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
         candidates = _image_candidates(folder, filename)
         labelled = []
         for label, bbox in boxes.get(image_id, []):
+            if no_object_class and label == no_object_class:
+                continue  # COCO Camera Traps marks an empty image with an annotation of its `empty` category.
             if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
                 yield Reject(filename, "bad_box", f"bbox {bbox!r} is not four numbers [x, y, w, h]", where)
                 break
@@ -328,6 +342,7 @@ def read_coco(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Itera
                 candidates,
                 _declared_size(image.get("width"), image.get("height")),
                 {column: metadata_text(image.get(column)) for column in metadata_columns},
+                no_object_class,
             )
 
 
@@ -373,7 +388,9 @@ def voc_metadata(annotation: ElementTree.Element) -> dict[str, str]:
     }
 
 
-def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterator[Record | Reject]:
+def read_voc(
+    root: str, source: str, multi_box_policy: MultiBoxPolicy, no_object_class: str = ""
+) -> Iterator[Record | Reject]:
     with tf.io.gfile.GFile(posixpath.join(root, source), "rb") as handle:
         text = handle.read()
     try:
@@ -388,6 +405,8 @@ def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterat
     labelled = []
     for position, item in enumerate(annotation.iter("object")):
         label = (item.findtext("name") or "").strip()
+        if no_object_class and label == no_object_class:
+            continue
         corners = [(item.findtext(f"bndbox/{name}") or "").strip() for name in names.BOX_CORNERS]
         if not all(_is_number(value) for value in corners):
             yield Reject(
@@ -402,7 +421,9 @@ def read_voc(root: str, source: str, multi_box_policy: MultiBoxPolicy) -> Iterat
     size = _declared_size(annotation.findtext("size/width"), annotation.findtext("size/height"))
     folder = posixpath.dirname(source)
     candidates = _image_candidates(folder, filename) + ("JPEGImages/" + filename,)
-    yield from _choose_box(filename, source, labelled, multi_box_policy, candidates, size, voc_metadata(annotation))
+    yield from _choose_box(
+        filename, source, labelled, multi_box_policy, candidates, size, voc_metadata(annotation), no_object_class
+    )
 
 
 # --- side table of metadata (any format) ---------------------------------------------------------------------
@@ -469,10 +490,22 @@ def _choose_box(
     candidates: tuple[str, ...],
     declared_size: tuple[int, int] | None,
     metadata: dict[str, str] | None = None,
+    no_object_class: str = "",
 ) -> Iterator[Record | Reject]:
     """The image's record with its one box; several boxes are settled by `policy` (the largest, or reject)."""
     if not labelled:
-        yield Reject(filename, "no_annotation", "the image has no box", where)
+        if no_object_class:
+            yield Record(
+                candidates[0],
+                where,
+                no_object_class,
+                None,
+                metadata or {},
+                declared_size=declared_size,
+                fallback_filenames=candidates[1:],
+            )
+        else:
+            yield Reject(filename, "no_annotation", "the image has no box (ingest.no_object: reject)", where)
         return
     if len(labelled) > 1 and policy == "reject":
         labels = ", ".join(label for label, _, _ in labelled)

@@ -28,6 +28,8 @@ _HABITS = {
     "cross": (23, 59.3, 18.1),
 }
 CAMERAS = tuple(f"cam_{index:02d}" for index in range(10))
+# The label of an image with no object in it (the config's ingest.no_object_class default).
+EMPTY_LABEL = "empty"
 CSV_COLUMNS = (
     "filename",
     "label",
@@ -46,14 +48,14 @@ CSV_COLUMNS = (
 class SampleRecord:
     filename: str
     label: str
-    box: tuple[int, int, int, int]  # xmin, ymin, xmax, ymax in pixels
+    box: tuple[int, int, int, int] | None  # xmin, ymin, xmax, ymax in pixels; None: no object in the image
     capture_hour: int
     latitude: float
     longitude: float
     camera_id: str
 
     def row(self) -> dict[str, object]:
-        xmin, ymin, xmax, ymax = self.box
+        xmin, ymin, xmax, ymax = self.box if self.box is not None else ("", "", "", "")
         return {
             "filename": self.filename,
             "label": self.label,
@@ -72,26 +74,38 @@ PALETTES = ("class", "random")
 
 
 def write_sample_dataset(
-    out_dir: str | Path, num_images: int = 500, seed: int = 7, palette: str = "class"
+    out_dir: str | Path,
+    num_images: int = 500,
+    seed: int = 7,
+    palette: str = "class",
+    empty_fraction: float = 0.0,
+    empty_label: str = EMPTY_LABEL,
 ) -> list[SampleRecord]:
     """Writes `num_images` JPEGs and `annotations.csv` into `out_dir`; the same seed gives the same bytes.
 
     `palette`: "class" draws each class in its own hue (the sample task); "random" in any hue, so that colour
-    says nothing of the class: another task, for pretraining a backbone offline (benchmarks/transfer.py)."""
+    says nothing of the class: another task, for pretraining a backbone offline (benchmarks/transfer.py).
+    `empty_fraction`: the share of images with no object (background and distractor lines only), labelled
+    `empty_label` with empty box cells, as camera traps take them (`ingest.no_object: keep` reads them)."""
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1, got {num_images}")
+    if not 0.0 <= empty_fraction < 1.0:
+        raise ValueError(f"empty_fraction must be in [0, 1), got {empty_fraction}")
     if palette not in PALETTES:
         raise ValueError(f"palette must be one of {PALETTES}, got {palette!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    # Which images are empty comes from a stream of its own: without empties, the bytes are as they always were.
+    empties = np.random.default_rng(seed + 1_000_003).random(num_images) < empty_fraction
     records = []
     for index in range(num_images):
         label = CLASSES[index % len(CLASSES)]
-        image, box = _draw(label, rng, palette)
+        image, box = _draw(label, rng, palette, with_object=not empties[index])
         filename = f"img_{index:05d}.jpg"
         image.save(out_dir / filename, format="JPEG", quality=92)
-        records.append(_metadata(filename, label, box, rng))
+        record = _metadata(filename, label, box, rng)
+        records.append(dataclasses.replace(record, label=empty_label, box=None) if empties[index] else record)
     with open(out_dir / "annotations.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
@@ -120,7 +134,7 @@ def _metadata(filename: str, label: str, box: tuple[int, int, int, int], rng: np
 
 
 def _draw(
-    label: str, rng: np.random.Generator, palette: str = "class"
+    label: str, rng: np.random.Generator, palette: str = "class", with_object: bool = True
 ) -> tuple[Image.Image, tuple[int, int, int, int]]:
     width, height = int(rng.integers(96, 181)), int(rng.integers(96, 181))
     image = Image.fromarray(_background(width, height, rng))
@@ -135,7 +149,8 @@ def _draw(
     xmax, ymax = xmin + side - 1, ymin + side - 1
     hue = (_HUES[label] + rng.normal(0, 8)) % 360 if palette == "class" else rng.uniform(0, 360)
     color = _hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0))
-    _draw_shape(draw, label, (xmin, ymin, xmax, ymax), color)
+    if with_object:  # An empty image draws the same numbers, so the next image's are the same either way.
+        _draw_shape(draw, label, (xmin, ymin, xmax, ymax), color)
     return image, (xmin, ymin, xmax + 1, ymax + 1)
 
 

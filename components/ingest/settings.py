@@ -11,6 +11,7 @@ from typing import Literal
 Format = Literal["csv", "class_folders", "coco", "voc"]
 FORMATS: tuple[Format, ...] = ("csv", "class_folders", "coco", "voc")
 MultiBoxPolicy = Literal["largest", "reject"]
+NoObjectPolicy = Literal["reject", "keep"]
 # Which pixel grid boxes refer to in a photo with an EXIF orientation, when the annotation does not say (COCO
 # and VOC state the image size, which settles it). "displayed": the upright image, as browsers and most
 # labeling tools show it. "stored": the file's raw pixel grid.
@@ -39,3 +40,8 @@ class IngestConfig:
     # on the image's path (or, for a name without a folder, its file name). Relative to the dataset folder.
     # An image without a row, or a row without an image, is counted in the ingest summary, not rejected.
     metadata: str = ""
+    # An image with no object (no box: a COCO annotation without `bbox`, or none at all; a VOC file without
+    # <object>; a CSV row with empty box cells) in a box dataset: rejected (no_annotation), or kept as the
+    # class `no_object_class`, which the class head learns and the box loss and IoU skip.
+    no_object: NoObjectPolicy = "reject"
+    no_object_class: str = "empty"

@@ -110,6 +110,7 @@ def _one(served: contract.Served, index: int) -> contract.Served:
         class_names=served.class_names,
         probabilities=served.probabilities[index : index + 1],
         boxes=None if served.boxes is None else served.boxes[index : index + 1],
+        has_box=None if served.has_box is None else served.has_box[index : index + 1],
     )
 
 
@@ -126,9 +127,9 @@ def _row(item: tuple[tuple[str, str, int, int], inference.PredictionResult]) -> 
     }
     for index, name in enumerate(served.class_names):
         row[f"probability_{name}"] = round(float(served.probabilities[0, index]), 6)
-    if served.boxes is not None:
+    if served.boxes is not None and (served.has_box is None or served.has_box[0]):
         for index, corner in enumerate(names.BOX_CORNERS):
-            row[corner] = round(float(served.boxes[0, index]), 6)
+            row[corner] = round(float(served.boxes[0, index]), 6)  # Blank for an image said to hold nothing.
     return row
 
 

@@ -66,6 +66,9 @@ class Served:
     class_names: tuple[str, ...]  # The order of `probabilities`' columns.
     probabilities: np.ndarray  # (examples, classes), float64.
     boxes: np.ndarray | None  # (examples, 4) corners as fractions of the image sent; None without a box head.
+    # Whether each example's answer has a box: False where the class is the no-object one (ingest.no_object:
+    # keep); None from a model that does not say (every answer of a box head then has its box).
+    has_box: np.ndarray | None = None
 
 
 def decode_served(outputs: Mapping[str, tf.Tensor]) -> Served:
@@ -77,6 +80,7 @@ def decode_served(outputs: Mapping[str, tf.Tensor]) -> Served:
         class_names=tuple(name.decode() for name in classes[0]) if len(classes) else (),
         probabilities=outputs["probabilities"].numpy().astype(np.float64),
         boxes=outputs["box"].numpy().astype(np.float64) if "box" in outputs else None,
+        has_box=outputs["has_box"].numpy().astype(bool) if "has_box" in outputs else None,
     )
 
 

@@ -59,6 +59,8 @@ def answers(served: contract.Served) -> list[dict[str, Any]]:
         if served.boxes is not None:  # Absent from classification-only models.
             corners = (round(v, 6) for v in served.boxes[index].tolist())
             result["box"] = dict(zip(names.BOX_CORNERS, corners, strict=True))
+            if served.has_box is not None and not served.has_box[index]:
+                result["box"] = None  # The no-object class: nothing in the image to put a box on.
         results.append(result)
     return results
 

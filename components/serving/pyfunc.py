@@ -26,6 +26,7 @@ from components import names
 from components.serving import contract
 
 LABEL_COLUMN = "label"
+HAS_BOX_COLUMN = "has_box"
 PROBABILITY_PREFIX = "probability_"
 
 
@@ -63,6 +64,8 @@ def answer_frame(served: contract.Served) -> pd.DataFrame:
     if served.boxes is not None:  # Classification-only models have no box.
         for index, corner in enumerate(names.BOX_CORNERS):
             result[corner] = served.boxes[:, index]
+    if served.has_box is not None:  # A model that knows images with no object says which answers have a box.
+        result[HAS_BOX_COLUMN] = served.has_box
     return result
 
 

@@ -76,6 +76,12 @@ def export_serving_model(
                 if model_lib.BOX in outputs
                 else {}
             ),
+            # An image said to hold nothing has no box, whatever numbers the box head gives.
+            **(
+                {"has_box": tf.gather(classes, tf.argmax(probabilities, axis=1)) != settings.no_object_class}
+                if model_lib.BOX in outputs and settings.no_object_class
+                else {}
+            ),
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

@@ -109,10 +109,26 @@ def make_box_loss(iou_loss: str = "iou", sqrt_size: bool = False):
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         y_true = tf.cast(tf.reshape(y_true, [-1, 4]), tf.float32)
         y_pred = tf.cast(tf.reshape(y_pred, [-1, 4]), tf.float32)
-        return box_regression_loss(y_true, y_pred, sqrt_size) + (1.0 - overlap(y_true, y_pred))
+        # Images with no object (ingest.no_object: keep) have no true box: they add nothing, and Keras's mean
+        # over the batch is rescaled to a mean over the images that have one. Their zero box is swapped for a
+        # whole-image one first, so that no term (a square root, a division by an area) meets a zero and
+        # sends a NaN through the mask into the gradients.
+        present = has_box(y_true)
+        y_true = tf.where(present[:, None] > 0, y_true, tf.constant([[0.0, 0.0, 1.0, 1.0]]))
+        per_box = box_regression_loss(y_true, y_pred, sqrt_size) + (1.0 - overlap(y_true, y_pred))
+        scale = tf.cast(tf.size(present), tf.float32) / tf.maximum(tf.reduce_sum(present), 1.0)
+        return per_box * present * scale
 
     loss.__name__ = f"box_loss_{iou_loss}{'_sqrt' if sqrt_size else ''}"
     return loss
+
+
+def has_box(boxes: tf.Tensor) -> tf.Tensor:
+    """1.0 where a [N, 4] box (xmin, ymin, xmax, ymax) has an area, 0.0 where it has none: an image without an
+    object carries no box, which Transform fills with zeros (a real box is checked to have an area at ingest;
+    one that a crop left outside the image has none either, and is skipped alike)."""
+    boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
+    return tf.cast((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]), tf.float32)
 
 
 def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:
@@ -125,7 +141,8 @@ def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:
 class BoxIoU(tf_keras.metrics.Metric):
     """Mean IoU between true and predicted boxes; a tf_keras Metric so TFMA can compute it too.
 
-    It is a weighted mean over boxes of `score(iou)`; subclasses average another per-box score.
+    It is a weighted mean over boxes of `score(iou)`; subclasses average another per-box score. Images
+    with no true box (no object in them) are left out, so the IoU gate holds the images that have one.
     """
 
     def __init__(self, name: str = "box_iou", dtype=None, **kwargs):
@@ -142,6 +159,7 @@ class BoxIoU(tf_keras.metrics.Metric):
             weights = tf.ones_like(scores)
         else:
             weights = tf.broadcast_to(tf.reshape(tf.cast(sample_weight, tf.float32), [-1]), tf.shape(scores))
+        weights = weights * has_box(y_true)
         self.total.assign_add(tf.reduce_sum(scores * weights))
         self.count.assign_add(tf.reduce_sum(weights))
 

@@ -38,6 +38,8 @@ class TransformSettings:
     features: tuple[FeatureConfig, ...]
     resize: str = "stretch"
     boxes: bool = True  # False for classification-only data, which has no box features.
+    # The class of images with no object (ingest.no_object: keep); the served answer says it has no box.
+    no_object_class: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -49,6 +51,7 @@ class TransformSettings:
             features=tuple(section_from_dict(FeatureConfig, f) for f in raw["features"]),
             resize=str(raw.get("resize", "stretch")),
             boxes=bool(raw.get("boxes", True)),
+            no_object_class=str(raw.get("no_object_class", "")),
         )
 
     @property

@@ -73,14 +73,15 @@ class ColumnInference:
 
 
 def count_value_types(
-    dataset: formats.Dataset, work_dir: str, beam_args: list[str] | None = None
+    dataset: formats.Dataset, work_dir: str, beam_args: list[str] | None = None, no_object_class: str = ""
 ) -> dict[str, ColumnInference]:
     """For each metadata column, how many of its values read as int, float and string; counted in Beam."""
     if not dataset.metadata_columns:
         return {}
     result_path = posixpath.join(work_dir, "_column_types.json")
     with beam.Pipeline(options=PipelineOptions(beam_args or [])) as pipeline:
-        read = pipeline | "Sources" >> beam.Create(dataset.sources) | "Read" >> beam.FlatMap(_read_source, dataset)
+        sources = pipeline | "Sources" >> beam.Create(dataset.sources)
+        read = sources | "Read" >> beam.FlatMap(_read_source, dataset, no_object_class)
         if dataset.side_table:  # The side table's values are typed like the annotations' own.
             records = read | "RecordsOnly" >> beam.Filter(lambda item: isinstance(item, Record))
             join = beam.ParDo(ingest_beam.JoinSideTable(dataset.side_table))
@@ -109,8 +110,8 @@ def infer_column_types(
     return {column: found.column_type for column, found in count_value_types(dataset, work_dir, beam_args).items()}
 
 
-def _read_source(source: str, dataset: formats.Dataset):
-    return formats.read_source(dataset.root, dataset.format, source)
+def _read_source(source: str, dataset: formats.Dataset, no_object_class: str = ""):
+    return formats.read_source(dataset.root, dataset.format, source, no_object_class=no_object_class)
 
 
 # A string column is taken for an identifier (no vocabulary to hold later data to) when every value is
@@ -197,16 +198,14 @@ def infer_schema(
     is where rejects.jsonl is kept (`work_dir` is usually temporary)."""
     dataset = formats.detect(data_dir, settings.format, settings.metadata)
     # Numeric columns must be typed before ingest, or every value would be stored as a string.
-    columns = count_value_types(dataset, work_dir, beam_args)
+    columns = count_value_types(dataset, work_dir, beam_args, settings.no_object_class)
     example = ingest.ExampleSettings(
         column_types={column: found.column_type for column, found in columns.items()},
         max_pixels=settings.example.max_pixels,
         labels=settings.example.labels,
         exif_box_frame=settings.example.exif_box_frame,
     )
-    settings = ingest_beam.IngestSettings(
-        settings.format, settings.multi_box_policy, settings.max_reject_fraction, example
-    )
+    settings = dataclasses.replace(settings, example=example)
     summary = ingest_beam.ingest_to_tfrecords(data_dir, settings, work_dir, beam_args, keep_rejects_at)
     statistics = tfdv.generate_statistics_from_tfrecord(
         posixpath.join(work_dir, "examples*.tfrecord.gz"), pipeline_options=PipelineOptions(beam_args or [])

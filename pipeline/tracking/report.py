@@ -136,12 +136,15 @@ def build_run_report(
             )
             if config.task != "detection":  # No boxes: nothing to measure IoU on or to draw.
                 return ["confusion_matrix.png"]
-            ious, hit = scores.ious, config.evaluation.hit_iou
+            # IoU on the images that have a box; an image with no object in it has none to measure.
+            boxed, hit = scores.boxed, config.evaluation.hit_iou
+            ious = scores.ious[boxed]
             report.plot_iou_histogram(ious, os.path.join(out, "iou_histogram.png"), config.evaluation.min_iou, hit)
-            report.plot_iou_by_box_size(scores.true_boxes, ious, os.path.join(out, "iou_by_box_size.png"), hit)
+            report.plot_iou_by_box_size(scores.true_boxes[boxed], ious, os.path.join(out, "iou_by_box_size.png"), hit)
             # The first images (a fair sample: the split is a filename hash), then the worst ones.
             first = list(range(min(GRID_IMAGES, len(serialized))))
-            worst = report.worst_first(ious, scores.true_labels, scores.predicted_labels, GRID_IMAGES)
+            ranked = np.where(boxed, scores.ious, 1.0)  # An empty image is only wrong by its class.
+            worst = report.worst_first(ranked, scores.true_labels, scores.predicted_labels, GRID_IMAGES)
             grids = (
                 (first, "eval_boxes.png", "Eval images"),
                 (worst, "eval_boxes_worst.png", "Worst eval images (wrong class first, then lowest IoU)"),
@@ -280,8 +283,19 @@ def model_card(
     lines.append(f"| accuracy (TFMA) | {_fmt(accuracy)} | >= {gates.min_accuracy:g} |")
     lines.append(f"| mean box IoU (TFMA) | {_fmt(iou)} | >= {gates.min_iou:g} |")
     if scores is not None:
-        hits = float(np.mean(scores.ious >= report.IOU_MARK))
+        boxed = scores.boxed
+        hits = float(np.mean(scores.ious[boxed] >= report.IOU_MARK)) if boxed.any() else float("nan")
         lines.append(f"| share of boxes with IoU >= {report.IOU_MARK} | {hits:.4f} | |")
+        if config.ingest.no_object == "keep":
+            empty = config.ingest.no_object_class
+            errors = scores.no_object_errors(empty)
+            for key, words in (
+                ("missed_object", f"said `{empty}` on an image with an object"),
+                ("false_object", f"said a class on a `{empty}` image"),
+            ):
+                wrong, total = errors[key]
+                rate = f"{wrong / total:.4f} ({wrong} of {total})" if total else "n/a (no such image)"
+                lines.append(f"| {words} | {rate} | |")
         lines += ["", "| class | eval images | accuracy |", "| --- | --- | --- |"]
         for name, (count, accuracy) in scores.per_class_accuracy().items():
             lines.append(f"| {name} | {count} | {'n/a' if count == 0 else f'{accuracy:.4f}'} |")

@@ -155,3 +155,15 @@ def test_grad_cam_lights_up_the_evidence_for_the_explained_class(tmp_path, reloa
     assert predicted.tolist() == [0]
     figure = report.plot_grad_cam([image.astype(np.uint8)], red_map, ["red"], str(tmp_path / "cam.png"))
     assert len(figure.axes) == 2
+
+
+def test_iou_is_measured_on_boxed_images_and_empty_errors_are_counted():
+    scores = report.EvalScores(
+        class_names=("cat", "empty"),
+        true_labels=("cat", "cat", "empty", "empty"),
+        predicted_labels=("cat", "empty", "empty", "cat"),
+        true_boxes=np.array([[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6], [np.nan] * 4, [0.0, 0.0, 0.0, 0.0]]),
+        predicted_boxes=np.array([[0.1, 0.1, 0.5, 0.5]] * 4),
+    )
+    assert list(scores.boxed) == [True, True, False, False]
+    assert scores.no_object_errors("empty") == {"missed_object": (1, 2), "false_object": (1, 2)}

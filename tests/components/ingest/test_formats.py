@@ -251,3 +251,43 @@ def test_voc_elements_voc_does_not_define_are_metadata(tmp_path):
     a, b = read_all(dataset)
     assert a.metadata == {"location": "cam_07", "datetime": "2019-06-01 05:42:10"}
     assert b.metadata == {"camera": "c2"}
+
+
+def test_images_with_no_object_are_kept_as_their_class_or_rejected(tmp_path):
+    """COCO Camera Traps: an `empty` category whose annotations have no bbox; an image with no annotation."""
+    images = [{"id": i, "file_name": f"{i}.png", "width": 40, "height": 30} for i in (1, 2, 3)]
+    annotations = [
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]},
+        {"image_id": 2, "category_id": 2},  # `empty`: no bbox at all.
+    ]
+    coco_dataset(tmp_path / "coco", annotations, images, categories=("deer", "empty"))
+    dataset = formats.detect(str(tmp_path / "coco"))
+    kept = [formats.read_source(dataset.root, "coco", source, no_object_class="empty") for source in dataset.sources]
+    records = sorted((item for items in kept for item in items), key=lambda r: r.filename)
+    assert [(r.filename.split("/")[-1], r.label, r.box) for r in records] == [
+        ("1.png", "deer", Box(1.0, 1.0, 5.0, 5.0)),
+        ("2.png", "empty", None),
+        ("3.png", "empty", None),
+    ]
+    rejected = read_all(dataset)  # ingest.no_object: reject (the default)
+    assert sorted((r.filename, r.reason) for r in rejected if isinstance(r, Reject)) == [
+        ("2.png", "bad_box"),
+        ("3.png", "no_annotation"),
+    ]
+
+    image_fixtures.write_voc(tmp_path / "voc" / "a.xml", "a.png", 40, 30, [])
+    image_fixtures.write_voc(tmp_path / "voc" / "b.xml", "b.png", 40, 30, [("empty", (0, 0, 0, 0))])
+    voc = formats.detect(str(tmp_path / "voc"))
+    kept = [
+        item for source in voc.sources for item in formats.read_source(voc.root, "voc", source, no_object_class="empty")
+    ]
+    assert [(r.label, r.box) for r in kept] == [("empty", None), ("empty", None)]
+
+    rows = [
+        {"filename": "a.png", "label": "empty", "xmin": "", "ymin": "", "xmax": "", "ymax": ""},
+        {"filename": "b.png", "label": "deer", "xmin": "", "ymin": "", "xmax": "", "ymax": ""},
+    ]
+    image_fixtures.write_csv(tmp_path / "csv", rows)
+    csv_records = list(formats.read_source(str(tmp_path / "csv"), "csv", "annotations.csv", no_object_class="empty"))
+    # Only the no-object class may leave its box empty; a deer without a box is still a bad box later.
+    assert [(r.label, r.box) for r in csv_records] == [("empty", None), ("deer", Box("", "", "", ""))]

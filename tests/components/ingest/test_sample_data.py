@@ -66,3 +66,19 @@ def test_the_random_palette_draws_a_class_in_any_hue_and_the_sample_keeps_its_ow
     source_hues = _centre_hues(tmp_path / "source", source, "square")
     assert max(sample_hues) - min(sample_hues) < 30
     assert max(source_hues) - min(source_hues) > 100
+
+
+def test_empty_images_have_no_box_and_leave_the_others_unchanged(tmp_path):
+    from components.ingest import sample_data
+
+    plain = sample_data.write_sample_dataset(tmp_path / "plain", num_images=12, seed=3)
+    mixed = sample_data.write_sample_dataset(tmp_path / "mixed", num_images=12, seed=3, empty_fraction=0.4)
+    empties = [record for record in mixed if record.box is None]
+    assert 0 < len(empties) < 12 and {record.label for record in empties} == {"empty"}
+    rows = (tmp_path / "mixed" / "annotations.csv").read_text().splitlines()
+    assert any(",empty,,,,," in row for row in rows)
+    for before, after in zip(plain, mixed, strict=True):
+        if after.box is not None:  # Every image with an object is the very same file.
+            assert (tmp_path / "plain" / before.filename).read_bytes() == (
+                tmp_path / "mixed" / after.filename
+            ).read_bytes()

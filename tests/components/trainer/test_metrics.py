@@ -112,3 +112,31 @@ def test_the_config_offers_exactly_the_iou_losses_the_trainer_builds():
 
     offered = typing.get_args(typing.get_type_hints(config.ModelConfig)["box_iou_loss"])
     assert offered == metrics.IOU_LOSSES
+
+
+@pytest.mark.parametrize("iou_loss", metrics.IOU_LOSSES)
+@pytest.mark.parametrize("sqrt_size", [False, True])
+def test_images_without_an_object_add_no_box_loss_and_no_nan(iou_loss, sqrt_size):
+    """An empty image's true box is Transform's zeros; the loss is the mean over the images that have a box."""
+    loss = metrics.make_box_loss(iou_loss, sqrt_size)
+    boxed = tf.constant([[0.1, 0.1, 0.5, 0.6], [0.2, 0.3, 0.9, 0.8]])
+    predicted = tf.Variable([[0.15, 0.1, 0.55, 0.6], [0.2, 0.2, 0.7, 0.8], [0.3, 0.3, 0.6, 0.6]])
+    with_empty = tf.concat([boxed, tf.zeros([1, 4])], axis=0)
+    with tf.GradientTape() as tape:
+        per_image = loss(with_empty, predicted)
+        mean = tf.reduce_mean(per_image)
+    gradient = tape.gradient(mean, predicted)
+    assert per_image.numpy()[2] == 0.0
+    alone = loss(boxed, predicted[:2])
+    # Keras averages over the batch: with the empty image the mean is still the mean over the boxed two.
+    assert float(tf.reduce_mean(per_image)) == pytest.approx(float(tf.reduce_mean(alone)), rel=1e-6)
+    assert np.all(np.isfinite(gradient.numpy())) and np.all(gradient.numpy()[2] == 0.0)
+
+
+def test_the_iou_metric_leaves_images_without_an_object_out():
+    metric = metrics.BoxIoU()
+    truth = tf.constant([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    predicted = tf.constant([[0.0, 0.0, 0.5, 0.5], [0.2, 0.2, 0.4, 0.4]])
+    metric.update_state(truth, predicted)
+    assert float(metric.result()) == pytest.approx(1.0)
+    assert list(metrics.has_box(truth).numpy()) == [1.0, 0.0]
