@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="share of images with no object, labelled `empty` with empty box cells (read with ingest.no_object: keep)",
     )
+    sample.add_argument(
+        "--layout",
+        choices=("csv", "coco-camera-traps"),
+        default="csv",
+        help="annotations.csv (default), or a COCO Camera Traps export (annotations.json, images/)",
+    )
 
     run = commands.add_parser("run", help="run the whole pipeline locally (TFX LocalDagRunner on Beam)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
@@ -179,10 +185,11 @@ def _sample_data(args: argparse.Namespace) -> int:
     from components.ingest import sample_data
 
     records = sample_data.write_sample_dataset(
-        args.out, num_images=args.num_images, seed=args.seed, empty_fraction=args.empty_fraction
+        args.out, num_images=args.num_images, seed=args.seed, empty_fraction=args.empty_fraction, layout=args.layout
     )
     empty = sum(record.box is None for record in records)
-    print(f"wrote {len(records)} images ({empty} with no object) and annotations.csv to {args.out}")
+    annotations = "annotations.csv" if args.layout == "csv" else "annotations.json"
+    print(f"wrote {len(records)} images ({empty} with no object) and {annotations} to {args.out}")
     return 0
 
 

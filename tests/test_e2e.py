@@ -412,7 +412,13 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     """No training/serving skew: the eval split's raw examples, through the pushed model's own parsing and
     Transform graph, give the very features the Trainer read from Transform's output."""
     _, config, summary = first_run
-    root = config.workspace_path / "pipeline_root"
+    names = _assert_serving_equals_training(summary, config.workspace_path / "pipeline_root")
+    assert {"image", "camera_id", "place", "capture_hour"} <= set(names)
+
+
+def _assert_serving_equals_training(summary, root) -> list[str]:
+    """The eval split's raw examples through the pushed model's `transformed_inputs` equal, row for row, what
+    Transform wrote for the Trainer; returns the names compared."""
     raw = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
     model = tf.saved_model.load(summary.result.pushed_path)
     served = {
@@ -427,10 +433,10 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     trained = {name: value.numpy() for name, value in tf.io.parse_example(trained_records, spec).items()}
     assert len(raw) == len(trained_records) > 0
     names = sorted(served)
-    assert {"image", "camera_id", "place", "capture_hour"} <= set(names)
     for name in names:
         served[name] = served[name].astype(trained[name].dtype)
     assert _rows(served, names) == _rows(trained, names)
+    return names
 
 
 def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(tmp_path):
@@ -479,34 +485,31 @@ def test_a_classification_only_dataset_runs_the_whole_dag_without_the_box_head(t
     assert "train_box_loss" not in run.data.metrics
 
 
-def test_images_with_no_object_train_the_class_head_and_are_left_out_of_the_box_measures(tmp_path):
-    """A third of the images hold nothing (`ingest.no_object: keep`): they are kept as `empty`, their missing
-    box costs no box loss and no IoU (TFMA's IoU equals the mean over the images with a box), and the served
-    answer has no box wherever it says `empty`."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
+def test_a_coco_camera_traps_export_with_empty_images_and_derived_features(tmp_path):
+    """The camera-trap walk-through's config on a COCO Camera Traps export (metadata on the image entries) where
+    a third of the images hold nothing (`ingest.no_object: keep`): they are kept as `empty`, their missing box
+    costs no box loss and no IoU (TFMA's IoU equals the mean over the images with a box), the served answer
+    has no box wherever it says `empty`, and the hour derived from `datetime` is the same in serving as in
+    training."""
     from components.evaluator import report
 
-    records = sample_data.write_sample_dataset(tmp_path / "data", num_images=30, seed=11, empty_fraction=0.3)
+    records = sample_data.write_sample_dataset(
+        tmp_path / "data", num_images=30, seed=11, empty_fraction=0.3, layout="coco-camera-traps"
+    )
     empties = sum(record.box is None for record in records)
-    schema = text_format.Parse(open(os.path.join(ROOT, "schemas", "schema.pbtxt")).read(), schema_pb2.Schema())
-    for feature in schema.feature:
-        if feature.name in ("xmin", "ymin", "xmax", "ymax"):  # Optional now: an empty image has no box.
-            feature.ClearField("shape")
-            feature.presence.min_fraction = 0.5
-        if feature.name == "label":
-            feature.string_domain.value.append("empty")
-    (tmp_path / "schema.pbtxt").write_text(text_format.MessageToString(schema))
+    camera_traps = config_lib.load_config(os.path.join(ROOT, "configs", "camera_traps.yaml")).to_dict()
     raw = _config(tmp_path).to_dict()
     raw.update(
-        pipeline_name="xfer-e2e-empty",
-        schema=str(tmp_path / "schema.pbtxt"),
-        ingest={**raw["ingest"], "no_object": "keep"},
+        pipeline_name="xfer-e2e-camera-traps",
+        schema=os.path.join(ROOT, "schemas", "camera_traps.pbtxt"),
+        ingest=camera_traps["ingest"],
+        features=camera_traps["features"],
     )
     config = config_lib.config_from_dict(raw)
     summary = local_runner.run_local(config)
-    assert (summary.result.ingest["accepted"], summary.result.ingest["rejected"]) == (30, 0) and empties >= 5
+    assert summary.result.ingest["format"] == "coco" and empties >= 5
+    assert (summary.result.ingest["accepted"], summary.result.ingest["rejected"]) == (30, 0)
+    assert {"location", "datetime", "seq_id", "frame_num"} <= set(summary.result.ingest["metadata_columns"])
     root = config.workspace_path / "pipeline_root"
     serialized = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
     model = tf.saved_model.load(summary.result.pushed_path)
@@ -519,7 +522,11 @@ def test_images_with_no_object_train_the_class_head_and_are_left_out_of_the_box_
         assert (answer["box"] is None) == (answer["class"] == "empty")
     served = contract.serve(model.signatures["serving_default"], serialized)
     assert list(served.has_box) == [label != "empty" for label in served.labels]
+    # The derived hour, from the raw datetime string, as serving computes it and as training read it.
+    names = _assert_serving_equals_training(summary, root)
+    assert {"hour", "hour_sin", "hour_cos", "location"} <= set(names)
     run = _mlflow_run(config, summary.tracked.mlflow_run_id)
+    assert run.data.params["features.hour.derive"] == "hour" and run.data.params["features.hour.source"] == "datetime"
     card = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="report/model_card.md", tracking_uri=config.tracking_uri
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class SampleRecord:
 
 
 PALETTES = ("class", "random")
+LAYOUTS = ("csv", "coco-camera-traps")
 
 
 def write_sample_dataset(
@@ -80,13 +82,17 @@ def write_sample_dataset(
     palette: str = "class",
     empty_fraction: float = 0.0,
     empty_label: str = EMPTY_LABEL,
+    layout: str = "csv",
 ) -> list[SampleRecord]:
     """Writes `num_images` JPEGs and `annotations.csv` into `out_dir`; the same seed gives the same bytes.
 
     `palette`: "class" draws each class in its own hue (the sample task); "random" in any hue, so that colour
     says nothing of the class: another task, for pretraining a backbone offline (benchmarks/transfer.py).
     `empty_fraction`: the share of images with no object (background and distractor lines only), labelled
-    `empty_label` with empty box cells, as camera traps take them (`ingest.no_object: keep` reads them)."""
+    `empty_label` with empty box cells, as camera traps take them (`ingest.no_object: keep` reads them).
+    `layout`: "csv" (annotations.csv beside the images) or "coco-camera-traps" (see `write_coco_camera_traps`)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1, got {num_images}")
     if not 0.0 <= empty_fraction < 1.0:
@@ -106,12 +112,60 @@ def write_sample_dataset(
         image.save(out_dir / filename, format="JPEG", quality=92)
         record = _metadata(filename, label, box, rng)
         records.append(dataclasses.replace(record, label=empty_label, box=None) if empties[index] else record)
+    if layout == "coco-camera-traps":
+        write_coco_camera_traps(out_dir, records, empty_label)
+        return records
     with open(out_dir / "annotations.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for record in records:
             writer.writerow(record.row())
     return records
+
+
+def write_coco_camera_traps(out_dir: Path, records: list[SampleRecord], empty_label: str = EMPTY_LABEL) -> Path:
+    """The records as a COCO Camera Traps export (the layout of the public camera-trap collections, e.g. LILA's):
+    the images under images/, one `annotations.json` whose image entries carry `location` (the camera),
+    `datetime` ("YYYY-MM-DD HH:MM:SS", the capture hour on a date of 2019), `seq_id` and `frame_num`; an
+    `empty_label` category whose annotations have no `bbox`; boxes as [x, y, width, height] in pixels."""
+    (out_dir / "images").mkdir(exist_ok=True)
+    categories = [*CLASSES, empty_label]
+    images, annotations = [], []
+    for index, record in enumerate(records):
+        (out_dir / record.filename).rename(out_dir / "images" / record.filename)
+        with Image.open(out_dir / "images" / record.filename) as image:
+            width, height = image.size
+        day = 1 + index % 28
+        images.append(
+            {
+                "id": index,
+                "file_name": record.filename,
+                "width": width,
+                "height": height,
+                "location": record.camera_id,
+                "datetime": f"2019-{1 + index % 12:02d}-{day:02d} {record.capture_hour:02d}:{index % 60:02d}:00",
+                "seq_id": f"seq_{index // 3:05d}",
+                "frame_num": index % 3 + 1,
+            }
+        )
+        annotation: dict[str, object] = {
+            "id": index,
+            "image_id": index,
+            "category_id": categories.index(record.label),
+        }
+        if record.box is not None:
+            xmin, ymin, xmax, ymax = record.box
+            annotation["bbox"] = [xmin, ymin, xmax - xmin, ymax - ymin]
+        annotations.append(annotation)
+    path = out_dir / "annotations.json"
+    content = {
+        "info": {"description": "xfer sample in the COCO Camera Traps layout"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": index, "name": name} for index, name in enumerate(categories)],
+    }
+    path.write_text(json.dumps(content, indent=1))
+    return path
 
 
 def _metadata(filename: str, label: str, box: tuple[int, int, int, int], rng: np.random.Generator) -> SampleRecord:
