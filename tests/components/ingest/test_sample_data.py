@@ -82,3 +82,25 @@ def test_empty_images_have_no_box_and_leave_the_others_unchanged(tmp_path):
             assert (tmp_path / "plain" / before.filename).read_bytes() == (
                 tmp_path / "mixed" / after.filename
             ).read_bytes()
+
+
+def test_the_camera_traps_layout_reads_back_with_its_metadata_and_empty_images(tmp_path):
+    from components.ingest import formats, sample_data
+
+    records = sample_data.write_sample_dataset(
+        tmp_path, num_images=9, seed=3, empty_fraction=0.4, layout="coco-camera-traps"
+    )
+    dataset = formats.detect(str(tmp_path))
+    assert (dataset.format, dataset.metadata_columns) == ("coco", ("location", "datetime", "seq_id", "frame_num"))
+    read = sorted(
+        (
+            item
+            for source in dataset.sources
+            for item in formats.read_source(str(tmp_path), "coco", source, no_object_class="empty")
+        ),
+        key=lambda item: item.filename,
+    )
+    assert [item.label for item in read] == [record.label for record in records]
+    assert [item.box is None for item in read] == [record.box is None for record in records]
+    assert read[0].metadata["location"] == records[0].camera_id
+    assert read[0].metadata["datetime"].endswith(f"{records[0].capture_hour:02d}:00:00")
