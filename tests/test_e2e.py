@@ -532,3 +532,6 @@ def test_a_coco_camera_traps_export_with_empty_images_and_derived_features(tmp_p
     )
     text = open(card).read()
     assert "said `empty` on an image with an object" in text and "said a class on a `empty` image" in text
+    client = mlflow.tracking.MlflowClient(tracking_uri=config.tracking_uri)
+    plots = {os.path.basename(item.path) for item in client.list_artifacts(run.info.run_id, "report")}
+    assert {"eval_boxes.png", "eval_boxes_worst.png", "iou_histogram.png"} <= plots  # Empty images drawn too.

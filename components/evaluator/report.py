@@ -236,6 +236,8 @@ def plot_box_grid(
             (true_boxes[index], TRUE_COLORS, "-"),
             (pred_boxes[index], PREDICTED_COLORS, "--"),
         ):
+            if not np.all(np.isfinite(box)):
+                continue  # No box to draw: an image with no object in it, or an answer that says so.
             xmin, ymin, xmax, ymax = box
             color = np.asarray(contrasting_color(_as_uint8(image), box, candidates)) / 255.0
             corner = (xmin * width, ymin * height)
@@ -248,8 +250,13 @@ def plot_box_grid(
                 patches.Rectangle(corner, *size, fill=False, edgecolor=color, linestyle=style, linewidth=BOX_LINE_WIDTH)
             )
         correct = true_names[index] == pred_names[index]
+        iou = (
+            f"IoU {ious[index]:.2f}"
+            if np.isfinite(ious[index]) and np.all(np.isfinite(true_boxes[index]))
+            else "no box"
+        )
         axes.set_title(
-            f"true {true_names[index]} / pred {pred_names[index]}\nIoU {ious[index]:.2f}",
+            f"true {true_names[index]} / pred {pred_names[index]}\n{iou}",
             fontsize=9,
             color="black" if correct else "red",
         )
@@ -338,6 +345,15 @@ class EvalScores:
     predicted_labels: tuple[str, ...]
     true_boxes: np.ndarray
     predicted_boxes: np.ndarray
+    # False where the answer says there is no box (the no-object class); None from a model that does not say.
+    predicted_has_box: np.ndarray | None = None
+
+    @property
+    def shown_predicted_boxes(self) -> np.ndarray:
+        """The predicted boxes to draw: none (NaN) where the answer says the image holds nothing."""
+        if self.predicted_has_box is None:
+            return self.predicted_boxes
+        return np.where(self.predicted_has_box[:, None], self.predicted_boxes, np.nan)
 
     @property
     def ious(self) -> np.ndarray:
@@ -392,12 +408,13 @@ def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> 
     if not serialized:
         raise ValueError("no examples to score")
     labels, boxes = truth_from_examples(serialized)
-    predicted, predicted_boxes, class_names = [], [], None
+    predicted, predicted_boxes, has_box, class_names = [], [], [], None
     for start in range(0, len(serialized), batch_size):
         batch = list(serialized[start : start + batch_size])
         served = contract.serve(serve, batch)
         predicted.extend(served.labels)
         predicted_boxes.append(served.boxes if served.boxes is not None else np.full((len(batch), 4), np.nan))
+        has_box.append(served.has_box if served.has_box is not None else np.ones(len(batch), bool))
         class_names = class_names or served.class_names
     return EvalScores(
         class_names=class_names,
@@ -405,6 +422,7 @@ def score_examples(serve, serialized: Sequence[bytes], batch_size: int = 32) -> 
         predicted_labels=tuple(predicted),
         true_boxes=boxes,
         predicted_boxes=np.concatenate(predicted_boxes).astype(np.float64),
+        predicted_has_box=np.concatenate(has_box),
     )
 
 

@@ -107,10 +107,16 @@ def derived_values(raw: tf.Tensor, derive: str, cyclical: str, default: float) -
         leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
         before = tf.gather(tf.constant(_CUMULATIVE_DAYS, tf.int64), tf.clip_by_value(month - 1, 0, 11))
         value = before + day + tf.cast(leap & (month > 2), tf.int64)
-    result = tf.cast(value, tf.float32)
     if cyclical:
-        angle = 2.0 * math.pi * result / PERIODS[derive]
-        result = tf.sin(angle) if cyclical == "sin" else tf.cos(angle)
+        # Looked up, not computed: TensorFlow's vectorised sin and cos differ from the scalar ones in the last
+        # bit, and which elements of a batch take which path depends on the batch size, so Transform's Beam
+        # batches and a serving request would not give the same float (the skew test compares bits).
+        period = PERIODS[derive]
+        angles = [2.0 * math.pi * step / period for step in range(period + 1)]
+        table = tf.constant([math.sin(a) if cyclical == "sin" else math.cos(a) for a in angles], tf.float32)
+        result = tf.gather(table, tf.clip_by_value(value, 0, period))
+    else:
+        result = tf.cast(value, tf.float32)
     return tf.where(valid, result, fill)
 
 

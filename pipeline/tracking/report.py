@@ -153,7 +153,7 @@ def build_run_report(
                 report.plot_box_grid(
                     report.decode_images([serialized[index] for index in shown], features_lib.IMAGE),
                     scores.true_boxes[shown],
-                    scores.predicted_boxes[shown],
+                    scores.shown_predicted_boxes[shown],
                     [scores.true_labels[index] for index in shown],
                     [scores.predicted_labels[index] for index in shown],
                     os.path.join(out, name),

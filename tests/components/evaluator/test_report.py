@@ -167,3 +167,15 @@ def test_iou_is_measured_on_boxed_images_and_empty_errors_are_counted():
     )
     assert list(scores.boxed) == [True, True, False, False]
     assert scores.no_object_errors("empty") == {"missed_object": (1, 2), "false_object": (1, 2)}
+
+
+def test_the_box_grid_draws_no_box_where_there_is_none(tmp_path):
+    images = [np.full((20, 20, 3), 90, np.uint8)] * 2
+    true_boxes = np.array([[0.1, 0.1, 0.6, 0.6], [np.nan] * 4])
+    predicted = np.array([[0.1, 0.1, 0.5, 0.5], [np.nan] * 4])
+    figure = report.plot_box_grid(
+        images, true_boxes, predicted, ["cat", "empty"], ["cat", "empty"], str(tmp_path / "grid.png")
+    )
+    first, second = figure.axes[:2]
+    assert len(first.patches) == 4 and len(second.patches) == 0  # Two outlined boxes; none on the empty image.
+    assert second.get_title().endswith("no box")
