@@ -193,7 +193,11 @@ def build_model(
     )
     class_hidden = tf_keras.layers.Dropout(model_config.dropout_rate, name="class_dropout")(class_features)
     class_hidden = tf_keras.layers.Dense(model_config.head_units, activation="relu", name="class_hidden")(class_hidden)
-    probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(class_hidden)
+    # The heads' outputs are float32 whatever the training precision: a softmax and the losses on them are
+    # where float16 or bfloat16 lose what matters, and serving answers in float32.
+    probabilities = tf_keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES, dtype="float32")(
+        class_hidden
+    )
 
     outputs = {PROBABILITIES: probabilities}
     if not with_box:
@@ -202,7 +206,7 @@ def build_model(
     # The box head keeps the spatial layout of the feature map (global pooling would throw away *where*).
     head = _spatial_box_head if model_config.box_head == "spatial" else _dense_box_head
     center_and_size = head(middle_map, feature_map, model_config.head_units)
-    outputs[BOX] = BoxDecode(model_config.box_size, name=BOX)(center_and_size)
+    outputs[BOX] = BoxDecode(model_config.box_size, name=BOX, dtype="float32")(center_and_size)
     return tf_keras.Model(inputs={features_lib.IMAGE: image, **metadata_inputs}, outputs=outputs, name="xfer")
 
 
@@ -241,7 +245,7 @@ def _spatial_box_head(middle_map: tf.Tensor, feature_map: tf.Tensor, units: int)
     score = tf_keras.layers.Conv2D(1, 1, kernel_initializer=zeros, name="box_cell_score")(hidden)
     offset = tf_keras.layers.Conv2D(2, 1, activation="tanh", kernel_initializer=zeros, name="box_cell_offset")(hidden)
     size = tf_keras.layers.Conv2D(2, 1, activation="sigmoid", kernel_initializer=zeros, name="box_cell_size")(hidden)
-    return SoftArgmaxBox(name="box_center_size")([score, offset, size])
+    return SoftArgmaxBox(name="box_center_size", dtype="float32")([score, offset, size])
 
 
 @tf_keras.utils.register_keras_serializable(package="xfer")
@@ -264,9 +268,11 @@ class SoftArgmaxBox(tf_keras.layers.Layer):
 
 def _reduce(feature_map: tf.Tensor, name: str) -> tf.Tensor:
     """1x1 conv to 32 channels, normalised: backbone maps (random ones especially) vary widely in scale, and
-    an unnormalised one saturates the box head's sigmoid."""
+    an unnormalised one saturates the box head's sigmoid. The batch statistics are those of the global batch
+    on several replicas (`synchronized`), so N GPUs train the head as one device would; on one device it is
+    the plain layer."""
     reduced = tf_keras.layers.Conv2D(32, 1, use_bias=False, name=name)(feature_map)
-    reduced = tf_keras.layers.BatchNormalization(name=f"{name}_bn")(reduced)
+    reduced = tf_keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(reduced)
     return tf_keras.layers.Activation("relu", name=f"{name}_relu")(reduced)
 
 

@@ -10,7 +10,7 @@ import tensorflow_transform as tft
 import tf_keras
 
 from components.settings import section_from_dict
-from components.trainer import export, live_tracking, training
+from components.trainer import distribution, export, live_tracking, training
 from components.trainer import model as model_lib
 from components.trainer.settings import ModelConfig, TrainingConfig
 from components.transform import features as features_lib
@@ -29,8 +29,24 @@ def run_fn(fn_args) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     num_classes = len(export.read_label_names(tf_transform_output))
     inputs = model_lib.model_inputs(settings, tf_transform_output.vocabulary_size_by_name)
-    model = model_lib.build_model(model_config, settings.image_size, inputs, num_classes, with_box=settings.boxes)
+    # The precision and the devices are this process's: the global policy is put back afterwards, since the
+    # local runner runs the other components in this same process.
+    distribution.set_precision(training_config.mixed_precision)
+    try:
+        with distribution.strategy_for_this_process().scope():
+            model = model_lib.build_model(
+                model_config, settings.image_size, inputs, num_classes, with_box=settings.boxes
+            )
+            history = _train(fn_args, model, tf_transform_output, model_config, training_config)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
+    export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)
+    training.Checkpoint(checkpoint_dir(fn_args)).clear()
 
+
+def _train(fn_args, model, tf_transform_output, model_config, training_config) -> list[dict]:
+    """Both phases on the transformed examples, checkpointed where a rerun of the same training finds them."""
     feature_spec = tf_transform_output.transformed_feature_spec()
     input_names = list(model.input.keys())
     train_dataset = training.make_dataset(
@@ -51,8 +67,7 @@ def run_fn(fn_args) -> None:
         shuffle=False,
         seed=training_config.seed,
     )
-    checkpoints = checkpoint_dir(fn_args)
-    history = training.train_two_phases(
+    return training.train_two_phases(
         model,
         train_dataset,
         eval_dataset,
@@ -60,11 +75,8 @@ def run_fn(fn_args) -> None:
         training_config,
         on_epoch=live_tracking.from_environment(training.unfreeze_epoch(training_config)),
         callbacks=[tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"))],
-        checkpoint_dir=checkpoints,
+        checkpoint_dir=checkpoint_dir(fn_args),
     )
-    training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
-    export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)
-    training.Checkpoint(checkpoints).clear()
 
 
 def checkpoint_dir(fn_args) -> str:

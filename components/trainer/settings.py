@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+MixedPrecision = Literal["auto", "off", "float16", "bfloat16"]
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -59,6 +61,9 @@ class TrainingConfig:
     augment: AugmentConfig = AugmentConfig()
     # Stop a phase after this many epochs without a better val_loss, keeping its best weights; 0 = off.
     early_stopping_patience: int = 0
+    # auto: float16 on GPUs with tensor cores, bfloat16 on CPUs with AMX, float32 otherwise; or off | float16 |
+    # bfloat16 (components/trainer/distribution.py). The heads' outputs and the losses stay float32.
+    mixed_precision: MixedPrecision = "auto"
 
 
 # Smallest input each keras.applications backbone accepts: the config checks it before TF loads, and

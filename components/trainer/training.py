@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -171,9 +172,17 @@ def train_two_phases(
 
 
 class Checkpoint:
-    """Weights and history after the last finished epoch, each replaced atomically (write, then rename)."""
+    """Weights and history after the last finished epoch.
 
-    WEIGHTS = "weights.h5"
+    The weights are kept by their names, not by their order as in Keras's HDF5 files: freezing or unfreezing
+    the backbone reorders a layer's weights, so HDF5 weights saved in the frozen phase did not load into a
+    freshly built model ("axes don't match array", when a Trainer killed after its first epoch was rerun).
+    TensorFlow's own checkpoint format would match them by place, but it also saves the optimizer and
+    restores it lazily, from files a temporary copy no longer holds. The optimizer's moments are not kept: a
+    resumed phase restarts Adam's statistics. The state is written last, after the weights it names, so a
+    kill at any moment leaves a state and its weights.
+    """
+
     STATE = "state.json"
 
     def __init__(self, directory: str):
@@ -185,12 +194,16 @@ class Checkpoint:
             return []
         with tf.io.gfile.GFile(state_path) as handle:
             state = json.load(handle)
-        # Through a local file: Keras writes and reads HDF5 with h5py, which knows no s3:// or gs:// paths
-        # (the Trainer's checkpoints live in the pipeline root, an object store on Kubeflow).
-        with tempfile.TemporaryDirectory(prefix="xfer-checkpoint-") as local:
-            local_weights = os.path.join(local, self.WEIGHTS)
-            tf.io.gfile.copy(os.path.join(self.directory, self.WEIGHTS), local_weights)
-            model.load_weights(local_weights)
+        if "weights" not in state:  # Written by an older xfer (HDF5 weights): start afresh.
+            return []
+        with tf.io.gfile.GFile(os.path.join(self.directory, state["weights"]), "rb") as handle:
+            saved = np.load(io.BytesIO(handle.read()))
+            values = {name: saved[f"w{index}"] for index, name in enumerate(saved["names"].tolist())}
+        missing = [weight.name for weight in model.weights if weight.name not in values]
+        if missing:
+            raise ValueError(f"checkpoint {self.directory} has no value for {', '.join(missing[:5])}")
+        for weight in model.weights:
+            weight.assign(values[weight.name])
         return state["history"]
 
     def callback(self, history: list[dict[str, Any]], log: EpochLog) -> tf_keras.callbacks.Callback:
@@ -203,19 +216,23 @@ class Checkpoint:
         return SaveEachEpoch()
 
     def save(self, model: tf_keras.Model, history: list[dict[str, Any]]) -> None:
-        # The state names the epochs the weights contain, so the weights go first: a kill between the two
-        # renames leaves newer weights with an older state, and the resumed run repeats one epoch at worst.
+        names = [weight.name for weight in model.weights]
+        if len(set(names)) != len(names):
+            raise ValueError("the model has two weights of one name; they could not be told apart on resume")
+        buffer = io.BytesIO()
+        arrays = {f"w{index}": weight.numpy() for index, weight in enumerate(model.weights)}
+        np.savez(buffer, names=np.array(names), **arrays)
         tf.io.gfile.makedirs(self.directory)
-        weights = os.path.join(self.directory, self.WEIGHTS)
-        with tempfile.TemporaryDirectory(prefix="xfer-checkpoint-") as local:
-            local_weights = os.path.join(local, self.WEIGHTS)
-            model.save_weights(local_weights)
-            tf.io.gfile.copy(local_weights, weights + ".tmp.h5", overwrite=True)
-        tf.io.gfile.rename(weights + ".tmp.h5", weights, overwrite=True)
+        name = f"weights-{len(history):04d}.npz"
+        with tf.io.gfile.GFile(os.path.join(self.directory, name), "wb") as handle:
+            handle.write(buffer.getvalue())
         state = os.path.join(self.directory, self.STATE)
         with tf.io.gfile.GFile(state + ".tmp", "w") as handle:
-            json.dump({"history": history}, handle)
+            json.dump({"history": history, "weights": name}, handle)
         tf.io.gfile.rename(state + ".tmp", state, overwrite=True)
+        for older in tf.io.gfile.listdir(self.directory):  # The state no longer names them.
+            if older.startswith("weights-") and older != name:
+                tf.io.gfile.remove(os.path.join(self.directory, older))
 
     def clear(self) -> None:
         if tf.io.gfile.exists(self.directory):
