@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 # commands, so that --help and a config error answer before TensorFlow loads.
 from components import names
 from components.ingest.settings import FORMATS
-from pipeline import logs, predict_command
+from pipeline import logs, predict_command, sample_command
 
 if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline import config as config_lib
@@ -28,22 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xfer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sample = commands.add_parser("sample-data", help="write the deterministic sample dataset")
-    sample.add_argument("--out", required=True, help="folder to write the images and annotations.csv into")
-    sample.add_argument("--num-images", type=int, default=500, help="number of images (default 500)")
-    sample.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same files")
-    sample.add_argument(
-        "--empty-fraction",
-        type=float,
-        default=0.0,
-        help="share of images with no object, labelled `empty` with empty box cells (read with ingest.no_object: keep)",
-    )
-    sample.add_argument(
-        "--layout",
-        choices=("csv", "coco-camera-traps"),
-        default="csv",
-        help="annotations.csv (default), or a COCO Camera Traps export (annotations.json, images/)",
-    )
+    sample_command.add_parser(commands)
 
     run = commands.add_parser("run", help="run the whole pipeline locally (TFX LocalDagRunner on Beam)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
@@ -146,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.quiet_before_imports(verbose)
     logs.configure(verbose)
     handlers = {
-        "sample-data": _sample_data,
+        "sample-data": sample_command.run,
         "run": _run,
         "validate": _validate,
         "schema": _schema,
@@ -179,18 +164,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
-
-
-def _sample_data(args: argparse.Namespace) -> int:
-    from components.ingest import sample_data
-
-    records = sample_data.write_sample_dataset(
-        args.out, num_images=args.num_images, seed=args.seed, empty_fraction=args.empty_fraction, layout=args.layout
-    )
-    empty = sum(record.box is None for record in records)
-    annotations = "annotations.csv" if args.layout == "csv" else "annotations.json"
-    print(f"wrote {len(records)} images ({empty} with no object) and {annotations} to {args.out}")
-    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

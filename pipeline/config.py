@@ -28,10 +28,10 @@ from components.trainer.settings import (
 )
 from components.transform.settings import (
     CATEGORICAL_KINDS,
-    DATETIME_PARTS,
-    DERIVED_FEATURE_KINDS,
     FeatureConfig,
     FeatureKind,
+    check_feature,
+    derived_columns,
 )
 from pipeline.kubeflow.naming import MAX_PIPELINE_NAME, check_pipeline_name
 
@@ -273,72 +273,6 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     return config
 
 
-def _check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
-    if feature.kind == "bucketized":
-        if bool(feature.boundaries) == bool(feature.quantiles):
-            raise ConfigError(f"{where}: a bucketized feature needs either boundaries or quantiles")
-        if list(feature.boundaries) != sorted(set(feature.boundaries)):
-            raise ConfigError(f"{where}.boundaries: must be strictly increasing")
-        if feature.quantiles == 1 or feature.quantiles < 0:
-            raise ConfigError(f"{where}.quantiles: needs at least 2 buckets")
-    if feature.kind in ("vocabulary", "vocabulary_list") and feature.num_oov_buckets < 1:
-        raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
-    if feature.kind == "vocabulary" and feature.top_k < 1:
-        raise ConfigError(f"{where}.top_k: must be >= 1")
-    if feature.kind == "vocabulary_list":
-        if not feature.vocabulary:
-            raise ConfigError(f"{where}.vocabulary: a vocabulary_list feature needs its list of values")
-        if len(set(feature.vocabulary)) != len(feature.vocabulary):
-            raise ConfigError(f"{where}.vocabulary: values must be unique")
-    if feature.kind == "identity" and feature.num_buckets < 1:
-        raise ConfigError(f"{where}.num_buckets: an identity feature needs num_buckets >= 1")
-    if feature.kind in ("hash", "crossed") and feature.hash_buckets < 2:
-        raise ConfigError(f"{where}.hash_buckets: a {feature.kind} feature needs hash_buckets >= 2")
-    if feature.kind == "crossed":
-        if len(feature.inputs) < 2:
-            raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
-        for name in feature.inputs:
-            source = next((f for f in declared if f.name == name), None)
-            if source is None:
-                raise ConfigError(f"{where}.inputs: unknown feature {name!r}")
-            if source.kind not in CATEGORICAL_KINDS or source.kind == "crossed":
-                raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
-    elif feature.inputs:
-        raise ConfigError(f"{where}.inputs: only crossed features take inputs")
-    _check_derived(feature, where)
-
-
-def _check_derived(feature: FeatureConfig, where: str) -> None:
-    if feature.kind == "crossed" and (feature.source or feature.derive):
-        raise ConfigError(f"{where}: a crossed feature reads its inputs, not a source column")
-    if feature.derive and feature.kind not in DERIVED_FEATURE_KINDS:
-        raise ConfigError(
-            f"{where}.derive: a derived value is a number; use it with kind {', '.join(DERIVED_FEATURE_KINDS)}"
-        )
-    if feature.cyclical:
-        if feature.derive not in DATETIME_PARTS:
-            raise ConfigError(f"{where}.cyclical: needs derive: one of {', '.join(DATETIME_PARTS)}")
-        if feature.kind != "numeric":
-            raise ConfigError(f"{where}.cyclical: a cyclical encoding is a numeric feature (kind: numeric)")
-    if feature.derive and feature.default is not None and not isinstance(feature.default, (int, float)):
-        raise ConfigError(f"{where}.default: a derived feature's default is a number, got {feature.default!r}")
-
-
-def derived_columns(features: tuple[FeatureConfig, ...]) -> dict[str, str]:
-    """Raw column -> what ingest must be able to read in it ("datetime" or "number") for the derived
-    features; ConfigError when two features ask one column for both."""
-    found: dict[str, str] = {}
-    for feature in features:
-        if feature.derive:
-            kind = "datetime" if feature.derive in DATETIME_PARTS else "number"
-            if found.setdefault(feature.raw_column, kind) != kind:
-                raise ConfigError(
-                    f"features.{feature.name}: column {feature.raw_column!r} is read as a date-time by one "
-                    "feature and as a number by another"
-                )
-    return found
-
-
 def _check_weights(weights: str) -> None:
     """A weights file is checked before the run ingests anything (its content when the Trainer loads it)."""
     if weights.lower() in ("none", "imagenet"):
@@ -357,7 +291,7 @@ def _check(config: Config) -> None:
         where = f"features.{feature.name}"
         if names.count(feature.name) > 1:
             raise ConfigError(f"{where}: feature declared twice")
-        _check_feature(feature, where, config.features)
+        check_feature(feature, where, config.features)
         if feature.embedding_dim < 0:
             raise ConfigError(f"{where}.embedding_dim: must be >= 0")
     derived_columns(config.features)

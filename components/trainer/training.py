@@ -174,13 +174,15 @@ def train_two_phases(
 class Checkpoint:
     """Weights and history after the last finished epoch.
 
-    The weights are kept by their names, not by their order as in Keras's HDF5 files: freezing or unfreezing
-    the backbone reorders a layer's weights, so HDF5 weights saved in the frozen phase did not load into a
-    freshly built model ("axes don't match array", when a Trainer killed after its first epoch was rerun).
-    TensorFlow's own checkpoint format would match them by place, but it also saves the optimizer and
-    restores it lazily, from files a temporary copy no longer holds. The optimizer's moments are not kept: a
-    resumed phase restarts Adam's statistics. The state is written last, after the weights it names, so a
-    kill at any moment leaves a state and its weights.
+    The weights are kept in the order of the network's layers, each layer's own weights in its own order
+    (`layer_weights`), not in the order Keras's HDF5 files use: a nested model (the backbone) lists all its
+    trainable weights before all its frozen ones, so freezing it reorders them, and HDF5 weights saved in the
+    frozen phase did not load into a freshly built model ("axes don't match array", when a Trainer killed
+    after its first epoch was rerun). Names would not do either: Keras numbers unnamed layers per process.
+    TensorFlow's own checkpoint format matches by place too, but it also saves the optimizer and restores it
+    lazily, from files a temporary copy no longer holds. The optimizer's moments are not kept: a resumed
+    phase restarts Adam's statistics. The state is written last, after the weights it names, so a kill at any
+    moment leaves a state and its weights.
     """
 
     STATE = "state.json"
@@ -198,12 +200,13 @@ class Checkpoint:
             return []
         with tf.io.gfile.GFile(os.path.join(self.directory, state["weights"]), "rb") as handle:
             saved = np.load(io.BytesIO(handle.read()))
-            values = {name: saved[f"w{index}"] for index, name in enumerate(saved["names"].tolist())}
-        missing = [weight.name for weight in model.weights if weight.name not in values]
-        if missing:
-            raise ValueError(f"checkpoint {self.directory} has no value for {', '.join(missing[:5])}")
-        for weight in model.weights:
-            weight.assign(values[weight.name])
+            values = [saved[f"w{index}"] for index in range(len(saved["names"]))]
+        weights = layer_weights(model)
+        shapes = [tuple(weight.shape) for weight in weights]
+        if shapes != [value.shape for value in values]:
+            raise ValueError(f"checkpoint {self.directory} holds the weights of another network")
+        for weight, value in zip(weights, values, strict=True):
+            weight.assign(value)
         return state["history"]
 
     def callback(self, history: list[dict[str, Any]], log: EpochLog) -> tf_keras.callbacks.Callback:
@@ -216,12 +219,11 @@ class Checkpoint:
         return SaveEachEpoch()
 
     def save(self, model: tf_keras.Model, history: list[dict[str, Any]]) -> None:
-        names = [weight.name for weight in model.weights]
-        if len(set(names)) != len(names):
-            raise ValueError("the model has two weights of one name; they could not be told apart on resume")
+        weights = layer_weights(model)
         buffer = io.BytesIO()
-        arrays = {f"w{index}": weight.numpy() for index, weight in enumerate(model.weights)}
-        np.savez(buffer, names=np.array(names), **arrays)
+        arrays = {f"w{index}": weight.numpy() for index, weight in enumerate(weights)}
+        # The names are for a reader of the file; restoring goes by place.
+        np.savez(buffer, names=np.array([weight.name for weight in weights]), **arrays)
         tf.io.gfile.makedirs(self.directory)
         name = f"weights-{len(history):04d}.npz"
         with tf.io.gfile.GFile(os.path.join(self.directory, name), "wb") as handle:
@@ -237,6 +239,15 @@ class Checkpoint:
     def clear(self) -> None:
         if tf.io.gfile.exists(self.directory):
             tf.io.gfile.rmtree(self.directory)
+
+
+def layer_weights(model: tf_keras.Model) -> list[tf.Variable]:
+    """Every weight of the network in the order of its layers (into nested models), each layer's weights in
+    the layer's own order: an order that freezing and unfreezing do not change."""
+    found = []
+    for layer in model.layers:
+        found.extend(layer_weights(layer) if isinstance(layer, tf_keras.Model) else layer.weights)
+    return found
 
 
 def phase_learning_rate(phase: PhaseConfig, epoch_in_phase: int) -> float:

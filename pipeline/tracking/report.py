@@ -26,6 +26,7 @@ from tfx.utils import path_utils
 
 from components import names
 from components.evaluator import report
+from components.evaluator import scores as eval_scores
 from components.trainer import model as model_lib
 from components.transform import features as features_lib
 from components.validation import data_report
@@ -126,7 +127,7 @@ def build_run_report(
         def eval_plots() -> list[str]:
             serialized = read_examples(result.examples_uri, names.EVAL_SPLIT)
             serving_model = tf.saved_model.load(model_dir)
-            scores = report.score_examples(serving_model.signatures["serving_default"], serialized)
+            scores = eval_scores.score_examples(serving_model.signatures["serving_default"], serialized)
             state.update(serialized=serialized, serving_model=serving_model, scores=scores)
             report.plot_confusion_matrix(
                 scores.true_labels,
@@ -237,7 +238,7 @@ def build_run_report(
 def model_card(
     config: config_lib.Config,
     result: result_lib.RunResult,
-    scores: report.EvalScores | None,
+    scores: eval_scores.EvalScores | None,
     registered_model: str = "",
 ) -> str:
     """A Markdown model card: what the model is, what it was trained and judged on, and where not to use it.

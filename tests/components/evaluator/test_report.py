@@ -10,6 +10,7 @@ import tf_keras
 from matplotlib import patches
 
 from components.evaluator import report
+from components.evaluator import scores as eval_scores
 from tests.helpers import tiny_report
 
 
@@ -158,7 +159,7 @@ def test_grad_cam_lights_up_the_evidence_for_the_explained_class(tmp_path, reloa
 
 
 def test_iou_is_measured_on_boxed_images_and_empty_errors_are_counted():
-    scores = report.EvalScores(
+    scores = eval_scores.EvalScores(
         class_names=("cat", "empty"),
         true_labels=("cat", "cat", "empty", "empty"),
         predicted_labels=("cat", "empty", "empty", "cat"),

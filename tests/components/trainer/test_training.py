@@ -117,3 +117,23 @@ def test_cosine_schedule_decays_within_the_phase():
     assert rates[2] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi / 2)))
     assert rates == sorted(rates, reverse=True)
     assert training.phase_learning_rate(config_lib.PhaseConfig(epochs=4, learning_rate=0.1), 3) == 0.1
+
+
+def _real_network():
+    """The Trainer's network with a small backbone, as `run_fn` builds it."""
+    config = config_lib.ModelConfig(backbone="mobilenet_v2", weights="none", head_units=8)
+    inputs = model_lib.ModelInputs(categorical={"camera": 3}, numeric=(), embedding_dims={"camera": 2})
+    return model_lib.build_model(config, 32, inputs, num_classes=3)
+
+
+def test_a_checkpoint_saved_with_the_backbone_frozen_restores_into_a_fresh_network(tmp_path):
+    saved = _real_network()
+    for weight in saved.weights:
+        weight.assign(tf.random.uniform(weight.shape, seed=len(weight.name)) + 1.0)
+    model_lib.set_backbone_trainable(saved, False)  # As in the frozen phase.
+    checkpoint = training.Checkpoint(str(tmp_path / "checkpoints"))
+    checkpoint.save(saved, [{"epoch": 0}])
+    fresh = _real_network()  # Built anew, in this process: its unnamed layers get other names.
+    assert checkpoint.restore(fresh) == [{"epoch": 0}]
+    for a, b in zip(training.layer_weights(saved), training.layer_weights(fresh), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.evaluator import report
+from components.evaluator import scores as eval_scores
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline.tracking import report as pipeline_report
@@ -122,7 +122,7 @@ def test_grad_cam_refuses_a_network_that_is_not_the_served_one(tiny_run):
 
 def test_model_card_states_data_metrics_gates_and_limits():
     config = config_lib.load_config(SAMPLE_CONFIG)
-    scores = report.EvalScores(
+    scores = eval_scores.EvalScores(
         class_names=("a", "b"),
         true_labels=("a", "a", "b"),
         predicted_labels=("a", "b", "b"),
