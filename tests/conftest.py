@@ -37,8 +37,9 @@ def _no_store_in_the_checkout(request):
 
 # `make test` runs two xdist workers, a test file per work unit (`--dist loadfile --no-loadscope-reorder`), in
 # this order: the longest files first, so that neither worker is left with a long one at the end. The KFP
-# emulator's file (about 26 min beside the rest) starts at once on one worker while the other works through the rest.
-_FILE_RANK = {"kfp_emulator": 0, "e2e": 1, "slow": 2}
+# emulator's file (about 26 min beside the rest) starts at once on one worker while the other works through the rest;
+# an `early` file (a DAG in a process of its own) starts while the workers hold no in-process DAG yet.
+_FILE_RANK = {"kfp_emulator": 0, "early": 0, "e2e": 1, "slow": 2}
 
 
 def pytest_collection_modifyitems(config, items):
