@@ -16,6 +16,10 @@ import pytest
 from components.trainer import distribution
 from tests.helpers import REPO_ROOT
 
+# Early (tests/conftest.py): its replica runs are processes of 2 to 3 GB, started before a worker holds the
+# in-process end-to-end DAGs.
+pytestmark = pytest.mark.early
+
 V100, T4, K80 = (7, 0), (7, 5), (3, 7)
 
 
