@@ -56,6 +56,24 @@ def node_seconds(metadata_path: Path) -> dict[str, float]:
     return seconds
 
 
+_EPOCH_LINE = re.compile(r"\[(frozen|finetune)\] epoch (\d+)/\d+ .* in ([0-9.]+)s")
+
+
+def trainer_epoch_seconds(log_text: str) -> dict[str, list[float]]:
+    """{phase: [seconds of each epoch]} from the Trainer's epoch lines (components/trainer/training.EpochLog)."""
+    seconds: dict[str, list[float]] = {}
+    for phase, _, value in _EPOCH_LINE.findall(log_text):
+        seconds.setdefault(phase, []).append(float(value))
+    return seconds
+
+
+def steady_epoch(seconds: list[float]) -> float | None:
+    """The median epoch of a phase after its first (which traces the graph): the per-epoch cost that grows
+    with the epochs."""
+    rest = sorted(seconds[1:])
+    return rest[len(rest) // 2] if rest else None
+
+
 def saved_model_report(serving_dir: Path) -> dict[str, float]:
     """The pushed model's variables in bytes, and 4 bytes x the parameter count of the weights it holds."""
     import tensorflow as tf
@@ -99,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if code not in (0, 3):
         raise SystemExit(f"xfer run failed ({code}); see {workdir / 'first_run.log'}")
     results["pipeline_wall_s"] = first
+    results["trainer_epoch_s"] = trainer_epoch_seconds((workdir / "first_run.log").read_text())
     results["nodes_s"] = node_seconds(workspace / "metadata.sqlite")
     results["saved_model"] = saved_model_report(workspace / "serving")
 
@@ -146,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['plain']['load_images_s']:.1f}, training {results['plain']['train_s']:.1f})"
     )
     print(f"pipeline / plain      {first / plain:8.2f}")
+    frozen_epochs = len(results["trainer_epoch_s"].get("frozen", []))
+    trainer_epoch = steady_epoch(results["trainer_epoch_s"].get("finetune", []))
+    plain_epoch = steady_epoch(results["plain"]["epoch_s"][frozen_epochs:])
+    if trainer_epoch and plain_epoch:
+        results["finetune_epoch_ratio"] = trainer_epoch / plain_epoch
+        print(
+            f"fine-tuning epoch     {trainer_epoch:8.2f} s in the Trainer, {plain_epoch:.2f} s plain "
+            f"(median after the first; ratio {trainer_epoch / plain_epoch:.3f})"
+        )
     print(f"champion-only rerun   {champion_only:8.1f} s  ({champion_only / first:.3f} of the first run)")
     print(f"fully cached rerun    {cached:8.1f} s  ({cached / first:.3f} of the first run)")
     print(f"config error          {error_s:8.1f} s  (exit {code})")

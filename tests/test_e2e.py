@@ -416,9 +416,10 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     assert {"image", "camera_id", "place", "capture_hour"} <= set(names)
 
 
-def _assert_serving_equals_training(pushed_path: str, root) -> list[str]:
+def _assert_serving_equals_training(pushed_path: str, root, image_size: int = 71) -> list[str]:
     """The eval split's raw examples through the pushed model's `transformed_inputs` equal, row for row, what
-    Transform wrote for the Trainer; returns the names compared."""
+    the Trainer's own input pipeline (`training.make_dataset`) reads from Transform's output; returns the names
+    compared."""
     raw = _records(str(root / "ImageExampleGen" / "examples" / "*" / "Split-eval" / "*"))
     model = tf.saved_model.load(pushed_path)
     served = {
@@ -427,12 +428,16 @@ def _assert_serving_equals_training(pushed_path: str, root) -> list[str]:
 
     import tensorflow_transform as tft
 
+    from components.trainer import training
+
     output = tft.TFTransformOutput(str(next((root / "Transform" / "transform_graph").iterdir())))
-    trained_records = _records(str(root / "Transform" / "transformed_examples" / "*" / "Split-eval" / "*"))
-    spec = {name: output.transformed_feature_spec()[name] for name in served}
-    trained = {name: value.numpy() for name, value in tf.io.parse_example(trained_records, spec).items()}
-    assert len(raw) == len(trained_records) > 0
+    pattern = str(root / "Transform" / "transformed_examples" / "*" / "Split-eval" / "*")
     names = sorted(served)
+    batches = training.make_dataset(
+        [pattern], output.transformed_feature_spec(), names, 64, shuffle=False, seed=0, image_size=image_size
+    )
+    trained = {name: np.concatenate([inputs[name].numpy() for inputs, _ in batches]) for name in names}
+    assert len(raw) == len(trained[names[0]]) > 0
     for name in names:
         served[name] = served[name].astype(trained[name].dtype)
     assert _rows(served, names) == _rows(trained, names)

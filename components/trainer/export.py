@@ -62,7 +62,8 @@ def export_serving_model(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(serialized):
         raw = tf.io.parse_example(serialized, serving_spec)
-        transformed = model.tft_layer(raw)
+        # The stored image decoded as the Trainer's input pipeline decodes it (features.decode_stored_image).
+        transformed = features_lib.decode_stored_images(model.tft_layer(raw), settings.image_size)
         outputs = model({name: transformed[name] for name in input_names}, training=False)
         probabilities = outputs[model_lib.PROBABILITIES]
         classes = tf.constant(label_names)
@@ -90,7 +91,9 @@ def export_serving_model(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transformed_inputs(serialized):
-        transformed = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
+        transformed = features_lib.decode_stored_images(
+            model.tft_layer(tf.io.parse_example(serialized, serving_spec)), settings.image_size
+        )
         return {name: transformed[name] for name in input_names}
 
     # Serving needs the weights only. With the optimizer, Adam's two slots per weight triple the variables that

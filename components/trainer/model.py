@@ -178,7 +178,9 @@ def build_model(
     classification-only data) a (xmin, ymin, xmax, ymax) box out."""
     if num_classes < 2:
         raise ValueError(f"need at least two classes, got {num_classes}")
-    image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.int64, name=features_lib.IMAGE)
+    # uint8: the Trainer's input pipeline decodes to it, and batches of it are an eighth of int64's, which halved
+    # the images/s tf.data hands over at 299 px (benchmarks/input_pipeline.py). Keras casts other integer inputs.
+    image = tf_keras.Input(shape=(image_size, image_size, 3), dtype=tf.uint8, name=features_lib.IMAGE)
     pixels = Normalize(model_config.backbone, name="normalize")(image)
     backbone = build_backbone(model_config, image_size)
     # A pretrained backbone keeps BatchNorm in inference mode even when unfrozen: fine-tuning on a small dataset

@@ -37,7 +37,7 @@ def run_fn(fn_args) -> None:
             model = model_lib.build_model(
                 model_config, settings.image_size, inputs, num_classes, with_box=settings.boxes
             )
-            history = _train(fn_args, model, tf_transform_output, model_config, training_config)
+            history = _train(fn_args, model, tf_transform_output, settings, model_config, training_config)
     finally:
         tf_keras.mixed_precision.set_global_policy("float32")
     training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
@@ -45,28 +45,24 @@ def run_fn(fn_args) -> None:
     training.Checkpoint(checkpoint_dir(fn_args)).clear()
 
 
-def _train(fn_args, model, tf_transform_output, model_config, training_config) -> list[dict]:
+def _train(fn_args, model, tf_transform_output, settings, model_config, training_config) -> list[dict]:
     """Both phases on the transformed examples, checkpointed where a rerun of the same training finds them."""
-    feature_spec = tf_transform_output.transformed_feature_spec()
-    input_names = list(model.input.keys())
+    common = dict(
+        feature_spec=tf_transform_output.transformed_feature_spec(),
+        input_names=list(model.input.keys()),
+        batch_size=training_config.batch_size,
+        seed=training_config.seed,
+        image_size=settings.image_size,
+        cache_max_bytes=training_config.cache_max_mb * 2**20,
+    )
     train_dataset = training.make_dataset(
         fn_args.train_files,
-        feature_spec,
-        input_names,
-        training_config.batch_size,
         shuffle=True,
-        seed=training_config.seed,
         shuffle_buffer=training_config.shuffle_buffer,
         augment=training_config.augment,
+        **common,
     )
-    eval_dataset = training.make_dataset(
-        fn_args.eval_files,
-        feature_spec,
-        input_names,
-        training_config.batch_size,
-        shuffle=False,
-        seed=training_config.seed,
-    )
+    eval_dataset = training.make_dataset(fn_args.eval_files, shuffle=False, **common)
     return training.train_two_phases(
         model,
         train_dataset,

@@ -64,6 +64,9 @@ class TrainingConfig:
     # auto: float16 on GPUs with tensor cores, bfloat16 on CPUs with AMX, float32 otherwise; or off | float16 |
     # bfloat16 (components/trainer/distribution.py). The heads' outputs and the losses stay float32.
     mixed_precision: MixedPrecision = "auto"
+    # The transformed examples are kept in memory after the first epoch when their files take at most this many
+    # MB on disk (the sample: a few MB); larger datasets stream from disk every epoch. 0 = never.
+    cache_max_mb: int = 1024
 
 
 # Smallest input each keras.applications backbone accepts: the config checks it before TF loads, and

@@ -40,6 +40,11 @@ class TransformSettings:
     boxes: bool = True  # False for classification-only data, which has no box features.
     # The class of images with no object (ingest.no_object: keep); the served answer says it has no box.
     no_object_class: str = ""
+    # How Transform stores the resized image for the Trainer: "jpeg" (encoded at the target size, decoded in
+    # the Trainer's input pipeline and in the serving graph by `decode_stored_image`) or "pixels" (int64 0..255,
+    # about 6x the bytes and a third of the read speed at 299 px; benchmarks/input_pipeline.py).
+    stored_as: str = "jpeg"
+    jpeg_quality: int = 95
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,6 +57,9 @@ class TransformSettings:
             resize=str(raw.get("resize", "stretch")),
             boxes=bool(raw.get("boxes", True)),
             no_object_class=str(raw.get("no_object_class", "")),
+            # Settings saved before the compact layout existed describe pixels.
+            stored_as=str(raw.get("stored_as", "pixels")),
+            jpeg_quality=int(raw.get("jpeg_quality", 95)),
         )
 
     @property
@@ -63,7 +71,7 @@ class TransformSettings:
 def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
     """preprocessing_fn: raw batch -> model inputs (image, metadata features) and labels (label_id, box)."""
     images, frames = decode_and_resize(dense_column(inputs[IMAGE], b""), settings.image_size, settings.resize)
-    outputs: dict[str, tf.Tensor] = {IMAGE: images, IMAGE_FRAME: frames}
+    outputs: dict[str, tf.Tensor] = {IMAGE: store_images(images, settings), IMAGE_FRAME: frames}
     outputs[LABEL_ID] = tft.compute_and_apply_vocabulary(
         dense_column(inputs[LABEL], b""), vocab_filename=LABEL_VOCABULARY
     )
@@ -189,6 +197,55 @@ def decode_and_resize(encoded: tf.Tensor, size: int, resize: str = "stretch") ->
     )
 
 
+def store_images(pixels: tf.Tensor, settings: TransformSettings) -> tf.Tensor:
+    """Resized pixels -> what Transform writes for the Trainer (`settings.stored_as`).
+
+    JPEG at the target size: encoded here once, decoded by `decode_stored_image` in the Trainer's input
+    pipeline and in the serving graph after the Transform layer, so training and serving see the very same
+    pixels (the same bytes through the same decoder). The JPEG's loss is part of the transform, like the resize.
+    """
+    if settings.stored_as == "pixels":
+        return pixels
+    if settings.stored_as != "jpeg":
+        raise ValueError(f"image.stored_as: jpeg or pixels, got {settings.stored_as!r}")
+    as_bytes = tf.cast(pixels, tf.uint8)
+    return tf.map_fn(
+        lambda image: tf.io.encode_jpeg(image, quality=settings.jpeg_quality),
+        as_bytes,
+        fn_output_signature=tf.TensorSpec([], tf.string),
+    )
+
+
+def decode_stored_image(stored: tf.Tensor, size: int) -> tf.Tensor:
+    """What Transform stored, for a batch -> [batch, size, size, 3] uint8 pixels, the network's image input.
+
+    JPEG bytes are decoded, and pixels cast, by `decode_one_stored_image`, the function the Trainer's input
+    pipeline maps over single examples, so training and serving decode alike. The dtype tells the layouts
+    apart, so a Transform output written before the compact layout still trains.
+    """
+    if stored.dtype != tf.string:
+        return decode_one_stored_image(tf.reshape(stored, [-1, size, size, 3]), size)
+    return tf.map_fn(
+        lambda image: decode_one_stored_image(image, size),
+        tf.reshape(stored, [-1]),
+        fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
+    )
+
+
+def decode_one_stored_image(stored: tf.Tensor, size: int) -> tf.Tensor:
+    """One example's stored image -> [size, size, 3] uint8 pixels (pixels as int64 -> their uint8 values)."""
+    if stored.dtype != tf.string:
+        return tf.cast(stored, tf.uint8)  # 0..255 already (decode_and_resize clips); exact.
+    return tf.ensure_shape(tf.io.decode_jpeg(tf.reshape(stored, []), channels=3), [size, size, 3])
+
+
+def decode_stored_images(transformed: Mapping[str, tf.Tensor], size: int) -> dict[str, tf.Tensor]:
+    """Transformed features with the stored image decoded to the network's pixels (when there is one)."""
+    if IMAGE not in transformed:
+        return dict(transformed)
+    return {**transformed, IMAGE: decode_stored_image(transformed[IMAGE], size)}
+
+
 def box_to_frame(box: tf.Tensor, frames: tf.Tensor) -> tf.Tensor:
     """Boxes as fractions of the original image -> fractions of the resized one, clipped to it."""
     offset = tf.tile(frames[:, :2], [1, 2])
@@ -227,8 +284,9 @@ def describe(settings: TransformSettings, vocabulary_size: Any, num_classes: int
     rows = [
         (
             IMAGE,
-            f"decode JPEG/PNG, {settings.resize} to {settings.image_size}x{settings.image_size}",
-            f"int64 [{settings.image_size}, {settings.image_size}, 3], 0..255",
+            f"decode JPEG/PNG, {settings.resize} to {settings.image_size}x{settings.image_size}"
+            + (f", stored as JPEG q{settings.jpeg_quality}" if settings.stored_as == "jpeg" else ""),
+            f"uint8 [{settings.image_size}, {settings.image_size}, 3]",
         ),
         (LABEL_ID, "vocabulary of the label column", f"int64 class id in [0, {num_classes})"),
     ]

@@ -62,7 +62,9 @@ def exported(tmp_path_factory):
     metadata_io.write_metadata(metadata, str(root / "transform" / tft.TFTransformOutput.RAW_METADATA_DIR))
     output = tft.TFTransformOutput(str(root / "transform"))
     raw = {name: tf.constant([row[name] for row in ROWS]) for name in RAW_SPEC}
-    rows = {name: value.numpy() for name, value in output.transform_features_layer()(raw).items()}
+    # The network reads the stored image decoded, as the Trainer's input pipeline hands it over.
+    transformed = features.decode_stored_images(output.transform_features_layer()(raw), SIZE)
+    rows = {name: value.numpy() for name, value in transformed.items()}
     model_config = config_lib.ModelConfig(backbone="mobilenet_v2", weights="none")
     inputs = model_lib.model_inputs(SETTINGS, output.vocabulary_size_by_name)
     network = model_lib.build_model(model_config, SIZE, inputs, num_classes=2)

@@ -137,3 +137,26 @@ def test_a_checkpoint_saved_with_the_backbone_frozen_restores_into_a_fresh_netwo
     assert checkpoint.restore(fresh) == [{"epoch": 0}]
     for a, b in zip(training.layer_weights(saved), training.layer_weights(fresh), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_background_save_keeps_the_weights_of_its_epoch_and_reports_its_error(tmp_path):
+    """The write runs while the next epoch trains: it must hold the weights as they were when it was asked
+    for, not as training changes them meanwhile, and a failed write must not pass unnoticed."""
+    model = _tiny_model()
+    at_save = [weight.numpy().copy() for weight in model.weights]
+    checkpoint = training.Checkpoint(str(tmp_path / "checkpoints"))
+    checkpoint.save_in_background(model, [{"epoch": 0}])
+    for weight in model.weights:  # The "next epoch" changes every weight at once.
+        weight.assign(weight + 1.0)
+    checkpoint.wait()
+    restored = _tiny_model(seed=5)
+    assert checkpoint.restore(restored) == [{"epoch": 0}]
+    for expected, weight in zip(at_save, restored.weights, strict=True):
+        np.testing.assert_array_equal(expected, weight.numpy())
+
+    (tmp_path / "a_file").write_text("not a folder")
+    broken = training.Checkpoint(str(tmp_path / "a_file" / "checkpoints"))
+    broken.save_in_background(model, [{"epoch": 0}])
+    with pytest.raises(tf.errors.OpError):  # The file system's error reaches the training thread.
+        broken.wait()
+    broken.wait()  # Reported once.

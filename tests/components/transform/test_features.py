@@ -1,6 +1,7 @@
 """preprocessing_fn on a few rows, through tensorflow-transform's real Beam implementation."""
 
 import io
+from dataclasses import replace as dataclasses_replace
 
 import numpy as np
 import pytest
@@ -108,10 +109,42 @@ def test_box_is_stacked_in_corner_order(transformed):
 
 
 def test_image_is_decoded_and_stretched_to_the_configured_size(transformed):
+    """Stored as JPEG at the target size (the default layout); decoded, the colours are back within JPEG's
+    rounding."""
     rows, _ = transformed
-    image = np.asarray(rows[3]["image"]).reshape(8, 8, 3)
-    assert (image == np.array([10, 20, 30])).all()
-    assert np.asarray(rows[0]["image"]).reshape(8, 8, 3)[..., 0].min() == 255
+    stored = tf.constant([rows[3]["image"], rows[0]["image"]])
+    assert stored.dtype == tf.string and rows[3]["image"][:2] == b"\xff\xd8"  # JPEG's start-of-image marker.
+    images = features.decode_stored_image(stored, 8).numpy()
+    assert images.shape == (2, 8, 8, 3) and images.dtype == np.uint8
+    assert np.abs(images[0] - np.array([10, 20, 30])).max() <= 2
+    assert images[1, ..., 0].min() >= 253
+
+
+def _gradient_pixels(count, size, seed=0):
+    """Smooth images, as photographs mostly are (per-pixel colour noise is what JPEG's chroma subsampling drops)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(-60, 60, size)
+    smooth = rng.integers(60, 196, (count, 1, 1, 3)) + ramp[None, :, None, None] + ramp[None, None, :, None] / 2
+    return np.clip(smooth, 0, 255).round().astype(np.int64)
+
+
+def test_jpeg_layout_decodes_close_to_the_pixels_and_the_pixels_layout_is_exact():
+    pixels = tf.constant(_gradient_pixels(3, 32))
+    jpeg = dataclasses_replace(SETTINGS, stored_as="jpeg", jpeg_quality=95)
+    decoded = features.decode_stored_image(features.store_images(pixels, jpeg), 32).numpy()
+    error = np.abs(decoded - pixels.numpy())
+    assert error.mean() < 1.5 and decoded.dtype == np.uint8
+    lossless = features.store_images(pixels, dataclasses_replace(SETTINGS, stored_as="pixels"))
+    np.testing.assert_array_equal(features.decode_stored_image(lossless, 32).numpy(), pixels.numpy())
+    with pytest.raises(ValueError, match="stored_as"):
+        features.store_images(pixels, dataclasses_replace(SETTINGS, stored_as="png"))
+
+
+def test_settings_saved_before_the_compact_layout_read_as_pixels():
+    raw = SETTINGS.to_dict()
+    del raw["stored_as"]
+    assert features.TransformSettings.from_dict(raw).stored_as == "pixels"
+    assert features.TransformSettings.from_dict(SETTINGS.to_dict()) == SETTINGS
 
 
 def test_minmax_scales_to_unit_range(transformed):
