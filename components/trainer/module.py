@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -32,6 +33,10 @@ def run_fn(fn_args) -> None:
     # The precision and the devices are this process's: the global policy is put back afterwards, since the
     # local runner runs the other components in this same process.
     distribution.set_precision(training_config.mixed_precision)
+    # The local runner trains in the process that ran Beam, TFT and TFDV: over a million Python objects that
+    # every full garbage collection walks again (6 s of a 225 s Trainer here). Frozen, collections skip them.
+    gc.collect()
+    gc.freeze()
     try:
         with distribution.strategy_for_this_process().scope():
             model = model_lib.build_model(
@@ -40,6 +45,7 @@ def run_fn(fn_args) -> None:
             history = _train(fn_args, model, tf_transform_output, settings, model_config, training_config)
     finally:
         tf_keras.mixed_precision.set_global_policy("float32")
+        gc.unfreeze()
     training.write_history(history, training_config, os.path.join(fn_args.model_run_dir, HISTORY_FILE))
     export.export_serving_model(model, tf_transform_output, settings, fn_args.serving_model_dir)
     training.Checkpoint(checkpoint_dir(fn_args)).clear()

@@ -78,9 +78,9 @@ def load_trained_model(model_dir: str) -> tf_keras.Model:
 
 
 def model_inputs(serving_model, keras_model: tf_keras.Model, serialized: Sequence[bytes]) -> dict[str, tf.Tensor]:
-    """What the network is fed for raw eval examples: the SavedModel's own Transform graph, through its
-    `transform_features` signature (eval examples carry every raw feature it parses)."""
-    transformed = serving_model.signatures["transform_features"](examples=tf.constant(list(serialized)))
+    """What the network is fed for raw eval examples: the SavedModel's own `transformed_inputs` signature, the
+    parsing, Transform graph and image decoding that serving applies before the network."""
+    transformed = serving_model.signatures["transformed_inputs"](examples=tf.constant(list(serialized)))
     return {name: transformed[name] for name in keras_model.input.keys()}
 
 

@@ -117,8 +117,19 @@ def export(model: tf_keras.Model, model_dir: str) -> None:
     def transform_features(serialized):
         return transform(serialized)
 
+    # The network's inputs as serving feeds them (here the same as the transformed features).
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transformed_inputs(serialized):
+        return transform(serialized)
+
     model.save(
-        model_dir, save_format="tf", signatures={"serving_default": serve, "transform_features": transform_features}
+        model_dir,
+        save_format="tf",
+        signatures={
+            "serving_default": serve,
+            "transform_features": transform_features,
+            "transformed_inputs": transformed_inputs,
+        },
     )
 
 
