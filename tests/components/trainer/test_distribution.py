@@ -31,7 +31,7 @@ V100, T4, K80 = (7, 0), (7, 5), (3, 7)
         ("auto", [K80], set(), "float32"),  # No tensor cores: float16 would be slower, not faster.
         ("auto", [V100, K80], set(), "float32"),  # Mixed nodes: the slowest GPU decides.
         ("auto", [], {"avx512f", "amx_bf16", "amx_tile"}, "mixed_bfloat16"),
-        ("auto", [], {"avx512f", "avx512_bf16"}, "float32"),  # No AMX: 1.17x faster here, quality not checked (README).
+        ("auto", [], {"avx512f", "avx512_bf16"}, "float32"),  # No AMX: the sample's run was not faster here (README).
         ("auto", [], set(), "float32"),
         ("off", [V100], {"amx_bf16"}, "float32"),
         ("float16", [], set(), "mixed_float16"),
