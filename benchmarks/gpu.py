@@ -138,14 +138,6 @@ def device_counts(visible: int) -> list[int]:
     return [1] if visible <= 1 else [1, visible]
 
 
-def split_cpu(count: int) -> None:
-    """The CPU as `count` logical devices, standing in for GPUs; before anything initialises the runtime."""
-    import tensorflow as tf
-
-    (cpu,) = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-
-
 def synthetic_dataset(image_size: int, global_batch: int, seed: int = 0):
     """Random pixels, labels and boxes from memory, repeated forever, batched to the global batch."""
     import numpy as np
@@ -161,14 +153,9 @@ def synthetic_dataset(image_size: int, global_batch: int, seed: int = 0):
         model_lib.PROBABILITIES: rng.integers(0, NUM_CLASSES, POOL_SIZE).astype(np.int64),
         model_lib.BOX: boxes,
     }
-
     # uint8 pixels, the network's image input (as the Trainer's input pipeline decodes them).
-    def as_model_inputs(pixels, labels):
-        return {names.IMAGE: pixels}, labels
-
-    dataset = tf.data.Dataset.from_tensor_slices((images, targets)).repeat()
-    dataset = dataset.batch(global_batch, drop_remainder=True)
-    return dataset.map(as_model_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.from_tensor_slices(({names.IMAGE: images}, targets)).repeat()
+    return dataset.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def timed_steps(strategy, network, dataset, warmup_steps: int, steps: int) -> float:
@@ -264,11 +251,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.cpu_devices > 1:
-        split_cpu(args.cpu_devices)
     import tensorflow as tf
 
     from components.trainer import distribution
+
+    if args.cpu_devices > 1:
+        distribution.split_cpu(args.cpu_devices)
 
     gpus = [device.name for device in tf.config.list_logical_devices("GPU")]
     cpus = [device.name for device in tf.config.list_logical_devices("CPU")]

@@ -94,7 +94,7 @@ def images_per_second(dataset, epochs: int) -> float:
     return images / seconds
 
 
-def measure(files: dict[str, list[str]], size: int, batch_size: int, epochs: int) -> list[dict]:
+def measure(files: dict[str, list[str]], count: int, size: int, batch_size: int, epochs: int) -> list[dict]:
     from components.trainer import training
 
     cores = len(os.sched_getaffinity(0))
@@ -128,7 +128,7 @@ def measure(files: dict[str, list[str]], size: int, batch_size: int, epochs: int
         layout_files = files[row["layout"]]
         row["cores"] = cores
         row["images_per_s_per_core"] = row["images_per_s"] / cores
-        row["bytes_per_example"] = sum(os.path.getsize(path) for path in layout_files) / files["count"]
+        row["bytes_per_example"] = sum(os.path.getsize(path) for path in layout_files) / count
     return rows
 
 
@@ -165,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="xfer-input-"))
     sample_data.write_sample_dataset(workdir / "images", num_images=args.images)
-    files: dict = write_layouts(workdir / "images", workdir, args.size, args.jpeg_quality)
-    files["count"] = args.images
-    rows = measure(files, args.size, args.batch_size, args.epochs)
+    files = write_layouts(workdir / "images", workdir, args.size, args.jpeg_quality)
+    rows = measure(files, args.images, args.size, args.batch_size, args.epochs)
     print(format_rows(rows, args.size))
     if args.json:
         Path(args.json).write_text(json.dumps({"size": args.size, "images": args.images, "rows": rows}, indent=1))

@@ -416,7 +416,7 @@ def test_serving_sees_exactly_what_training_saw(first_run):
     assert {"image", "camera_id", "place", "capture_hour"} <= set(names)
 
 
-def _assert_serving_equals_training(pushed_path: str, root, image_size: int = 71) -> list[str]:
+def _assert_serving_equals_training(pushed_path: str, root) -> list[str]:
     """The eval split's raw examples through the pushed model's `transformed_inputs` equal, row for row, what
     the Trainer's own input pipeline (`training.make_dataset`) reads from Transform's output; returns the names
     compared."""
@@ -433,6 +433,7 @@ def _assert_serving_equals_training(pushed_path: str, root, image_size: int = 71
     output = tft.TFTransformOutput(str(next((root / "Transform" / "transform_graph").iterdir())))
     pattern = str(root / "Transform" / "transformed_examples" / "*" / "Split-eval" / "*")
     names = sorted(served)
+    image_size = len(served["image"][0])
     batches = training.make_dataset(
         [pattern], output.transformed_feature_spec(), names, 64, shuffle=False, seed=0, image_size=image_size
     )

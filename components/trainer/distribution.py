@@ -68,6 +68,13 @@ def set_precision(setting: str) -> str:
     return policy
 
 
+def split_cpu(count: int) -> None:
+    """The CPU as `count` logical devices, standing in for GPUs (tests, benchmarks/gpu.py); call it before
+    anything initialises TensorFlow's runtime."""
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
 def replica_devices(gpus: Sequence[str], cpus: Sequence[str]) -> list[str]:
     """The devices to mirror over: the GPUs if several, else the logical CPUs if several (and no GPU); none
     (TensorFlow's default placement) when there is one device to train on."""

@@ -59,11 +59,15 @@ def export_serving_model(
     model.tft_layer = tf_transform_output.transform_features_layer()
     input_names = list(model.input.keys())
 
+    def transformed_for_the_network(serialized):
+        """Parsed as a client's request, transformed, and the stored image decoded as the Trainer's input
+        pipeline decodes it (features.decode_one_stored_image)."""
+        raw = tf.io.parse_example(serialized, serving_spec)
+        return features_lib.decode_stored_images(model.tft_layer(raw), settings.image_size)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(serialized):
-        raw = tf.io.parse_example(serialized, serving_spec)
-        # The stored image decoded as the Trainer's input pipeline decodes it (features.decode_stored_image).
-        transformed = features_lib.decode_stored_images(model.tft_layer(raw), settings.image_size)
+        transformed = transformed_for_the_network(serialized)
         outputs = model({name: transformed[name] for name in input_names}, training=False)
         probabilities = outputs[model_lib.PROBABILITIES]
         classes = tf.constant(label_names)
@@ -91,9 +95,7 @@ def export_serving_model(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transformed_inputs(serialized):
-        transformed = features_lib.decode_stored_images(
-            model.tft_layer(tf.io.parse_example(serialized, serving_spec)), settings.image_size
-        )
+        transformed = transformed_for_the_network(serialized)
         return {name: transformed[name] for name in input_names}
 
     # Serving needs the weights only. With the optimizer, Adam's two slots per weight triple the variables that

@@ -41,8 +41,8 @@ class TransformSettings:
     # The class of images with no object (ingest.no_object: keep); the served answer says it has no box.
     no_object_class: str = ""
     # How Transform stores the resized image for the Trainer: "jpeg" (encoded at the target size, decoded in
-    # the Trainer's input pipeline and in the serving graph by `decode_stored_image`) or "pixels" (int64 0..255,
-    # about 6x the bytes and a third of the read speed at 299 px; benchmarks/input_pipeline.py).
+    # the Trainer's input pipeline and in the serving graph by `decode_one_stored_image`) or "pixels" (int64
+    # 0..255, about 7x the bytes and a quarter of the read speed at 299 px; benchmarks/input_pipeline.py).
     stored_as: str = "jpeg"
     jpeg_quality: int = 95
 
@@ -200,7 +200,7 @@ def decode_and_resize(encoded: tf.Tensor, size: int, resize: str = "stretch") ->
 def store_images(pixels: tf.Tensor, settings: TransformSettings) -> tf.Tensor:
     """Resized pixels -> what Transform writes for the Trainer (`settings.stored_as`).
 
-    JPEG at the target size: encoded here once, decoded by `decode_stored_image` in the Trainer's input
+    JPEG at the target size: encoded here once, decoded by `decode_one_stored_image` in the Trainer's input
     pipeline and in the serving graph after the Transform layer, so training and serving see the very same
     pixels (the same bytes through the same decoder). The JPEG's loss is part of the transform, like the resize.
     """

@@ -41,11 +41,10 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf
     import tf_keras
 
-    (cpu,) = tf.config.list_physical_devices("CPU")
-    if args.replicas > 1:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.replicas)
-
     from components.trainer import distribution, training
+
+    if args.replicas > 1:
+        distribution.split_cpu(args.replicas)
     from components.trainer import model as model_lib
     from pipeline import config as config_lib
 
