@@ -43,6 +43,12 @@ def make_dataset(
     examples are cached in memory only when their files take at most `cache_max_bytes` on disk, so a large
     dataset streams from disk every epoch instead of filling the memory. Order is deterministic only where the
     seed needs it (shuffled training); evaluation lets tf.data hand out whichever batch is ready first.
+
+    tf.data's autotuning optimizer is off (`AUTOTUNE` then means min(16, cores) parallel calls and a prefetch
+    buffer that grows while the model waits): in TensorFlow 2.16 its thread finishes the wait it is in (its
+    period doubles up to 60 s) before a dropped iterator is freed, and Keras drops the training iterator at
+    every epoch's end. On the sample that held 0 to 10 s at 8 of 11 epoch boundaries (`TF_CPP_VMODULE=model=2`
+    logs "Waiting for 9866 ms" as an epoch ends, and the next begins 9.9 s later).
     """
     files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
     if not files:
@@ -90,7 +96,9 @@ def make_dataset(
             return {**inputs, features_lib.IMAGE: images}, labels
 
         dataset = dataset.enumerate().map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def files_bytes(files: Sequence[str]) -> int:
@@ -107,7 +115,12 @@ def format_number(value: float) -> str:
 
 
 class EpochLog(tf_keras.callbacks.Callback):
-    """One log line per epoch (phase, epoch, metrics, time left), and a hook for live tracking."""
+    """One log line per epoch (phase, epoch, metrics, time left), and a hook for live tracking.
+
+    An epoch's seconds (`seconds`, and the line's "in X s") run from the end of the previous epoch, so they
+    include the boundary where Keras replaces the input iterator; a fit's first epoch runs from its start.
+    benchmarks/plain_keras.py times its epochs with this same clock.
+    """
 
     def __init__(self, phase: str, total_epochs: int, on_epoch: Callable[[dict[str, Any]], None] | None = None):
         super().__init__()
@@ -118,6 +131,10 @@ class EpochLog(tf_keras.callbacks.Callback):
         self._first_epoch: int | None = None
         self._epoch_started = self._started
         self.rows: list[dict[str, Any]] = []
+        self.seconds: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._first_epoch is None:
@@ -136,13 +153,14 @@ class EpochLog(tf_keras.callbacks.Callback):
         # From the end of the previous epoch's line: the whole cycle, the callbacks that run after this one
         # (checkpoint, TensorBoard) included, as benchmarks/pipeline_overhead.py compares epochs.
         now = time.monotonic()
+        self.seconds.append(now - self._epoch_started)
         logging.info(
             "[%s] epoch %d/%d %s in %.2fs (ETA %.0fs)",
             self._phase,
             epoch + 1,
             self._total_epochs,
             shown,
-            now - self._epoch_started,
+            self.seconds[-1],
             eta,
         )
         self._epoch_started = now

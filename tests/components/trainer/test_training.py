@@ -160,3 +160,31 @@ def test_a_background_save_keeps_the_weights_of_its_epoch_and_reports_its_error(
     with pytest.raises(tf.errors.OpError):  # The file system's error reaches the training thread.
         broken.wait()
     broken.wait()  # Reported once.
+
+
+def test_the_input_pipeline_reads_every_example_without_the_autotuning_thread(tmp_path):
+    """TF 2.16's autotuning thread holds a dropped iterator until its current wait (up to 60 s) ends, and Keras
+    drops the training iterator at every epoch's end: the Trainer's datasets run without that thread, and still
+    read every example once per pass, shuffled or not."""
+    from components.transform import features as features_lib
+
+    path = str(tmp_path / "part-0.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for index in range(10):
+            feature = {
+                "camera_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
+                features_lib.LABEL_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[index % 3])),
+                features_lib.BOX: tf.train.Feature(float_list=tf.train.FloatList(value=[0.1, 0.1, 0.5, 0.5])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    spec = {
+        "camera_id": tf.io.FixedLenFeature([], tf.int64),
+        features_lib.LABEL_ID: tf.io.FixedLenFeature([], tf.int64),
+        features_lib.BOX: tf.io.FixedLenFeature([4], tf.float32),
+    }
+    for shuffle in (True, False):
+        dataset = training.make_dataset([path], spec, ["camera_id"], 4, shuffle=shuffle, seed=0, image_size=8)
+        assert dataset.options().autotune.enabled is False
+        for _ in range(2):
+            read = sorted(int(value) for inputs, _ in dataset for value in inputs["camera_id"].numpy())
+            assert read == list(range(10))
