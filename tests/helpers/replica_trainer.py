@@ -42,11 +42,12 @@ def main(argv: list[str]) -> int:
     import tf_keras
 
     from components.trainer import distribution, training
-
-    if args.replicas > 1:
-        distribution.split_cpu(args.replicas)
     from components.trainer import model as model_lib
     from pipeline import config as config_lib
+
+    # Importing starts no TensorFlow runtime; the devices are split before anything below uses one.
+    if args.replicas > 1:
+        distribution.split_cpu(args.replicas)
 
     model_config = config_lib.ModelConfig(backbone="mobilenet_v2", weights="none", dropout_rate=0.0, head_units=16)
     training_config = config_lib.TrainingConfig(
