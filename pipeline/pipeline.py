@@ -121,6 +121,10 @@ def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
+                # Said, not guessed: without a type TFMA loads the whole model through Keras once only to find
+                # it (model_util.get_model_type), then again to evaluate, and that Keras load needs xfer's layer
+                # classes imported in the Evaluator's process. TFMA evaluates through the signatures either way.
+                model_type=tfma.TF_GENERIC,
                 signature_name="serving_default",
                 # Labels are transformed features (class index, box vector), so TFMA runs the Transform graph.
                 preprocessing_function_names=["transform_features"],

@@ -100,11 +100,15 @@ def export_serving_model(
 
     # Serving needs the weights only. With the optimizer, Adam's two slots per weight triple the variables that
     # every push, registry version, champion download and serving pod carries; the compiled losses and metrics
-    # are training state too.
+    # are training state too. Serving, TF Serving, MLflow, TFMA and batch scoring call the signatures; only the
+    # report reloads the network through Keras, and it rebuilds it from the layers' configs (model.py registers
+    # them). So no per-layer call traces: they took half the export (38 s against 19 s for the sample's network,
+    # in a fresh process) and slowed every load (tf.saved_model.load 5.8 s against 1.7 s).
     model.save(
         output_dir,
         save_format="tf",
         include_optimizer=False,
+        save_traces=False,
         signatures={
             contract.SERVING_SIGNATURE: serve,
             "transform_features": transform_features,
