@@ -58,6 +58,11 @@ def export_serving_model(
     # Tracked as an attribute so the Transform graph's assets (vocabularies) are saved with the model.
     model.tft_layer = tf_transform_output.transform_features_layer()
     input_names = list(model.input.keys())
+    # Traced as plain Python: nothing here branches on a tensor, and autograph would rewrite the source of every
+    # layer's `call` in the network (the export took 19 s with it, 4 s without, for the sample's Xception).
+    raw_examples_signature = tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+    )
 
     def transformed_for_the_network(serialized):
         """Parsed as a client's request, transformed, and the stored image decoded as the Trainer's input
@@ -65,7 +70,7 @@ def export_serving_model(
         raw = tf.io.parse_example(serialized, serving_spec)
         return features_lib.decode_stored_images(model.tft_layer(raw), settings.image_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @raw_examples_signature
     def serve(serialized):
         transformed = transformed_for_the_network(serialized)
         outputs = model({name: transformed[name] for name in input_names}, training=False)
@@ -89,11 +94,11 @@ def export_serving_model(
             ),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @raw_examples_signature
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @raw_examples_signature
     def transformed_inputs(serialized):
         transformed = transformed_for_the_network(serialized)
         return {name: transformed[name] for name in input_names}

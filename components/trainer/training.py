@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -9,7 +10,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ def make_dataset(
     tf.data's autotuning optimizer is off (`AUTOTUNE` then means min(16, cores) parallel calls and a prefetch
     buffer that grows while the model waits): in TensorFlow 2.16 its thread finishes the wait it is in (its
     period doubles up to 60 s) before a dropped iterator is freed, and Keras drops the training iterator at
-    every epoch's end. On the sample that held 0 to 10 s at 8 of 11 epoch boundaries (`TF_CPP_VMODULE=model=2`
-    logs "Waiting for 9866 ms" as an epoch ends, and the next begins 9.9 s later).
+    every epoch's end. On the sample one run stalled 1.4 to 2.5 s at 8 of 11 epoch boundaries, others once each
+    for 9.6 to 9.95 s (`TF_CPP_VMODULE=model=2` logs "Waiting for 9866 ms" as an epoch ends, and the next
+    begins 9.9 s later).
     """
     files = sorted(path for pattern in file_patterns for path in tf.io.gfile.glob(pattern))
     if not files:
@@ -150,8 +152,6 @@ class EpochLog(tf_keras.callbacks.Callback):
         shown = " ".join(f"{key}={format_number(value)}" for key, value in row.items() if key not in ("phase", "epoch"))
         if self._on_epoch is not None:
             self._on_epoch(row)
-        # From the end of the previous epoch's line: the whole cycle, the callbacks that run after this one
-        # (checkpoint, TensorBoard) included, as benchmarks/pipeline_overhead.py compares epochs.
         now = time.monotonic()
         self.seconds.append(now - self._epoch_started)
         logging.info(
@@ -219,19 +219,35 @@ def train_two_phases(
             )
         if checkpoint:
             phase_callbacks.append(checkpoint.callback(history, log))
-        model.fit(
-            train_dataset,
-            validation_data=eval_dataset,
-            initial_epoch=max(first_epoch, next_epoch),
-            epochs=last_epoch,
-            callbacks=[*phase_callbacks, *callbacks],
-            verbose=0,
-        )
+        with steps_traced_without_autograph(model):
+            model.fit(
+                train_dataset,
+                validation_data=eval_dataset,
+                initial_epoch=max(first_epoch, next_epoch),
+                epochs=last_epoch,
+                callbacks=[*phase_callbacks, *callbacks],
+                verbose=0,
+            )
         history.extend(log.rows)
         next_epoch = last_epoch
     if checkpoint:
         checkpoint.wait()
     return history
+
+
+@contextlib.contextmanager
+def steps_traced_without_autograph(model: tf_keras.Model) -> Iterator[None]:
+    """Keras traces `train_step` and `test_step` into graphs with autograph on, and autograph then rewrites the
+    Python source of every layer's `call` it meets, Xception's included. On the sample that was most of each
+    phase's first epoch (37 and 34 s against 10 and 20 s without; the same losses and metrics to the last
+    digit). Nothing in these steps branches or loops on a tensor's value (a layer that did would fail to trace
+    with an error naming it, not train differently), so the steps are traced as plain Python."""
+    model.train_step = tf.autograph.experimental.do_not_convert(model.train_step)
+    model.test_step = tf.autograph.experimental.do_not_convert(model.test_step)
+    try:
+        yield
+    finally:  # The class's own steps again, for whoever fits this model next.
+        del model.train_step, model.test_step
 
 
 class Checkpoint:

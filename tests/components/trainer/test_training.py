@@ -188,3 +188,40 @@ def test_the_input_pipeline_reads_every_example_without_the_autotuning_thread(tm
         for _ in range(2):
             read = sorted(int(value) for inputs, _ in dataset for value in inputs["camera_id"].numpy())
             assert read == list(range(10))
+
+
+class _BranchesOnATensor(tf_keras.layers.Layer):
+    def call(self, inputs):
+        if tf.reduce_sum(inputs) > 0:  # Autograph makes this a tf.cond; plain tracing cannot take a tensor's truth.
+            return inputs
+        return -inputs
+
+
+def test_the_training_steps_are_traced_without_autograph():
+    """Autograph rewrote every layer's source when Keras traced the steps (most of each phase's first epoch).
+    The Trainer's steps are traced without it, and the model gets its own steps back afterwards."""
+    inputs = tf_keras.Input(shape=(2,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(1)(_BranchesOnATensor()(inputs)))
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensor_slices((np.ones((4, 2), "f4"), np.ones((4, 1), "f4"))).batch(2)
+    with training.steps_traced_without_autograph(model):
+        with pytest.raises(TypeError, match="tf.Tensor"):
+            model.fit(data, verbose=0)
+    assert "train_step" not in vars(model) and "test_step" not in vars(model)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(data, validation_data=data, verbose=0)  # With autograph, as Keras traces by default.
+
+
+def test_steps_traced_without_autograph_train_to_the_same_weights():
+    weights = []
+    for plain in (True, False):
+        model = _tiny_model(seed=3)
+        model_lib.compile_model(model, MODEL_CONFIG, 1e-2)
+        if plain:
+            model.fit(_dataset(), validation_data=_dataset(), epochs=2, verbose=0)
+        else:
+            with training.steps_traced_without_autograph(model):
+                model.fit(_dataset(), validation_data=_dataset(), epochs=2, verbose=0)
+        weights.append(model.get_weights())
+    for with_autograph, without in zip(*weights, strict=True):
+        np.testing.assert_allclose(without, with_autograph, rtol=1e-6, atol=1e-7)
