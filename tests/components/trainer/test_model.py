@@ -182,6 +182,26 @@ def test_other_backbones_build_with_both_feature_maps(backbone):
     assert outputs["probabilities"].shape == (4, 3) and outputs["box"].shape == (4, 4)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_other_backbones_train_in_both_phases(backbone):
+    """The Trainer traces its steps without autograph (training.steps_traced_without_autograph): every backbone
+    offered must trace that way, frozen and unfrozen."""
+    model_config = config_lib.ModelConfig(backbone=backbone, weights="none")
+    model = model_lib.build_model(model_config, 64, INPUTS, 3)
+    features, labels = _batch()
+    features["image"] = features["image"][:, :64, :64]
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(4)
+    config = config_lib.TrainingConfig(
+        frozen=config_lib.PhaseConfig(epochs=1, learning_rate=1e-3),
+        finetune=config_lib.PhaseConfig(epochs=1, learning_rate=1e-4),
+        batch_size=4,
+    )
+    history = training.train_two_phases(model, dataset, dataset, model_config, config)
+    assert [row["phase"] for row in history] == ["frozen", "finetune"]
+    assert all(np.isfinite(row["loss"]) and np.isfinite(row["val_loss"]) for row in history)
+
+
 def test_unfreezing_the_top_layers_only(scratch_model):
     model_lib.set_backbone_trainable(scratch_model, True, top_layers=5)
     backbone = scratch_model.get_layer(model_lib.BACKBONE_NAME)
