@@ -108,7 +108,8 @@ def export_serving_model(
     # are training state too. Serving, TF Serving, MLflow, TFMA and batch scoring call the signatures; only the
     # report reloads the network through Keras, and it rebuilds it from the layers' configs (model.py registers
     # them). So no per-layer call traces: they took half the export (38 s against 19 s for the sample's network,
-    # in a fresh process) and slowed every load (tf.saved_model.load 5.8 s against 1.7 s).
+    # in a fresh process, both before autograph was turned off above) and slowed every load (tf.saved_model.load
+    # 5.8 s against 1.7 s).
     model.save(
         output_dir,
         save_format="tf",
