@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
+from components.evaluator.settings import EvaluationConfig, check_evaluation
 from components.ingest.settings import IngestConfig
 from components.settings import ConfigError, asdict, section_from_dict
 from components.trainer.settings import (
@@ -44,6 +45,7 @@ __all__ = [
     "CATEGORICAL_KINDS",
     "IngestConfig",
     "ConfigError",
+    "EvaluationConfig",
     "MAX_PIPELINE_NAME",
     "FeatureConfig",
     "FeatureKind",
@@ -79,23 +81,6 @@ class ImageConfig:
     # bytes and read about 4x faster (benchmarks/input_pipeline.py, README); "pixels" is lossless.
     stored_as: Literal["jpeg", "pixels"] = "jpeg"
     jpeg_quality: int = 95
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationConfig:
-    # Absolute gates: the model is blessed (and pushed) only when every one holds on the eval split.
-    min_accuracy: float = 0.5
-    min_iou: float = 0.3
-    # Change gates against the current champion (the registry version with the alias `champion`): the
-    # candidate's value minus the champion's must be at least this. -0.01 tolerates a drop of one point, 0 allows
-    # no drop, a positive value demands a gain; null turns the gate off. The first run has no champion and is
-    # held to the absolute gates only; so is a candidate that is the champion itself (nothing new to push).
-    min_accuracy_change: float | None = -0.01
-    min_iou_change: float | None = -0.01
-    # A predicted box "hits" when its IoU with the true box is at least this; TFMA reports the hit rate.
-    hit_iou: float = 0.5
-    # Raw features to slice the evaluation by (each value gets its own metrics), besides the overall slice.
-    slice_by: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,16 +328,7 @@ def _check(config: Config) -> None:
         raise ConfigError(f"training.augment.brightness: must be in [0, 255], got {augment.brightness}")
     if config.training.batch_size < 1:
         raise ConfigError("training.batch_size: must be >= 1")
-    for key in ("min_accuracy", "min_iou"):
-        value = getattr(config.evaluation, key)
-        if not 0 <= value <= 1.01:
-            raise ConfigError(f"evaluation.{key}: must be between 0 and 1.01, got {value}")
-    for key in ("min_accuracy_change", "min_iou_change"):
-        value = getattr(config.evaluation, key)
-        # Both metrics lie in [0, 1], so a change outside [-1, 1] could never fail (or never pass); 1.01 is
-        # allowed, as for the absolute gates, to make a gate that cannot pass on purpose.
-        if value is not None and not -1 <= value <= 1.01:
-            raise ConfigError(f"evaluation.{key}: must be between -1 and 1.01 (or null for no gate), got {value}")
+    check_evaluation(config.evaluation)
     _check_kubeflow(config.kubeflow)
 
 

@@ -19,6 +19,7 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from components import names
 from components.champion import component as champion_lib
 from components.evaluator import executor as evaluator_lib
+from components.evaluator import verdict
 from components.ingest import example_gen
 from components.ingest import examples as ingest
 from components.pusher import executor as pusher_lib
@@ -61,81 +62,9 @@ def node_code_versions(eval_config_: tfma.EvalConfig) -> dict[str, str]:
 
 
 def eval_config(config: config_lib.Config) -> tfma.EvalConfig:
-    """What TFMA computes on the eval split, and the gates: absolute lower bounds, and lower bounds on the
-    change against the champion, both from the config.
-
-    Gated: accuracy and mean box IoU. Reported: per-class precision and recall, the confusion matrix, the share
-    of boxes with IoU >= evaluation.hit_iou; overall and for each value of the `evaluation.slice_by` features.
-    """
-
-    def at_least(value: float, change: float | None) -> list[tfma.PerSliceMetricThreshold]:
-        threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": value}))
-        if change is not None:
-            # candidate - champion >= change. The Evaluator ignores it when it is given no champion.
-            threshold.change_threshold.CopyFrom(
-                tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": change})
-            )
-        # On the overall slice only: a plain `threshold` would hold every slice (each camera) to it too, where a
-        # handful of images decide, and the gate table, which shows the overall values, would not explain it.
-        return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-
-    evaluation = config.evaluation
-    class_metrics = [
-        tfma.MetricConfig(
-            class_name="SparseCategoricalAccuracy",
-            per_slice_thresholds=at_least(evaluation.min_accuracy, evaluation.min_accuracy_change),
-        ),
-        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-    ]
+    """The Evaluator's TFMA config for this run (components/evaluator/verdict.py builds it from the gates)."""
     num_classes = len(config.ingest.labels) or _schema_label_count(config.schema)
-    metrics_specs = [tfma.MetricsSpec(output_names=["probabilities"], metrics=class_metrics)]
-    if num_classes:
-        # One-vs-rest per class; needs the class count up front, which the label list or the schema gives.
-        metrics_specs.append(
-            tfma.MetricsSpec(
-                output_names=["probabilities"],
-                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(num_classes))}),
-                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
-            )
-        )
-    box_specs = [
-        tfma.MetricsSpec(
-            output_names=["box"],
-            metrics=[
-                tfma.MetricConfig(
-                    class_name="BoxIoU",
-                    module="components.trainer.metrics",
-                    config='"name": "box_iou"',
-                    per_slice_thresholds=at_least(evaluation.min_iou, evaluation.min_iou_change),
-                ),
-                tfma.MetricConfig(
-                    class_name="BoxHitRate",
-                    module="components.trainer.metrics",
-                    config=f'"name": "box_hit_rate", "iou_threshold": {evaluation.hit_iou}',
-                ),
-            ],
-        )
-    ]
-    if config.task == "detection":
-        metrics_specs.extend(box_specs)
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                # Said, not guessed: without a type TFMA loads the whole model through Keras once only to find
-                # it (model_util.get_model_type), then again to evaluate, and that Keras load needs xfer's layer
-                # classes imported in the Evaluator's process. TFMA evaluates through the signatures either way.
-                model_type=tfma.TF_GENERIC,
-                signature_name="serving_default",
-                # Labels are transformed features (class index, box vector), so TFMA runs the Transform graph.
-                preprocessing_function_names=["transform_features"],
-                label_keys={"probabilities": features.LABEL_ID}
-                if config.task == "classification"
-                else {"probabilities": features.LABEL_ID, "box": features.BOX},
-            )
-        ],
-        slicing_specs=[tfma.SlicingSpec(), *(tfma.SlicingSpec(feature_keys=[name]) for name in evaluation.slice_by)],
-        metrics_specs=metrics_specs,
-    )
+    return verdict.eval_config(config.evaluation, config.task, num_classes)
 
 
 def _schema_label_count(schema_path: str) -> int:

@@ -1,5 +1,6 @@
 """Step 5, evaluator: TFMA with accuracy and IoU gates, against the current champion.
 
-`executor.Executor` is TFX's Evaluator that compares with the champion only when there is one; `report`
-draws what a run's report shows (learning curves, confusion matrix, IoU histogram, Grad-CAM).
+`verdict` owns the decision (the TFMA config and its gates, the champion comparison, the gate table read from
+TFMA's validation result, the outcome); `settings` is the `evaluation:` section; `executor.Executor` is TFX's
+Evaluator that compares with the champion only when there is one; `scores` scores the eval split as serving would.
 """

@@ -6,18 +6,15 @@ The baseline input is always wired (components/champion/component.py hands on th
 - when the candidate *is* the champion (same files: a rerun whose Trainer came from the cache), comparing it
   with itself says nothing: absolute gates only, and the blessing says so, so the Pusher does not push the same
   model as a new version.
-What was compared is recorded on the blessing (custom properties) and in `champion.json` beside the metrics.
+What was compared is recorded on the blessing (custom properties) and in `champion.json` beside the metrics
+(`verdict.compare`, `verdict.record_comparison`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import os
 from typing import Any
 
-import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
@@ -25,43 +22,11 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import path_utils
 
-from components.champion import component as champion_lib
-
-COMPARISON_FILE = "champion.json"
-# Custom properties of the blessing.
-COMPARED_PROPERTY = "compared_with_champion"
-IS_CHAMPION_PROPERTY = "candidate_is_champion"
-
-
-@dataclasses.dataclass(frozen=True)
-class Comparison:
-    champion_version: str  # "" when there is no champion.
-    compared: bool  # The change thresholds were checked against it.
-    candidate_is_champion: bool
-    note: str
-
-
-def compare(candidate_model_dir: str, champion: types.Artifact | None) -> Comparison:
-    """Whether to evaluate against `champion` (a ChampionModel output), and what the log should say."""
-    version = champion.get_string_custom_property(champion_lib.VERSION_PROPERTY) if champion else ""
-    if not version:
-        note = champion.get_string_custom_property(champion_lib.NOTE_PROPERTY) if champion else "no champion given"
-        return Comparison("", False, False, f"{note}: the absolute gates alone decide")
-    if champion_lib.fingerprint(candidate_model_dir) == champion.get_string_custom_property(
-        champion_lib.FINGERPRINT_PROPERTY
-    ):
-        return Comparison(
-            version,
-            False,
-            True,
-            f"the candidate is the champion (version {version}) itself: the absolute gates alone decide, and it "
-            "will not be pushed again",
-        )
-    return Comparison(version, True, False, f"change gates against the champion, version {version}")
+from components.evaluator import verdict
 
 
 class Executor(evaluator_executor.Executor):
-    """TFX's Evaluator executor; drops the baseline when `compare` says there is nothing to compare with."""
+    """TFX's Evaluator executor; drops the baseline when `verdict.compare` says there is nothing to compare with."""
 
     def Do(
         self,
@@ -71,7 +36,7 @@ class Executor(evaluator_executor.Executor):
     ) -> None:
         candidate = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
         baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
-        comparison = compare(
+        comparison = verdict.compare(
             path_utils.serving_model_path(candidate.uri, path_utils.is_old_model_artifact(candidate)),
             baselines[0] if baselines else None,
         )
@@ -80,22 +45,8 @@ class Executor(evaluator_executor.Executor):
             input_dict = {k: v for k, v in input_dict.items() if k != standard_component_specs.BASELINE_MODEL_KEY}
         super().Do(input_dict, output_dict, exec_properties)
         evaluation = artifact_utils.get_single_instance(output_dict[standard_component_specs.EVALUATION_KEY])
-        with tf.io.gfile.GFile(os.path.join(evaluation.uri, COMPARISON_FILE), "w") as handle:
-            json.dump(dataclasses.asdict(comparison), handle, indent=1)
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
-        blessing.set_string_custom_property(champion_lib.VERSION_PROPERTY, comparison.champion_version)
-        blessing.set_int_custom_property(COMPARED_PROPERTY, int(comparison.compared))
-        blessing.set_int_custom_property(IS_CHAMPION_PROPERTY, int(comparison.candidate_is_champion))
-        blessing.set_string_custom_property(champion_lib.NOTE_PROPERTY, comparison.note)
-
-
-def load_comparison(evaluation_uri: str) -> Comparison | None:
-    """What the Evaluator compared with; None for an evaluation written before xfer compared with champions."""
-    path = os.path.join(evaluation_uri, COMPARISON_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as handle:
-        return Comparison(**json.load(handle))
+        verdict.record_comparison(comparison, evaluation.uri, blessing)
 
 
 class ChampionEvaluator(evaluator_component.Evaluator):

@@ -23,7 +23,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.evaluator.executor import IS_CHAMPION_PROPERTY
+from components.evaluator import verdict
 
 SAVED_MODEL_FILE = "saved_model.pb"
 NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"
@@ -89,7 +89,7 @@ class Executor(pusher_executor.Executor):
             self._MarkNotPushed(model_push)
             return
         blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-        if blessing.get_int_custom_property(IS_CHAMPION_PROPERTY):  # 0 when the property is absent.
+        if verdict.is_already_champion(blessing):
             # The Evaluator found the candidate to be the champion's very files: pushing it would only add a
             # copy as a new version, and a new registry version would become the champion, and so on each run.
             logging.info("Not pushed: the model is already the champion")

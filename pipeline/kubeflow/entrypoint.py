@@ -96,19 +96,22 @@ def output_uri(invocation_json: str, output: str) -> str:
 
 def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) -> None:
     """After a node succeeded: what `xfer run` logs for it once the local DAG has finished, read and logged by
-    the same functions (`result.read_evaluation`, `run_log.log_evaluation`)."""
+    the same functions (`verdict.read_evaluation`, `run_log.log_evaluation`)."""
     if node not in (names.EVALUATOR, LAST_NODE):
         return  # Nothing to log: no other pod pays for the config parse and the TFMA imports below.
+    from components.evaluator import verdict
     from pipeline import config as config_lib
-    from pipeline.tracking import result as result_lib
     from pipeline.tracking import run_log
 
     # The config, to explain the gates and name the registered model as `xfer run` does.
     params = os.environ.get(names.MLFLOW_PARAMS_ENV)
     config = config_lib.config_from_dict(json.loads(params)) if params else None
     if node == names.EVALUATOR:
-        evaluation = result_lib.read_evaluation(
-            config, output_uri(invocation_json, "evaluation"), output_uri(invocation_json, "blessing")
+        evaluation = verdict.read_evaluation(
+            output_uri(invocation_json, "evaluation"),
+            output_uri(invocation_json, "blessing"),
+            config.evaluation if config else None,
+            config.task if config else "detection",
         )
         # The Evaluator pod has no transform graph, so classes keep TFMA's ids here.
         run_log.log_evaluation(client, run_id, evaluation, class_names=[])

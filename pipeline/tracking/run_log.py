@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import names
-from components.evaluator import executor as evaluator_lib
+from components.evaluator import verdict
 from components.ingest import example_gen
 from components.ingest import examples as ingest
 from components.transform import features
@@ -192,7 +192,7 @@ class Tracked:
     registered_model: RegisteredModel | None  # The registry version this run's push became.
 
 
-def format_gate_table(rows: Sequence[result_lib.GateRow], note: str = "") -> str:
+def format_gate_table(rows: Sequence[verdict.GateRow], note: str = "") -> str:
     """The table, then (when given) the sentence saying what the candidate was compared with."""
 
     lines = [f"{'gate':<16}{'threshold':<18}{'value':<10}{'champion':<10}{'change':<10}result"]
@@ -206,7 +206,7 @@ def format_gate_table(rows: Sequence[result_lib.GateRow], note: str = "") -> str
     return "\n".join(lines)
 
 
-def gate_table_markdown(rows: Sequence[result_lib.GateRow]) -> str:
+def gate_table_markdown(rows: Sequence[verdict.GateRow]) -> str:
     """The gates as a Markdown table, for the run's description."""
     lines = ["| gate | kind | threshold | value | champion | change | result |", "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -222,7 +222,7 @@ def _number(value: float | None, sign: str = "") -> str:
 
 
 def log_evaluation(
-    client: MlflowClient, run_id: str, evaluation: result_lib.Evaluation, class_names: Sequence[str]
+    client: MlflowClient, run_id: str, evaluation: verdict.Evaluation, class_names: Sequence[str]
 ) -> str:
     """Everything the Evaluator decided, logged the same way by `xfer run` and by the Kubeflow Evaluator pod:
     the metrics (overall and by slice), the gates, the blessing, the outcome and, when not blessed, why.
@@ -244,9 +244,9 @@ def log_evaluation(
 def log_gates(
     client: MlflowClient,
     run_id: str,
-    rows: Sequence[result_lib.GateRow],
+    rows: Sequence[verdict.GateRow],
     note: str,
-    comparison: evaluator_lib.Comparison | None,
+    comparison: verdict.Comparison | None,
 ) -> str:
     """Logs the gate table (`evaluation/gates.txt`), what the candidate was compared with (tags
     `champion_version`, `champion_comparison`) and the champion's own values on this eval split (metrics
@@ -368,7 +368,7 @@ def workspace_relative(config: config_lib.Config, path: str) -> str:
         return path  # Elsewhere (s3://, another disk): as it is.
 
 
-def champion_comparison_tag(rows: Sequence[result_lib.GateRow], comparison: evaluator_lib.Comparison) -> str:
+def champion_comparison_tag(rows: Sequence[verdict.GateRow], comparison: verdict.Comparison) -> str:
     """ "v3: eval_accuracy +0.0100, eval_iou -0.0040", or why there was no comparison, in brief."""
     if not comparison.compared:
         if comparison.candidate_is_champion:
@@ -378,7 +378,7 @@ def champion_comparison_tag(rows: Sequence[result_lib.GateRow], comparison: eval
     return run_story.short(f"v{comparison.champion_version}: {', '.join(changes) or 'compared'}", limit=60)
 
 
-def log_eval_metrics(client: MlflowClient, run_id: str, slices: result_lib.Slices, class_names: Sequence[str]) -> None:
+def log_eval_metrics(client: MlflowClient, run_id: str, slices: verdict.Slices, class_names: Sequence[str]) -> None:
     """The overall slice as metrics, one name each (run_story.eval_metric_name), and every slice as
     `evaluation/metrics_by_slice.json` under the same names (NaN as null: JSON has no NaN)."""
     overall = run_story.eval_metrics(slices.get("overall", {}), class_names)

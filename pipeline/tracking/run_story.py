@@ -13,23 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from components import names
+from components.evaluator import verdict
 
 # A run whose Trainer came from the cache names, in this tag, the run that trained the model (its curves, report).
 TRAINED_IN_RUN_TAG = "trained_in_run"
 
 # A tag value longer than this is cut in the run list and on the run page; longer values go to artifacts.
 TAG_LIMIT = 40
-# What TFMA calls an output's metric (output name, metric name) -> what the MLflow run calls it. Anything not
-# listed becomes `eval_<metric>`.
-EVAL_METRIC_NAMES = {
-    ("probabilities", "sparse_categorical_accuracy"): "eval_accuracy",
-    ("box", "box_iou"): "eval_iou",
-    ("box", "box_hit_rate"): "eval_hit_rate",
-    ("probabilities", "example_count"): "eval_examples",
-    ("box", "example_count"): None,  # The same count again, for the other output.
-}
-# TFMA's suffix for a candidate's change against the baseline model (the champion).
-_DIFF = "_diff"
 # MLflow accepts letters, digits, `_ - . / ` and spaces in metric names.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 # Keys of a feature's config that its kind reads (pipeline/config.py, FeatureConfig); the others are unused
@@ -66,11 +56,11 @@ def eval_metric_name(output: str, metric: str, class_names: Sequence[str] = ()) 
 
     One name per value: the overall accuracy is `eval_accuracy`, not also
     `eval_probabilities_sparse_categorical_accuracy`; a class is named by its label, not its index."""
-    diff = metric.endswith(_DIFF)
-    base = metric[: -len(_DIFF)] if diff else metric
+    diff = metric.endswith(verdict.DIFF_SUFFIX)
+    base = metric[: -len(verdict.DIFF_SUFFIX)] if diff else metric
     family, _, sub_key = base.partition("/")
-    if (output, family) in EVAL_METRIC_NAMES:
-        name = EVAL_METRIC_NAMES[(output, family)]
+    if (output, family) in verdict.METRIC_NAMES:
+        name = verdict.METRIC_NAMES[(output, family)]
         if name is None:
             return None
     else:

@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 from components import names
-from components.evaluator import executor as evaluator_lib
+from components.evaluator import verdict
 from pipeline.tracking import result as result_lib
 from pipeline.tracking import run_log, run_record
 
 
-def evaluation(**changes: Any) -> result_lib.Evaluation:
-    base = result_lib.Evaluation(
+def evaluation(**changes: Any) -> verdict.Evaluation:
+    base = verdict.Evaluation(
         slices={},
         metrics={},
         blessed=True,
@@ -26,8 +26,8 @@ def evaluation(**changes: Any) -> result_lib.Evaluation:
     return dataclasses.replace(base, **changes)
 
 
-def comparison(version: str = "3", compared: bool = True, is_champion: bool = False) -> evaluator_lib.Comparison:
-    return evaluator_lib.Comparison(version, compared, is_champion, f"compared with version {version}")
+def comparison(version: str = "3", compared: bool = True, is_champion: bool = False) -> verdict.Comparison:
+    return verdict.Comparison(version, compared, is_champion, f"compared with version {version}")
 
 
 def run_result(root: str = "/nowhere", **changes: Any) -> result_lib.RunResult:

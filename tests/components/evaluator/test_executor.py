@@ -11,11 +11,10 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as keys
 
 from components.champion import component as champion
-from components.evaluator import executor as evaluator
+from components.evaluator import verdict
 from components.pusher import executor as pusher
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from pipeline.tracking import result as result_lib
 from pipeline.tracking import run_log
 from tests.helpers import SAMPLE_CONFIG, eval_fixtures
 
@@ -45,8 +44,8 @@ _champion = eval_fixtures.champion_artifact
 
 
 def _gates(config, evaluation_uri):
-    slices = result_lib.metrics_by_slice(evaluation_uri)
-    rows, note, _ = result_lib.champion_gates(config, evaluation_uri, slices)
+    slices = verdict.metrics_by_slice(evaluation_uri)
+    rows, note, _ = verdict.champion_gates(config.evaluation, config.task, evaluation_uri, slices)
     return {(row.metric, row.kind): row for row in rows}, note
 
 
@@ -54,7 +53,7 @@ def test_iou_computed_inside_tfma_equals_numpy_iou_on_the_same_boxes(tmp_path, e
     candidate = eval_fixtures.tiny_model(str(tmp_path / "candidate"), skill=0.6, box_shift=0.04)
     config = _config(min_accuracy=0.0, min_iou=0.0)
     evaluation_uri, _ = _evaluate(tmp_path, examples_uri, config, candidate, _champion(None))
-    slices = result_lib.metrics_by_slice(evaluation_uri)
+    slices = verdict.metrics_by_slice(evaluation_uri)
     ious = eval_fixtures.expected_ious(EXAMPLES, 0.04)
     assert 0.3 < ious.mean() < 0.9  # The boxes overlap partly: not a trivial 0 or 1.
     assert slices["overall"][("box", "box_iou")] == pytest.approx(ious.mean(), abs=1e-5)
@@ -72,11 +71,11 @@ def test_no_champion_absolute_gates_alone_decide_and_say_so(tmp_path, examples_u
     evaluation_uri, blessing = _evaluate(tmp_path, examples_uri, config, candidate, _champion(None))
     # The change gates could not pass against any champion (+0.5); with none they do not apply.
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
-    assert blessing.get_int_custom_property(evaluator.COMPARED_PROPERTY) == 0
+    assert blessing.get_int_custom_property(verdict.COMPARED_PROPERTY) == 0
     rows, note = _gates(config, evaluation_uri)
     assert set(rows) == {("eval_accuracy", "absolute"), ("eval_iou", "absolute")}
     assert note == "no champion yet in the registry ('x'): the absolute gates alone decide"
-    assert result_lib.gate_failures(evaluation_uri) == []
+    assert verdict.gate_failures(evaluation_uri) == []
 
 
 def test_a_candidate_better_than_the_champion_passes_the_change_gates(tmp_path, examples_uri):
@@ -85,7 +84,7 @@ def test_a_candidate_better_than_the_champion_passes_the_change_gates(tmp_path, 
     config = _config(min_accuracy=0.5, min_iou=0.3, min_accuracy_change=0.1, min_iou_change=0.0)
     evaluation_uri, blessing = _evaluate(tmp_path, examples_uri, config, candidate, _champion(champion_dir))
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
-    assert blessing.get_int_custom_property(evaluator.COMPARED_PROPERTY) == 1
+    assert blessing.get_int_custom_property(verdict.COMPARED_PROPERTY) == 1
     assert blessing.get_string_custom_property(champion.VERSION_PROPERTY) == "7"
     rows, note = _gates(config, evaluation_uri)
     assert note == "change gates against the champion, version 7"
@@ -110,7 +109,7 @@ def test_a_candidate_worse_than_the_champion_is_blocked_by_the_change_gate(tmp_p
     assert rows[("eval_accuracy", "absolute")].passed and rows[("eval_iou", "absolute")].passed
     assert not rows[("eval_accuracy", "change")].passed and rows[("eval_iou", "change")].passed
     assert rows[("eval_accuracy", "change")].change == pytest.approx(-0.2, abs=1e-6)
-    failures = result_lib.gate_failures(evaluation_uri)
+    failures = verdict.gate_failures(evaluation_uri)
     assert len(failures) == 1
     assert failures[0].startswith("sparse_categorical_accuracy (probabilities) changed by -0.2000 against the champion")
     assert failures[0].endswith("needs >= -0.05")
@@ -122,9 +121,9 @@ def test_a_candidate_that_is_the_champion_is_not_compared_and_not_pushed_again(t
     config = _config(min_accuracy=0.5, min_iou=0.5, min_accuracy_change=0.5)
     evaluation_uri, blessing = _evaluate(tmp_path, examples_uri, config, candidate, _champion(candidate))
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))  # +0.5 against itself would have failed.
-    assert blessing.get_int_custom_property(evaluator.IS_CHAMPION_PROPERTY) == 1
-    assert blessing.get_int_custom_property(evaluator.COMPARED_PROPERTY) == 0
-    with open(os.path.join(evaluation_uri, evaluator.COMPARISON_FILE)) as handle:
+    assert blessing.get_int_custom_property(verdict.IS_CHAMPION_PROPERTY) == 1
+    assert blessing.get_int_custom_property(verdict.COMPARED_PROPERTY) == 0
+    with open(os.path.join(evaluation_uri, verdict.COMPARISON_FILE)) as handle:
         assert json.load(handle)["candidate_is_champion"] is True
     _, note = _gates(config, evaluation_uri)
     assert note.startswith("the candidate is the champion (version 7) itself")

@@ -10,10 +10,10 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.evaluator import scores as eval_scores
+from components.evaluator import verdict
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
 from pipeline.tracking import report as pipeline_report
-from pipeline.tracking import result as result_lib
 from tests.helpers import SAMPLE_CONFIG, run_results, tiny_report
 
 
@@ -158,8 +158,8 @@ def test_model_card_states_data_metrics_gates_and_limits():
 def test_model_card_says_what_the_model_was_compared_with():
     config = config_lib.load_config(SAMPLE_CONFIG)
     gates = (
-        result_lib.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.91, True),
-        result_lib.GateRow("eval_accuracy", "change", "change >= -0.01", 0.91, False, champion=0.95, change=-0.04),
+        verdict.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.91, True),
+        verdict.GateRow("eval_accuracy", "change", "change >= -0.01", 0.91, False, champion=0.95, change=-0.04),
     )
     note = "change gates against the champion, version 3"
     evaluation = run_results.evaluation(blessed=False, gates=gates, champion_note=note)

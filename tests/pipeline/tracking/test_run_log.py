@@ -1,15 +1,15 @@
 """What `xfer run` writes into its MLflow run, from the typed run result (pipeline/tracking/run_log.py)."""
 
 from components import names
-from pipeline.tracking import result as result_lib
+from components.evaluator import verdict
 from pipeline.tracking import run_log
 from tests.helpers import run_results
 
 
 def test_the_description_has_outcome_data_gates_champion_and_nodes():
     gates = (
-        result_lib.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.5, False),
-        result_lib.GateRow("eval_iou", "change", "change >= -0.01", 0.61, True, champion=0.6, change=0.01),
+        verdict.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.5, False),
+        verdict.GateRow("eval_iou", "change", "change >= -0.01", 0.61, True, champion=0.6, change=0.01),
     )
     evaluation = run_results.evaluation(
         metrics={"eval_accuracy": 0.5, "eval_iou": 0.61},
@@ -54,8 +54,8 @@ def test_the_outcome_follows_the_blessing_and_the_comparison():
 
 def test_the_gate_table_says_pass_and_fail():
     rows = (
-        result_lib.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.95, True),
-        result_lib.GateRow("eval_iou", "change", "change >= -0.01", 0.6, False, champion=0.65, change=-0.05),
+        verdict.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.95, True),
+        verdict.GateRow("eval_iou", "change", "change >= -0.01", 0.6, False, champion=0.65, change=-0.05),
     )
     table = run_log.format_gate_table(rows, "compared with version 3").splitlines()
     assert table[1].split() == ["eval_accuracy", ">=", "0.9", "0.9500", "-", "-", "pass"]
