@@ -258,7 +258,7 @@ def _schema(args: argparse.Namespace) -> int:
     import tempfile
 
     from components.ingest import beam as ingest_beam
-    from components.validation import data_report
+    from components.validation import schema_inference
 
     config = _load_config(args)
     # No column types from a schema: this command is how the first schema gets made; infer_schema reads them.
@@ -267,8 +267,8 @@ def _schema(args: argparse.Namespace) -> int:
     rejects_path = rejects_path_for(args.out)
     Path(rejects_path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="xfer-schema-") as work_dir:
-        found = data_report.infer_schema(args.data, settings, work_dir, list(config.beam_args), rejects_path)
-    data_report.write_schema(found.schema, args.out, args.data, found.statistics)
+        found = schema_inference.infer_schema(args.data, settings, work_dir, list(config.beam_args), rejects_path)
+    schema_inference.write_schema(found.schema, args.out, args.data, found.statistics)
     summary = found.summary
     print(
         f"inferred {len(found.schema.feature)} features from {summary['accepted']} examples ({summary['format']}, "

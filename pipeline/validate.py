@@ -19,12 +19,11 @@ from tfx.orchestration.local import local_dag_runner
 
 from components import names
 from components.ingest import example_gen
-from components.validation import data_report
 from components.validation import gate as validation_gate
+from components.validation import statistics_page
 from pipeline import config as config_lib
 from pipeline import local_runner
 from pipeline import pipeline as pipeline_lib
-from pipeline.tracking import report as run_report
 from pipeline.tracking import run_record
 
 STATISTICS_HTML = "statistics.html"
@@ -71,16 +70,14 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     with tf.io.gfile.GFile(os.path.join(examples_uri, example_gen.SUMMARY_FILE)) as handle:
         summary = json.loads(handle.read())
     # The splits each artifact records, as the run report reads them: a config with other splits needs no edit here.
-    lines = run_report.run_anomalies(record.nodes[names.VALIDATOR].output("anomalies"))
+    anomalies = record.nodes[names.VALIDATOR].output("anomalies")
+    lines = validation_gate.anomaly_lines(anomalies.uri, anomalies.split_names())
     statistics_output = record.nodes[names.STATISTICS].output("statistics")
     html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
     os.makedirs(os.path.dirname(html_path), exist_ok=True)
-    statistics = {
-        split: validation_gate.load_statistics(statistics_output.uri, split)
-        for split in run_report.split_names(statistics_output)
-    }
+    statistics = validation_gate.load_split_statistics(statistics_output.uri, statistics_output.split_names())
     with open(html_path, "w") as handle:
-        handle.write(data_report.statistics_html(statistics, lines))
+        handle.write(statistics_page.statistics_html(statistics, lines))
     with open(os.path.join(os.path.dirname(html_path), FACETS_HTML), "w") as handle:
-        handle.write(data_report.facets_html(statistics))
+        handle.write(statistics_page.facets_html(statistics))
     return ValidationReport(summary, lines, html_path, os.path.join(examples_uri, example_gen.REJECTS_FILE))

@@ -108,10 +108,19 @@ def load_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatis
         return statistics_pb2.DatasetFeatureStatisticsList.FromString(handle.read())
 
 
+def anomaly_lines(uri: str, splits: Sequence[str]) -> list[str]:
+    """The anomalies ExampleValidator wrote under `uri` for `splits`, one plain line each (none: clean data)."""
+    return [line for split in splits for line in describe_anomalies(split, load_anomalies(uri, split))]
+
+
+def load_split_statistics(uri: str, splits: Sequence[str]) -> dict[str, statistics_pb2.DatasetFeatureStatisticsList]:
+    """StatisticsGen's statistics under `uri`, by split."""
+    return {split: load_statistics(uri, split) for split in splits}
+
+
 def check_anomalies(uri: str, splits: list[str], extra_lines: Sequence[str] = ()) -> None:
     """Raises DataValidationError listing the anomalies of `splits` (under `uri`) and `extra_lines`."""
-    lines = [line for split in splits for line in describe_anomalies(split, load_anomalies(uri, split))]
-    lines += list(extra_lines)
+    lines = anomaly_lines(uri, splits) + list(extra_lines)
     if lines:
         raise DataValidationError(
             f"the data does not match the schema ({len(lines)} problem(s)); fix the data, or curate the schema "

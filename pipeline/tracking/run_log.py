@@ -31,10 +31,13 @@ from components.evaluator import verdict
 from components.ingest import example_gen
 from components.ingest import examples as ingest
 from components.transform import features
+from components.validation import gate as validation_gate
+from components.validation import statistics as statistics_lib
 from pipeline import config as config_lib
-from pipeline.tracking import registry, run_story
-from pipeline.tracking import report as run_report
+from pipeline.tracking import registry, run_record, run_story
 from pipeline.tracking import result as result_lib
+from pipeline.tracking.report import build as run_report
+from pipeline.tracking.report import inputs as report_inputs
 
 # Set when the caller named the run (`xfer run --run-name`): its name is then never replaced.
 CHOSEN_NAME_TAG = "xfer.run_name_chosen"
@@ -435,7 +438,7 @@ def log_dataset(client: MlflowClient, run_id: str, config: config_lib.Config, re
     profile = {
         key: ingest_summary[key] for key in ("records", "accepted", "rejected", "format") if key in ingest_summary
     }
-    profile["splits"] = split_counts(result.examples_uri)
+    profile["splits"] = split_counts(result.statistics)
     source = config.data if "://" in config.data else str(Path(config.data).resolve())
     dataset = Dataset(
         name=run_story.data_name(config.data),
@@ -450,14 +453,10 @@ def log_dataset(client: MlflowClient, run_id: str, config: config_lib.Config, re
     return digest
 
 
-def split_counts(examples_uri: str) -> dict[str, int]:
-    """Records per split of the ingested examples (GZIP TFRecords under Split-<name>/)."""
-    counts = {}
-    for folder in sorted(tf.io.gfile.glob(os.path.join(examples_uri, "Split-*"))):
-        files = tf.io.gfile.glob(os.path.join(folder, "*"))
-        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-        counts[os.path.basename(folder).removeprefix("Split-")] = int(dataset.reduce(0, lambda count, _: count + 1))
-    return counts
+def split_counts(statistics: run_record.Output) -> dict[str, int]:
+    """Examples per split, as StatisticsGen counted them (it reads every example; no need to read them again)."""
+    loaded = validation_gate.load_split_statistics(statistics.uri, sorted(statistics.split_names()))
+    return {split: statistics_lib.example_count(found) for split, found in loaded.items()}
 
 
 def _report(
@@ -485,7 +484,7 @@ def _register(
     new, and registers nothing."""
     if not result.pushed or result.pushed_path is None:
         return None
-    examples = run_report.read_examples(result.examples_uri, names.EVAL_SPLIT)
+    examples = report_inputs.read_examples(result.examples_uri, names.EVAL_SPLIT)
     name = config.registered_model_name
     version = registry.register_champion(
         config.tracking_uri, run_id, result.pushed_path, name, registry.input_example(result.pushed_path, examples[:1])

@@ -7,10 +7,13 @@ cache, and where the model, the evaluation, the blessing and the pushed model ar
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+from components import names
 
 _STATES = {
     metadata_store_pb2.Execution.COMPLETE: "COMPLETE",
@@ -26,6 +29,12 @@ _STATES = {
 class Output:
     uri: str
     properties: dict[str, Any]
+
+    def split_names(self) -> list[str]:
+        """The splits the artifact holds, as TFX recorded them (its `split_names` property); every split xfer
+        writes when it does not say (older stores)."""
+        recorded = self.properties.get("split_names")
+        return json.loads(recorded) if recorded else list(names.SPLITS)
 
 
 @dataclasses.dataclass(frozen=True)

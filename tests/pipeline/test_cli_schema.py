@@ -85,10 +85,12 @@ def test_ingest_options_reach_the_config(tmp_path):
 
 
 def test_metadata_column_types_are_read_from_the_values():
-    from components.validation import data_report
+    from components.validation import schema_inference
 
     # "nan" and "inf" read as floats but ingest rejects them in a numeric column, so they count as text.
-    assert [data_report.value_type(text) for text in ("7", "-3", "7.0", "1e3", "48.1", "cam_01", "nan", "inf")] == [
+    assert [
+        schema_inference.value_type(text) for text in ("7", "-3", "7.0", "1e3", "48.1", "cam_01", "nan", "inf")
+    ] == [
         "int",
         "int",
         "float",
@@ -101,7 +103,7 @@ def test_metadata_column_types_are_read_from_the_values():
 
 
 def test_a_column_is_numeric_when_most_of_its_values_are_numbers():
-    from components.validation.data_report import ColumnInference
+    from components.validation.schema_inference import ColumnInference
 
     assert ColumnInference({"int": 29, "string": 1}).column_type == "int"
     assert ColumnInference({"int": 29, "string": 1}).rejected_values == 1

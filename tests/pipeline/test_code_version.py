@@ -121,7 +121,7 @@ def test_the_trainer_counts_the_augmentation_it_imports(node_modules):
         "components.trainer.training",
         "components.trainer.export",
     } <= closure.keys()
-    assert "components.evaluator.report" not in closure
+    assert "pipeline.tracking.report.plots" not in closure
 
 
 def test_the_pipeline_carries_each_nodes_version(tmp_path: Path):

@@ -16,7 +16,6 @@ PACKAGES = ("components", "pipeline", "benchmarks")
 # Modules over the line that each do one job, and why they stay whole.
 LONG_MODULES = {
     "pipeline.tracking.run_log": "everything a run writes to MLflow, one function per part of the run page",
-    "components.validation.data_report": "the statistics page: one HTML document and its parts",
     # To split next (reading helpers, one module per format), with the house's second step.
     "components.ingest.formats": "the annotation formats: detection, one reader per format, the side table",
 }

@@ -1,4 +1,4 @@
-"""The run report as `xfer run` logs it (pipeline/tracking/report.py): build_run_report on a tiny SavedModel with
+"""The run report as `xfer run` logs it (pipeline/tracking/report/): build_run_report on a tiny SavedModel with
 the real export's signatures, logged to MLflow, the network reloaded for Grad-CAM, and the model card."""
 
 import dataclasses
@@ -13,7 +13,9 @@ from components.evaluator import scores as eval_scores
 from components.evaluator import verdict
 from components.validation import gate as validation_gate
 from pipeline import config as config_lib
-from pipeline.tracking import report as pipeline_report
+from pipeline.tracking.report import build as pipeline_report
+from pipeline.tracking.report import card as report_card
+from pipeline.tracking.report import network
 from tests.helpers import SAMPLE_CONFIG, run_results, tiny_report
 
 
@@ -32,7 +34,7 @@ def test_the_report_loads_the_saved_network_itself(tmp_path):
     """What the report reads for Grad-CAM: the SavedModel, reloaded by Keras, answers as the network did."""
     tiny_report.tiny_classifier().save(str(tmp_path / "model"), save_format="tf")
     image = tf.constant(tiny_report.red_top_left_green_bottom_right()[np.newaxis])
-    loaded = pipeline_report.load_trained_model(str(tmp_path / "model"))
+    loaded = network.load_trained_model(str(tmp_path / "model"))
     np.testing.assert_allclose(
         loaded({"image": image})["probabilities"],
         tiny_report.tiny_classifier()({"image": image})["probabilities"],
@@ -134,7 +136,7 @@ def test_model_card_states_data_metrics_gates_and_limits():
         evaluation=run_results.evaluation(metrics={"eval_accuracy": 0.6667, "eval_iou": 0.5}, blessed=True),
         pushed_path="/serving/17",
     )
-    card = pipeline_report.model_card(config, run, scores, registered_model="xfer-sample")
+    card = report_card.model_card(config, run, scores, registered_model="xfer-sample")
     for heading in (
         "## Model",
         "## Training",
@@ -151,7 +153,7 @@ def test_model_card_states_data_metrics_gates_and_limits():
     assert "| a | 2 | 0.5000 |" in card and "| b | 1 | 1.0000 |" in card
     assert "**Blessed**" in card and "`/serving/17`; registered in MLflow as `xfer-sample`, alias `champion`" in card
     blocked = run_results.evaluation(blessed=False, gate_failures=("iou too low",))
-    unpushed = pipeline_report.model_card(config, run_results.run_result(evaluation=blocked), None)
+    unpushed = report_card.model_card(config, run_results.run_result(evaluation=blocked), None)
     assert "**Not blessed**: iou too low" in unpushed and "Not pushed" in unpushed
 
 
@@ -163,11 +165,11 @@ def test_model_card_says_what_the_model_was_compared_with():
     )
     note = "change gates against the champion, version 3"
     evaluation = run_results.evaluation(blessed=False, gates=gates, champion_note=note)
-    card = pipeline_report.model_card(config, run_results.run_result(evaluation=evaluation), None)
+    card = report_card.model_card(config, run_results.run_result(evaluation=evaluation), None)
     assert "- Champion: change gates against the champion, version 3." in card
     assert "- eval_accuracy against the champion: 0.9100 vs 0.9500, change -0.0400 (change >= -0.01): FAIL." in card
     is_champion = run_results.evaluation(
         blessed=True, comparison=run_results.comparison(compared=False, is_champion=True)
     )
-    again = pipeline_report.model_card(config, run_results.run_result(evaluation=is_champion), None)
+    again = report_card.model_card(config, run_results.run_result(evaluation=is_champion), None)
     assert "Not pushed: this model is already the champion." in again

@@ -1,4 +1,4 @@
-"""The run report's plots (components/evaluator/report.py), each on tiny synthetic inputs, and Grad-CAM on a
+"""The run report's plots (pipeline/tracking/report/plots.py), each on tiny synthetic inputs, and Grad-CAM on a
 network whose answer is known."""
 
 import os
@@ -9,8 +9,8 @@ import tensorflow as tf
 import tf_keras
 from matplotlib import patches
 
-from components.evaluator import report
 from components.evaluator import scores as eval_scores
+from pipeline.tracking.report import plots as report
 from tests.helpers import tiny_report
 
 

@@ -1,6 +1,6 @@
-"""The static statistics page (components/validation/data_report.py) on real TFDV statistics."""
+"""The static statistics page (components/validation/statistics_page.py) on real TFDV statistics."""
 
-from components.validation import data_report
+from components.validation import statistics_page
 
 
 def test_the_static_statistics_page_shows_each_feature_of_each_split():
@@ -13,7 +13,7 @@ def test_the_static_statistics_page_shows_each_feature_of_each_split():
         )
         for split, size in (("train", 5), ("eval", 3))
     }
-    page = data_report.statistics_html(statistics, [])
+    page = statistics_page.statistics_html(statistics, [])
     assert "train: 5 examples, eval: 3 examples" in page
     assert page.count("<td>hour</td>") == 2 and page.count("<td>camera_id</td>") == 2
     # train's hour: 4 present, 1 missing (20%), mean 2; its histogram is an inline SVG with one bar per bucket.

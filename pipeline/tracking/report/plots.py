@@ -1,5 +1,6 @@
-"""What a run's report shows, as plain functions: learning curves, confusion matrix, IoU histogram, a grid of
-boxes, Grad-CAM heatmaps and the model card. pipeline/tracking/report.py feeds them a run's outputs and logs them.
+"""The report's figures, as plain functions: learning curves, confusion matrix, IoU histogram and IoU by box size,
+a grid of boxes, Grad-CAM heatmaps, and the model's summary. The report's parts (`curves`, `eval_plots`,
+`network`) feed them a run's outputs.
 
 Figures are built with matplotlib's object API (`Figure`, no pyplot), which renders with Agg and leaves the
 process's global backend alone. Each plot function saves a PNG and returns the figure, so tests can check
