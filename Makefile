@@ -67,10 +67,10 @@ ui: $(VENV)/.installed
 # Headless Chromium (Debian's `chromium` package) against the UI on $(WORKSPACE): screenshots in
 # $(WORKSPACE)/ui-check/, and a failure when a page shows an error.
 ui-check: $(VENV)/.installed
-	$(PY) -m pipeline.tracking.ui_check --workspace $(WORKSPACE) --out $(WORKSPACE)/ui-check
+	$(PY) -m tools.ui_check --workspace $(WORKSPACE) --out $(WORKSPACE)/ui-check
 
-# The code, the tests, the benchmarks and infra's scripts; `make test` runs it first.
-LINTED := pipeline components tests benchmarks infra
+# The code, the tests, the benchmarks, the developer tools and infra's scripts; `make test` runs it first.
+LINTED := pipeline components tests benchmarks infra tools
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(LINTED)

@@ -19,7 +19,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from components.ingest.records import RecordError
 from components.ingest.settings import DEFAULT_MAX_PIXELS
 
-# Decompression-bomb guard: larger images are rejected from their header, before they are decoded.
 # "MPO" is how Pillow names the multi-picture JPEGs many phones write; TensorFlow decodes their first frame.
 _JPEG_FORMATS = ("JPEG", "MPO")
 SUPPORTED_FORMATS = _JPEG_FORMATS + ("PNG",)
@@ -57,6 +56,8 @@ def normalize(image_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Store
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(image_bytes)) as image:
                 width, height = image.size
+                # Decompression-bomb guard: `Image.open` has read the header only, so a larger image is
+                # rejected from its stated size before `load` decodes it.
                 if width * height > max_pixels:
                     raise RecordError("too_many_pixels", f"{width}x{height} exceeds the pixel limit of {max_pixels}")
                 if image.format not in SUPPORTED_FORMATS:

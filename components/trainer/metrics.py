@@ -55,8 +55,10 @@ def box_regression_loss(y_true: tf.Tensor, y_pred: tf.Tensor, sqrt_size: bool) -
     error in width costs more on a small box than on a large one (YOLO's parameterisation)."""
     if sqrt_size:
         y_true, y_pred = corners_to_center_size(y_true, True), corners_to_center_size(y_pred, True)
-    # Scaled by 1/delta so that an error of one box-width costs about as much as losing all overlap.
-    return tf.reduce_mean(_huber(y_true - y_pred, delta=0.1), axis=-1) / 0.1
+    # Keras's Huber, a mean over the four coordinates, computes in floatx (float32): what `make_box_loss` has
+    # cast both to already, under mixed precision too. Scaled by 1/delta so that an error of one box-width
+    # costs about as much as losing all overlap.
+    return tf_keras.losses.huber(y_true, y_pred, delta=0.1) / 0.1
 
 
 def box_giou(boxes_a: tf.Tensor, boxes_b: tf.Tensor) -> tf.Tensor:
@@ -129,12 +131,6 @@ def has_box(boxes: tf.Tensor) -> tf.Tensor:
     one that a crop left outside the image has none either, and is skipped alike)."""
     boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
     return tf.cast((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]), tf.float32)
-
-
-def _huber(error: tf.Tensor, delta: float) -> tf.Tensor:
-    absolute = tf.abs(error)
-    quadratic = tf.minimum(absolute, delta)
-    return 0.5 * quadratic**2 + delta * (absolute - quadratic)
 
 
 @tf_keras.utils.register_keras_serializable(package="xfer")

@@ -262,6 +262,14 @@ class Checkpoint:
     lazily, from files a temporary copy no longer holds. The optimizer's moments are not kept: a resumed
     phase restarts Adam's statistics. The state is written last, after the weights it names, so a kill at any
     moment leaves a state and its weights.
+
+    Keras's `BackupAndRestore` would write to S3 too (through TensorFlow's file systems), but it is made for
+    one `fit` and this run is two. By default it deletes its backup when a `fit` ends: a run killed in the
+    fine-tuning phase had its backup restored, then deleted, by the frozen phase's `fit`, and did the
+    fine-tuning again from its first epoch. Kept (`delete_checkpoint=False`), it resumes at the right epoch,
+    but it saves the variables and the epoch, not the history rows the run logs and writes (a resumed run
+    kept only the rows after the kill), and its `on_epoch_end` saves on the epoch's path, synchronously
+    (`CheckpointManager.save()`, Adam's moments included), where this class only copies the weights.
     """
 
     STATE = "state.json"

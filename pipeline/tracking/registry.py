@@ -235,7 +235,3 @@ def _pinned_requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in _REQUIRED_DISTRIBUTIONS] + [
         f"mlflow=={mlflow.__version__}"
     ]
-
-
-def champion(tracking_uri: str, name: str) -> mlflow.entities.model_registry.ModelVersion:
-    return MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS)

@@ -12,7 +12,9 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 
-PACKAGES = ("components", "pipeline", "benchmarks")
+PACKAGES = ("components", "pipeline", "benchmarks", "tools")
+# What `pip install` puts in the environment (pyproject.toml); benchmarks/ and tools/ run from the checkout only.
+INSTALLED = ("components", "pipeline")
 # Modules over the line that each do one job, and why they stay whole.
 LONG_MODULES = {
     "pipeline.tracking.run_log": "everything a run writes to MLflow, one function per part of the run page",
@@ -74,9 +76,20 @@ def test_no_step_imports_the_wiring():
         for module, imports in GRAPH.items()
         if module.startswith("components")
         for imported in imports
-        if imported.startswith(("pipeline", "benchmarks"))
+        if imported.startswith(("pipeline", "benchmarks", "tools"))
     }
     assert not upward, f"components/ imports the floors above it: {sorted(upward)}"
+
+
+def test_the_installed_packages_import_nothing_left_in_the_checkout():
+    outside = {
+        (module, imported)
+        for module, imports in GRAPH.items()
+        if module.startswith(INSTALLED)
+        for imported in imports
+        if not imported.startswith(INSTALLED)
+    }
+    assert not outside, f"installed modules import what is not installed: {sorted(outside)}"
 
 
 def test_the_shared_names_import_nothing():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.champion import component as champion
 from pipeline.tracking import registry
 from tests.helpers.tiny_serving import png, raw_example, tiny_saved_model
 
@@ -30,12 +31,12 @@ def test_each_push_is_a_new_version_and_champion_follows_the_latest(tmp_path, tr
     first_run = client.create_run(experiment).info.run_id
     first = registry.register_champion(uri, first_run, first_dir, "xfer-test", example)
     assert str(first.version) == "1" and first.run_id == first_run
-    assert str(registry.champion(uri, "xfer-test").version) == "1"
+    assert champion.resolve_version(uri, "xfer-test") == "1"
 
     second_run = client.create_run(experiment).info.run_id
     second = registry.register_champion(uri, second_run, second_dir, "xfer-test", example)
     assert str(second.version) == "2"
-    assert str(registry.champion(uri, "xfer-test").version) == "2"
+    assert champion.resolve_version(uri, "xfer-test") == "2"
     # Earlier versions stay, without the alias.
     versions = {str(v.version): v for v in client.search_model_versions("name='xfer-test'")}
     assert set(versions) == {"1", "2"}

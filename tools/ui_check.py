@@ -5,7 +5,10 @@ its statistics page and the registered model's latest version, saves a screensho
 page shows an error or lacks what it should show. Chromium comes from the distribution (`apt-get install
 chromium`); each page gets a fresh profile and nothing but 127.0.0.1 is contacted.
 
-    python -m pipeline.tracking.ui_check --workspace workspace --out workspace/ui-check
+A developer's check, run from the checkout, so it lives outside the `pipeline` and `components` packages and
+is not installed with them:
+
+    python -m tools.ui_check --workspace workspace --out workspace/ui-check
 """
 
 from __future__ import annotations
