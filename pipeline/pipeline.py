@@ -158,7 +158,10 @@ def create_pipeline(
 ) -> tfx_pipeline.Pipeline:
     """The DAG. `champion_version`: the registry version to compare with (`champion.NO_CHAMPION` for none), as
     resolved when the run starts; "" resolves it when the Champion node runs (Kubeflow, where one compiled
-    pipeline serves many runs). `tracking_uri`: the MLflow registry; "" is the environment's."""
+    pipeline serves many runs). `tracking_uri`: the MLflow registry; "" is the environment's.
+
+    Long because it is the DAG: every node and every edge, in the order the data flows, in one place that every
+    runner builds (the head of the DAG is `data_validation_nodes`, which `xfer validate` runs alone)."""
     transform_settings = config.transform_settings
     evaluation_config = eval_config(config)
     versions = node_code_versions(evaluation_config)

@@ -111,7 +111,8 @@ def eval_config(settings: EvaluationConfig, task: Task, num_classes: int) -> Any
                     class_name="SparseCategoricalAccuracy",
                     per_slice_thresholds=_at_least(settings.min_accuracy, settings.min_accuracy_change),
                 ),
-                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                # No `MultiClassConfusionMatrixPlot`: nothing reads TFMA's plots, and the report draws its
+                # confusion matrix from the served model's answers (pipeline/tracking/report/eval_plots.py).
             ],
         )
     ]

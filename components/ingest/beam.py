@@ -165,7 +165,10 @@ def _duplicate_key(record: Record) -> str:
 def IngestDataset(
     pipeline: beam.Pipeline, dataset: formats.Dataset, settings: IngestSettings, output_dir: str
 ) -> beam.PCollection:
-    """Reads, checks and converts a dataset; writes rejects.jsonl and the counts into `output_dir`."""
+    """Reads, checks and converts a dataset; writes rejects.jsonl and the counts into `output_dir`.
+
+    The Beam graph, stage by stage, as Beam's monitoring names them; long because a graph split over helpers
+    hides which stage feeds which."""
     read = (
         pipeline
         | "Sources" >> beam.Create(dataset.sources)
@@ -264,7 +267,8 @@ def finish(
     With `keep_rejects_at`, rejects.jsonl is copied there first, so that the file an error names outlives
     a temporary `output_dir`. With `keep_if_stopped_in`, a folder, rejects.jsonl and the summary are copied
     there only when the run stops on its rejects: TFX deletes a failed execution's outputs, `output_dir`
-    among them, so the list would be gone exactly when the user needs it."""
+    among them, so the list would be gone exactly when the user needs it. Long because every copy must come
+    before the error that would lose it, which one function shows in order."""
     counts_path = posixpath.join(output_dir, _COUNTS_FILE)
     with tf.io.gfile.GFile(counts_path) as handle:
         counts = json.loads(handle.read())

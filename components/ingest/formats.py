@@ -282,6 +282,9 @@ def metadata_text(value: Any) -> str:
 def read_coco(
     root: str, source: str, multi_box_policy: MultiBoxPolicy, no_object_class: str = ""
 ) -> Iterator[Record | Reject]:
+    """The records of one COCO JSON file (images, categories, annotations), each problem a Reject naming its
+    place in the file. One pass in the file's own order (images, then their annotations), long because each
+    loop checks what COCO leaves open (ids repeated, unknown categories) where it meets it."""
     with tf.io.gfile.GFile(posixpath.join(root, source), "r") as handle:
         content = json.load(handle)
     categories = {category.get("id"): str(category.get("name", "")) for category in content.get("categories", [])}

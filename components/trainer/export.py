@@ -46,6 +46,26 @@ def serving_feature_spec(
     return spec
 
 
+def serving_answer(
+    outputs: dict[str, tf.Tensor], transformed: dict[str, tf.Tensor], label_names: list[str], no_object_class: str
+) -> dict[str, tf.Tensor]:
+    """What `serving_default` answers (serving/contract.py reads it), from the network's outputs."""
+    probabilities = outputs[model_lib.PROBABILITIES]
+    classes = tf.constant(label_names)
+    answer = {
+        "probabilities": probabilities,
+        "classes": tf.tile(classes[tf.newaxis, :], [tf.shape(probabilities)[0], 1]),
+        "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
+    }
+    if model_lib.BOX in outputs:
+        # The model predicts in the resized image; clients want the box in the image they sent.
+        answer["box"] = features_lib.box_from_frame(outputs[model_lib.BOX], transformed[features_lib.IMAGE_FRAME])
+        if no_object_class:
+            # An image said to hold nothing has no box, whatever numbers the box head gives.
+            answer["has_box"] = answer["label"] != no_object_class
+    return answer
+
+
 def export_serving_model(
     model: tf_keras.Model,
     tf_transform_output: tft.TFTransformOutput,
@@ -74,25 +94,7 @@ def export_serving_model(
     def serve(serialized):
         transformed = transformed_for_the_network(serialized)
         outputs = model({name: transformed[name] for name in input_names}, training=False)
-        probabilities = outputs[model_lib.PROBABILITIES]
-        classes = tf.constant(label_names)
-        return {
-            "probabilities": probabilities,
-            "classes": tf.tile(classes[tf.newaxis, :], [tf.shape(probabilities)[0], 1]),
-            "label": tf.gather(classes, tf.argmax(probabilities, axis=1)),
-            # The model predicts in the resized image; clients want the box in the image they sent.
-            **(
-                {"box": features_lib.box_from_frame(outputs[model_lib.BOX], transformed[features_lib.IMAGE_FRAME])}
-                if model_lib.BOX in outputs
-                else {}
-            ),
-            # An image said to hold nothing has no box, whatever numbers the box head gives.
-            **(
-                {"has_box": tf.gather(classes, tf.argmax(probabilities, axis=1)) != settings.no_object_class}
-                if model_lib.BOX in outputs and settings.no_object_class
-                else {}
-            ),
-        }
+        return serving_answer(outputs, transformed, label_names, settings.no_object_class)
 
     @raw_examples_signature
     def transform_features(serialized):

@@ -44,6 +44,8 @@ def make_dataset(
     examples are cached in memory only when their files take at most `cache_max_bytes` on disk, so a large
     dataset streams from disk every epoch instead of filling the memory. Order is deterministic only where the
     seed needs it (shuffled training); evaluation lets tf.data hand out whichever batch is ready first.
+    One function, long on purpose: the stages' order matters (read, parse, cache, shuffle, batch, decode,
+    augment) and is checked by reading it top to bottom.
 
     tf.data's autotuning optimizer is off (`AUTOTUNE` then means min(16, cores) parallel calls and a prefetch
     buffer that grows while the model waits): in TensorFlow 2.16 its thread finishes the wait it is in (its
@@ -183,6 +185,8 @@ def train_two_phases(
     finds them there (a rerun after a kill) resumes after the last saved epoch. The optimizer's moments are
     not saved: a resumed phase restarts Adam's statistics, which costs a few steps, not correctness.
     Returns one dict per epoch with the phase, the epoch and Keras's logs.
+    Long because both phases share one epoch axis, one history and one checkpoint: split, the resume
+    arithmetic (which phase, which epoch) would be spread over the pieces.
     """
     total = training.frozen.epochs + training.finetune.epochs
     checkpoint = Checkpoint(checkpoint_dir) if checkpoint_dir else None

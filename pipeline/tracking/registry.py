@@ -97,6 +97,9 @@ def register_champion(
     The logged model carries each of the run's metrics at its final value (the last training epoch's, the
     evaluation's), the version has the run's model card (`report/model_card.md`) as its description and the
     gate outcome and the data digest as tags. `data_digest` defaults to the digest of the run's dataset input.
+
+    One function, long on purpose: its steps are ordered so that nothing is registered until the model has
+    scored its own example, and the alias moves last; split up, that order would be the callers' to keep.
     """
     if example.empty:
         raise ValueError("the input example needs at least one row")
