@@ -26,13 +26,8 @@ from components.trainer.settings import (
     PhaseConfig,
     TrainingConfig,
 )
-from components.transform.settings import (
-    CATEGORICAL_KINDS,
-    FeatureConfig,
-    FeatureKind,
-    check_feature,
-    derived_columns,
-)
+from components.transform.kinds import CATEGORICAL_KINDS, FeatureKind
+from components.transform.settings import FeatureConfig, check_feature, derived_columns
 from pipeline.kubeflow.naming import MAX_PIPELINE_NAME, check_pipeline_name
 
 if TYPE_CHECKING:
