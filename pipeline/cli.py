@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 # Importing `components` sets TF_USE_LEGACY_KERAS (components/__init__.py); the heavy imports happen inside the
 # commands, so that --help and a config error answer before TensorFlow loads.
-from components import names
+from components import mlflow_tags, names
 from components.ingest.settings import FORMATS
 from pipeline import logs, predict_command, sample_command
 
@@ -365,10 +365,11 @@ def _wait(args: argparse.Namespace, config: config_lib.Config, submitted: dict[s
         return status
     tags = run.data.tags
     print(
-        f"MLflow: run {run.info.run_id} ({tags.get('kfp_run')}) {run.info.status}, outcome "
-        f"{tags.get('outcome', '-')}" + (f", failure: {tags['failure_reason']}" if "failure_reason" in tags else "")
+        f"MLflow: run {run.info.run_id} ({tags.get(mlflow_tags.KFP_RUN)}) {run.info.status}, outcome "
+        f"{tags.get(mlflow_tags.OUTCOME, '-')}"
+        + (f", failure: {tags[mlflow_tags.FAILURE_REASON]}" if mlflow_tags.FAILURE_REASON in tags else "")
     )
-    if status == 0 and tags.get("outcome") == "blocked_by_gate":
+    if status == 0 and tags.get(mlflow_tags.OUTCOME) == "blocked_by_gate":
         return EXIT_BLOCKED_BY_GATE  # As `xfer run`: a model the gates turned down.
     return status
 

@@ -15,6 +15,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from components import mlflow_tags
+
 # The workspace's own artifact folder (pipeline/tracking/run_log.py creates the experiment there).
 ARTIFACTS_FOLDER = "mlartifacts"
 # (table, column) of the MLflow store holding artifact locations.
@@ -25,12 +27,12 @@ MLFLOW_LOCATIONS = (
     ("model_versions", "storage_location"),
     ("model_versions", "source"),
 )
-# Run tags whose values are locations the pipeline looks up again (pipeline/tracking/run_log.py TRAINER_MODEL_TAG, which
-# is relative to the workspace since it is written so; an older store may hold absolute ones).
-MLFLOW_LOCATION_TAGS = ("trainer_model",)
+# Run tags whose values are locations the pipeline looks up again (the Trainer's model, which is relative to
+# the workspace since it is written so; an older store may hold absolute ones).
+MLFLOW_LOCATION_TAGS = (mlflow_tags.TRAINER_MODEL,)
 # Registered versions' tags that are locations (pipeline/tracking/registry.py: where the version's SavedModel
 # was pushed).
-MLFLOW_VERSION_LOCATION_TAGS = ("pushed_path",)
+MLFLOW_VERSION_LOCATION_TAGS = (mlflow_tags.PUSHED_PATH,)
 # ML Metadata: each artifact's URI, and string properties such as the Pusher's destination.
 MLMD_LOCATIONS = (("Artifact", "uri"), ("ArtifactProperty", "string_value"))
 

@@ -12,11 +12,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from components import names
+from components import mlflow_tags, names
 from components.transform import kinds
 
 # A run whose Trainer came from the cache names, in this tag, the run that trained the model (its curves, report).
-TRAINED_IN_RUN_TAG = "trained_in_run"
+TRAINED_IN_RUN_TAG = mlflow_tags.TRAINED_IN_RUN
 
 # A tag value longer than this is cut in the run list and on the run page; longer values go to artifacts.
 TAG_LIMIT = 40
