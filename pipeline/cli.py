@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from components import mlflow_tags, names
 from components.ingest.settings import FORMATS
 from pipeline import logs, predict_command, sample_command
+from pipeline.workspace import DEFAULT_ROOT as DEFAULT_WORKSPACE
+from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline import config as config_lib
@@ -52,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ingest_options(infer)
 
     ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
-    ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
+    ui.add_argument("--workspace", default=DEFAULT_WORKSPACE, help=f"workspace folder (default ./{DEFAULT_WORKSPACE})")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
 
@@ -218,7 +220,7 @@ def ui_hint(config) -> str:
         return f"see it at {uri}"
     if config.mlflow.tracking_uri:
         return f"see it with `mlflow ui --backend-store-uri {uri}`"
-    if config.workspace_path == Path("workspace").resolve() and Path("Makefile").is_file():
+    if config.workspace_path == Path(DEFAULT_WORKSPACE).resolve() and Path("Makefile").is_file():
         return "see it with `make ui`"
     return f"see it with `xfer ui --workspace {config.workspace_path}`"
 
@@ -301,7 +303,7 @@ def _ui(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     workspace = Path(args.workspace).resolve()
     base_url = f"http://{ui.HOST}:{args.port}"
-    print(f"starting the MLflow UI on {workspace / 'mlflow.db'} ...", flush=True)
+    print(f"starting the MLflow UI on {Workspace(workspace).mlflow_db} ...", flush=True)
     try:
         with ui.serve(workspace, args.port, args.timeout) as server:
             # Printed once the server answers: a URL printed earlier showed an error page for half a minute.

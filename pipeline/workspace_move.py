@@ -16,9 +16,8 @@ import sqlite3
 from pathlib import Path
 
 from components import mlflow_tags
+from pipeline.workspace import ARTIFACTS_FOLDER, Workspace
 
-# The workspace's own artifact folder (pipeline/tracking/run_log.py creates the experiment there).
-ARTIFACTS_FOLDER = "mlartifacts"
 # (table, column) of the MLflow store holding artifact locations.
 MLFLOW_LOCATIONS = (
     ("experiments", "artifact_location"),
@@ -65,7 +64,7 @@ def _replace_prefix(
 def relocate(workspace: Path) -> Path | None:
     """Points the workspace's stores at where it is now; returns the old root when it had moved, else None."""
     workspace = workspace.resolve()
-    mlflow_db = workspace / "mlflow.db"
+    mlflow_db = Workspace(workspace).mlflow_db
     if not mlflow_db.exists():
         return None
     old_root = recorded_root(mlflow_db)
@@ -80,7 +79,7 @@ def relocate(workspace: Path) -> Path | None:
         changed += _replace_prefix(connection, "tags", "value", old, new, where=f" AND key IN ({keys})")
         keys = ", ".join(f"'{key}'" for key in MLFLOW_VERSION_LOCATION_TAGS)
         changed += _replace_prefix(connection, "model_version_tags", "value", old, new, where=f" AND key IN ({keys})")
-    metadata_db = workspace / "metadata.sqlite"
+    metadata_db = Workspace(workspace).metadata_db
     if metadata_db.exists():
         with sqlite3.connect(metadata_db) as connection:
             for table, column in MLMD_LOCATIONS:
