@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.workspace import Workspace
+
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -118,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"xfer run failed ({code}); see {workdir / 'first_run.log'}")
     results["pipeline_wall_s"] = first
     results["trainer_epoch_s"] = trainer_epoch_seconds((workdir / "first_run.log").read_text())
-    results["nodes_s"] = node_seconds(workspace / "metadata.sqlite")
-    results["saved_model"] = saved_model_report(workspace / "serving")
+    results["nodes_s"] = node_seconds(Workspace(workspace).metadata_db)
+    results["saved_model"] = saved_model_report(Workspace(workspace).serving_dir)
 
     plain_json = workdir / "plain.json"
     plain, code = _timed(

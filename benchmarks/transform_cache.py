@@ -34,12 +34,13 @@ def main() -> None:
     from pipeline import config as config_lib
     from pipeline import local_runner
     from pipeline import pipeline as pipeline_lib
+    from pipeline import workspace as workspace_lib
 
     workdir = Path(args.workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     sample_data.write_sample_dataset(workdir / "data", num_images=args.images)
     base = config_lib.load_config(ROOT / "configs" / "sample.yaml", {"data": str(workdir / "data")})
-    workspace = local_runner.Workspace(str(workdir / "workspace"))
+    workspace = workspace_lib.Workspace(workdir / "workspace")
 
     def run(image_size: int) -> float:
         config = base.replace(image=config_lib.ImageConfig(size=image_size))
@@ -47,15 +48,15 @@ def main() -> None:
         transform = pipeline_lib.transform_node(config, nodes)
         pipeline = tfx.dsl.Pipeline(
             pipeline_name="transform-cache-bench",
-            pipeline_root=workspace.pipeline_root,
+            pipeline_root=str(workspace.pipeline_root),
             components=[*nodes.as_list(), transform],
             enable_cache=True,
-            metadata_connection_config=workspace.metadata_config(),
+            metadata_connection_config=local_runner.metadata_config(workspace),
             beam_pipeline_args=list(config.beam_args),
         )
         with local_runner.program_name_only_argv():
             tfx.orchestration.LocalDagRunner().run(pipeline)
-        store = metadata_store.MetadataStore(workspace.metadata_config())
+        store = metadata_store.MetadataStore(local_runner.metadata_config(workspace))
         newest = max(
             store.get_executions_by_type("tfx.components.transform.component.Transform")
             or [
@@ -70,7 +71,7 @@ def main() -> None:
 
     cold = run(71)
     warm = run(72)
-    latest = Path(workspace.pipeline_root) / names.TRANSFORM / transform_cache.LATEST_DIR
+    latest = workspace.pipeline_root / names.TRANSFORM / transform_cache.LATEST_DIR
     shutil.rmtree(latest, ignore_errors=True)
     uncached = run(73)
     print(f"images: {args.images}")

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 # Importing `components` sets TF_USE_LEGACY_KERAS (components/__init__.py); the heavy imports happen inside the
 # commands, so that --help and a config error answer before TensorFlow loads.
-from components import names
-from components.ingest.settings import FORMATS
+from components import mlflow_tags, names
+from components.ingest.settings import INGEST_FORMATS
 from pipeline import logs, predict_command, sample_command
+from pipeline import workspace as workspace_lib
+from pipeline.tracking import ui
 
 if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline import config as config_lib
@@ -21,28 +23,43 @@ if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline.tracking.run_log import Tracked
 
 DEFAULT_CONFIG = "configs/sample.yaml"
+DEFAULT_PACKAGE = "pipeline.yaml"  # The KFP package `compile` writes and `submit` and `schedule` send.
 EXIT_BLOCKED_BY_GATE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xfer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
     sample_command.add_parser(commands)
+    _add_local_commands(commands)
+    schema_commands = _add_schema(commands)
+    _add_ui(commands)
+    predict_command.add_parser(commands, _add_ingest_options)
+    _add_kubeflow_commands(commands)
+    for command in (*commands.choices.values(), *schema_commands.choices.values()):
+        command.add_argument(
+            "--verbose", action="store_true", help="show every log line and warning of TFX, Beam and TensorFlow"
+        )
+    return parser
 
+
+def _add_local_commands(commands) -> None:
+    """`run` and `validate`: the pipeline, or its data checks alone, on this machine."""
     run = commands.add_parser("run", help="run the whole pipeline locally (TFX LocalDagRunner on Beam)")
     run.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
     run.add_argument("--data", help="dataset folder; overrides the config's `data`")
     run.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
     run.add_argument("--run-name", help="name of the MLflow run")
     _add_ingest_options(run)
-
     validate = commands.add_parser("validate", help="ingest, statistics and schema validation only; prints anomalies")
     validate.add_argument("--data", help="dataset folder; overrides the config's `data`")
     validate.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
     validate.add_argument("--workspace", help="workspace folder; overrides the config's `workspace`")
     _add_ingest_options(validate)
 
+
+def _add_schema(commands):
+    """`schema` and its own subcommands, which are returned."""
     schema = commands.add_parser("schema", help="schema tools")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True, metavar="SCHEMA_COMMAND")
     infer = schema_commands.add_parser("infer", help="bootstrap a schema from a dataset, for you to curate")
@@ -50,25 +67,32 @@ def _parser() -> argparse.ArgumentParser:
     infer.add_argument("--out", required=True, help="schema file to write (text proto)")
     infer.add_argument("--config", default=DEFAULT_CONFIG, help=f"config for ingest (default {DEFAULT_CONFIG})")
     _add_ingest_options(infer)
+    return schema_commands
 
-    ui = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
-    ui.add_argument("--workspace", default="workspace", help="workspace folder (default ./workspace)")
-    ui.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the server (default 120)")
 
-    predict_command.add_parser(commands, _add_ingest_options)
+def _add_ui(commands) -> None:
+    workspace, timeout = workspace_lib.DEFAULT_ROOT, ui.DEFAULT_TIMEOUT_SECONDS
+    ui_command = commands.add_parser("ui", help="serve the MLflow UI for a workspace on 127.0.0.1")
+    ui_command.add_argument("--workspace", default=workspace, help=f"workspace folder (default ./{workspace})")
+    ui_command.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    ui_command.add_argument(
+        "--timeout", type=float, default=timeout, help=f"seconds to wait for the server (default {timeout:.0f})"
+    )
 
+
+def _add_kubeflow_commands(commands) -> None:
+    """`compile` writes the KFP package; `submit` and `schedule` send it to a KFP server, with options of their
+    own after the ones they share."""
     compile_ = commands.add_parser("compile", help="compile the pipeline for Kubeflow Pipelines (KFP YAML)")
     compile_.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
-    compile_.add_argument("--out", default="pipeline.yaml", help="package to write (default pipeline.yaml)")
-
+    compile_.add_argument("--out", default=DEFAULT_PACKAGE, help=f"package to write (default {DEFAULT_PACKAGE})")
     for name, help_text in (
         ("submit", "start one run of a compiled package on a KFP server"),
         ("schedule", "schedule a compiled package as a recurring run on a KFP server"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8888")
-        command.add_argument("--package", default="pipeline.yaml", help="package (default pipeline.yaml)")
+        command.add_argument("--package", default=DEFAULT_PACKAGE, help=f"package (default {DEFAULT_PACKAGE})")
         command.add_argument(
             "--config",
             default=DEFAULT_CONFIG,
@@ -90,17 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         "--cron", required=True, help="six-field cron, seconds first: '0 0 2 * * *' is 02:00 every day"
     )
     commands.choices["schedule"].add_argument("--job-name", help="recurring run name")
-    for command in (*commands.choices.values(), *schema_commands.choices.values()):
-        command.add_argument(
-            "--verbose", action="store_true", help="show every log line and warning of TFX, Beam and TensorFlow"
-        )
-    return parser
 
 
 def _add_ingest_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--format",
-        choices=("auto", *FORMATS),
+        choices=INGEST_FORMATS,
         help="annotation format; overrides the config's ingest.format (default: detect it)",
     )
     command.add_argument(
@@ -218,7 +237,7 @@ def ui_hint(config) -> str:
         return f"see it at {uri}"
     if config.mlflow.tracking_uri:
         return f"see it with `mlflow ui --backend-store-uri {uri}`"
-    if config.workspace_path == Path("workspace").resolve() and Path("Makefile").is_file():
+    if config.workspace_path == Path(workspace_lib.DEFAULT_ROOT).resolve() and Path("Makefile").is_file():
         return "see it with `make ui`"
     return f"see it with `xfer ui --workspace {config.workspace_path}`"
 
@@ -295,13 +314,11 @@ def rejects_path_for(schema_path: str) -> str:
 def _ui(args: argparse.Namespace) -> int:
     import signal
 
-    from pipeline.tracking import ui
-
     # Stopped by a signal (a supervisor, a test), it still stops the server it started, as on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     workspace = Path(args.workspace).resolve()
     base_url = f"http://{ui.HOST}:{args.port}"
-    print(f"starting the MLflow UI on {workspace / 'mlflow.db'} ...", flush=True)
+    print(f"starting the MLflow UI on {workspace_lib.Workspace(workspace).mlflow_db} ...", flush=True)
     try:
         with ui.serve(workspace, args.port, args.timeout) as server:
             # Printed once the server answers: a URL printed earlier showed an error page for half a minute.
@@ -365,10 +382,11 @@ def _wait(args: argparse.Namespace, config: config_lib.Config, submitted: dict[s
         return status
     tags = run.data.tags
     print(
-        f"MLflow: run {run.info.run_id} ({tags.get('kfp_run')}) {run.info.status}, outcome "
-        f"{tags.get('outcome', '-')}" + (f", failure: {tags['failure_reason']}" if "failure_reason" in tags else "")
+        f"MLflow: run {run.info.run_id} ({tags.get(mlflow_tags.KFP_RUN)}) {run.info.status}, outcome "
+        f"{tags.get(mlflow_tags.OUTCOME, '-')}"
+        + (f", failure: {tags[mlflow_tags.FAILURE_REASON]}" if mlflow_tags.FAILURE_REASON in tags else "")
     )
-    if status == 0 and tags.get("outcome") == "blocked_by_gate":
+    if status == 0 and tags.get(mlflow_tags.OUTCOME) == "blocked_by_gate":
         return EXIT_BLOCKED_BY_GATE  # As `xfer run`: a model the gates turned down.
     return status
 

@@ -27,13 +27,9 @@ from components.trainer.settings import (
     PhaseConfig,
     TrainingConfig,
 )
-from components.transform.settings import (
-    CATEGORICAL_KINDS,
-    FeatureConfig,
-    FeatureKind,
-    check_feature,
-    derived_columns,
-)
+from components.transform.kinds import CATEGORICAL_KINDS, FeatureKind
+from components.transform.settings import FeatureConfig, check_feature, derived_columns
+from pipeline import workspace as workspace_lib
 from pipeline.kubeflow.naming import MAX_PIPELINE_NAME, check_pipeline_name
 
 if TYPE_CHECKING:
@@ -166,7 +162,7 @@ class Config:
     # no box head, no IoU metrics or gate.
     task: Literal["detection", "classification"] = "detection"
     features: tuple[FeatureConfig, ...] = ()
-    workspace: str = "workspace"
+    workspace: str = workspace_lib.DEFAULT_ROOT
     schema: str = "schemas/schema.pbtxt"
     beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
     split: SplitConfig = SplitConfig()
@@ -188,8 +184,13 @@ class Config:
         return Path(self.workspace).resolve()
 
     @property
+    def workspace_layout(self) -> workspace_lib.Workspace:
+        """Where a local run keeps each of its stores and outputs."""
+        return workspace_lib.Workspace(self.workspace_path)
+
+    @property
     def tracking_uri(self) -> str:
-        return self.mlflow.tracking_uri or f"sqlite:///{self.workspace_path / 'mlflow.db'}"
+        return self.mlflow.tracking_uri or self.workspace_layout.tracking_uri
 
     @property
     def experiment_name(self) -> str:

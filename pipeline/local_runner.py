@@ -13,32 +13,16 @@ from tfx.orchestration.local import local_dag_runner
 from components.champion import component as champion
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
+from pipeline import workspace as workspace_lib
 from pipeline import workspace_move
 from pipeline.tracking import result as result_lib
 from pipeline.tracking import run_log as tracking
 from pipeline.tracking import run_record
 
 
-@dataclasses.dataclass(frozen=True)
-class Workspace:
-    """Where a local run keeps everything: pipeline outputs, ML Metadata, MLflow and the served models."""
-
-    root: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return f"{self.root}/pipeline_root"
-
-    @property
-    def metadata_path(self) -> str:
-        return f"{self.root}/metadata.sqlite"
-
-    @property
-    def serving_dir(self) -> str:
-        return f"{self.root}/serving"
-
-    def metadata_config(self):
-        return metadata.sqlite_metadata_connection_config(self.metadata_path)
+def metadata_config(workspace: workspace_lib.Workspace):
+    """The workspace's ML Metadata store, as TFX connects to it."""
+    return metadata.sqlite_metadata_connection_config(str(workspace.metadata_db))
 
 
 @contextlib.contextmanager
@@ -63,7 +47,7 @@ class LocalRun:
 
 def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRun:
     """Runs the whole DAG once, tracked in one MLflow run."""
-    workspace = Workspace(str(config.workspace_path))
+    workspace = config.workspace_layout
     config.workspace_path.mkdir(parents=True, exist_ok=True)
     workspace_move.relocate(config.workspace_path)  # A moved workspace: its stores point here first.
     # Resolved now, once: the Champion node fetches this version, and caches on it (components/champion/).
@@ -74,9 +58,9 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRu
         logging.info("Champion to compare with: %s version %s", config.registered_model_name, champion_version)
     pipeline = pipeline_lib.create_pipeline(
         config,
-        pipeline_root=workspace.pipeline_root,
-        serving_dir=workspace.serving_dir,
-        metadata_connection_config=workspace.metadata_config(),
+        pipeline_root=str(workspace.pipeline_root),
+        serving_dir=str(workspace.serving_dir),
+        metadata_connection_config=metadata_config(workspace),
         champion_version=champion_version,
         tracking_uri=config.tracking_uri,
     )
@@ -84,7 +68,7 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRu
         logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)
         with program_name_only_argv():
             local_dag_runner.LocalDagRunner().run(pipeline)
-        record = run_record.latest_run(workspace.metadata_config(), config.pipeline_name)
+        record = run_record.latest_run(metadata_config(workspace), config.pipeline_name)
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")
         result = result_lib.read_run(config, record)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from components import names
+from pipeline.workspace import DEFAULT_ROOT as DEFAULT_WORKSPACE
 
 
 def add_parser(commands, add_ingest_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -36,7 +37,7 @@ def add_parser(commands, add_ingest_options: Callable[[argparse.ArgumentParser],
     predict.add_argument(
         "--workspace",
         help="for models:/ URIs: the workspace whose MLflow store holds the registry "
-        f"(default ${names.TRACKING_URI_ENV}, else ./workspace)",
+        f"(default ${names.TRACKING_URI_ENV}, else ./{DEFAULT_WORKSPACE})",
     )
     predict.add_argument("--batch-size", type=int, default=32, help="for a folder: images per model call (default 32)")
     add_ingest_options(predict)
@@ -71,7 +72,7 @@ def _registry_uri(args: argparse.Namespace) -> str:
 
     if not args.workspace and os.environ.get(names.TRACKING_URI_ENV):
         return os.environ[names.TRACKING_URI_ENV]
-    return ui.store_uri(Path(args.workspace or "workspace").resolve())
+    return ui.store_uri(Path(args.workspace or DEFAULT_WORKSPACE).resolve())
 
 
 def _predict_folder(args: argparse.Namespace, model: str) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from components.ingest.settings import SAMPLE_LAYOUTS
+
 
 def add_parser(commands) -> None:
     sample = commands.add_parser("sample-data", help="write the deterministic sample dataset")
@@ -20,7 +22,7 @@ def add_parser(commands) -> None:
     )
     sample.add_argument(
         "--layout",
-        choices=("csv", "coco-camera-traps"),
+        choices=SAMPLE_LAYOUTS,
         default="csv",
         help="annotations.csv (default), or a COCO Camera Traps export (annotations.json, images/)",
     )

@@ -58,12 +58,12 @@ def validation_pipeline(
 
 def run_validation(config: config_lib.Config) -> ValidationReport:
     """Runs ingest, statistics and validation; saves the statistics as HTML in the workspace."""
-    workspace = local_runner.Workspace(str(config.workspace_path))
+    workspace = config.workspace_layout
     config.workspace_path.mkdir(parents=True, exist_ok=True)
-    pipeline = validation_pipeline(config, workspace.pipeline_root, workspace.metadata_config())
+    pipeline = validation_pipeline(config, str(workspace.pipeline_root), local_runner.metadata_config(workspace))
     with local_runner.program_name_only_argv():
         local_dag_runner.LocalDagRunner().run(pipeline)
-    record = run_record.latest_run(workspace.metadata_config(), pipeline.pipeline_info.pipeline_name)
+    record = run_record.latest_run(local_runner.metadata_config(workspace), pipeline.pipeline_info.pipeline_name)
     if record is None:
         raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
     examples_uri = record.nodes[names.INGEST].output("examples").uri
@@ -73,7 +73,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     anomalies = record.nodes[names.VALIDATOR].output("anomalies")
     lines = validation_gate.anomaly_lines(anomalies.uri, anomalies.split_names())
     statistics_output = record.nodes[names.STATISTICS].output("statistics")
-    html_path = str(config.workspace_path / "reports" / STATISTICS_HTML)
+    html_path = str(workspace.reports / STATISTICS_HTML)
     os.makedirs(os.path.dirname(html_path), exist_ok=True)
     statistics = validation_gate.load_split_statistics(statistics_output.uri, statistics_output.split_names())
     with open(html_path, "w") as handle:

@@ -15,8 +15,9 @@ import logging
 import sqlite3
 from pathlib import Path
 
-# The workspace's own artifact folder (pipeline/tracking/run_log.py creates the experiment there).
-ARTIFACTS_FOLDER = "mlartifacts"
+from components import mlflow_tags
+from pipeline.workspace import ARTIFACTS_FOLDER, Workspace
+
 # (table, column) of the MLflow store holding artifact locations.
 MLFLOW_LOCATIONS = (
     ("experiments", "artifact_location"),
@@ -25,12 +26,12 @@ MLFLOW_LOCATIONS = (
     ("model_versions", "storage_location"),
     ("model_versions", "source"),
 )
-# Run tags whose values are locations the pipeline looks up again (pipeline/tracking/run_log.py TRAINER_MODEL_TAG, which
-# is relative to the workspace since it is written so; an older store may hold absolute ones).
-MLFLOW_LOCATION_TAGS = ("trainer_model",)
+# Run tags whose values are locations the pipeline looks up again (the Trainer's model, which is relative to
+# the workspace since it is written so; an older store may hold absolute ones).
+MLFLOW_LOCATION_TAGS = (mlflow_tags.TRAINER_MODEL,)
 # Registered versions' tags that are locations (pipeline/tracking/registry.py: where the version's SavedModel
 # was pushed).
-MLFLOW_VERSION_LOCATION_TAGS = ("pushed_path",)
+MLFLOW_VERSION_LOCATION_TAGS = (mlflow_tags.PUSHED_PATH,)
 # ML Metadata: each artifact's URI, and string properties such as the Pusher's destination.
 MLMD_LOCATIONS = (("Artifact", "uri"), ("ArtifactProperty", "string_value"))
 
@@ -63,7 +64,7 @@ def _replace_prefix(
 def relocate(workspace: Path) -> Path | None:
     """Points the workspace's stores at where it is now; returns the old root when it had moved, else None."""
     workspace = workspace.resolve()
-    mlflow_db = workspace / "mlflow.db"
+    mlflow_db = Workspace(workspace).mlflow_db
     if not mlflow_db.exists():
         return None
     old_root = recorded_root(mlflow_db)
@@ -78,7 +79,7 @@ def relocate(workspace: Path) -> Path | None:
         changed += _replace_prefix(connection, "tags", "value", old, new, where=f" AND key IN ({keys})")
         keys = ", ".join(f"'{key}'" for key in MLFLOW_VERSION_LOCATION_TAGS)
         changed += _replace_prefix(connection, "model_version_tags", "value", old, new, where=f" AND key IN ({keys})")
-    metadata_db = workspace / "metadata.sqlite"
+    metadata_db = Workspace(workspace).metadata_db
     if metadata_db.exists():
         with sqlite3.connect(metadata_db) as connection:
             for table, column in MLMD_LOCATIONS:

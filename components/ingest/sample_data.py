@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components.ingest.settings import SAMPLE_LAYOUTS
+
 CLASSES = ("circle", "square", "triangle", "diamond", "cross")
 # Base hue of each class, in degrees.
 _HUES = {"circle": 0, "square": 120, "triangle": 220, "diamond": 55, "cross": 290}
@@ -72,7 +74,6 @@ class SampleRecord:
 
 
 PALETTES = ("class", "random")
-LAYOUTS = ("csv", "coco-camera-traps")
 
 
 def write_sample_dataset(
@@ -91,8 +92,8 @@ def write_sample_dataset(
     `empty_fraction`: the share of images with no object (background and distractor lines only), labelled
     `empty_label` with empty box cells, as camera traps take them (`ingest.no_object: keep` reads them).
     `layout`: "csv" (annotations.csv beside the images) or "coco-camera-traps" (see `write_coco_camera_traps`)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout not in SAMPLE_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(SAMPLE_LAYOUTS)}, got {layout!r}")
     if num_images < 1:
         raise ValueError(f"num_images must be at least 1, got {num_images}")
     if not 0.0 <= empty_fraction < 1.0:

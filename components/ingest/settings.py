@@ -6,10 +6,11 @@ Imports nothing heavy: the config parses (and a bad one fails) before TensorFlow
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 Format = Literal["csv", "class_folders", "coco", "voc"]
-FORMATS: tuple[Format, ...] = ("csv", "class_folders", "coco", "voc")
+FORMATS: tuple[Format, ...] = typing.get_args(Format)
 MultiBoxPolicy = Literal["largest", "reject"]
 NoObjectPolicy = Literal["reject", "keep"]
 # Which pixel grid boxes refer to in a photo with an EXIF orientation, when the annotation does not say (COCO
@@ -18,8 +19,12 @@ NoObjectPolicy = Literal["reject", "keep"]
 ExifBoxFrame = Literal["displayed", "stored"]
 # Decompression-bomb guard: images with more pixels are rejected before they are decoded.
 DEFAULT_MAX_PIXELS = 50_000_000
-# What `ingest.format` may say: a format, or "auto" to detect it.
+# What `ingest.format` (and the CLI's --format) may say: a format, or "auto" to detect it.
 IngestFormat = Literal["auto", Format]
+INGEST_FORMATS: tuple[str, ...] = typing.get_args(IngestFormat)
+# The layouts `xfer sample-data` writes (sample_data.py): xfer's CSV, or a COCO Camera Traps export. Here rather
+# than beside the writer, which loads numpy and Pillow, so the CLI offers them without importing it.
+SAMPLE_LAYOUTS = ("csv", "coco-camera-traps")
 
 
 @dataclasses.dataclass(frozen=True)

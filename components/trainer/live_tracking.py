@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from components import names
+from components import mlflow_tags, names
 from components.trainer import training
 
 
@@ -25,7 +25,7 @@ def from_environment(unfreeze_epoch: int) -> Callable[[dict[str, Any]], None] | 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=os.environ.get(names.TRACKING_URI_ENV))
-    client.set_tag(run_id, "unfreeze_epoch", str(unfreeze_epoch))
+    client.set_tag(run_id, mlflow_tags.UNFREEZE_EPOCH, str(unfreeze_epoch))
 
     def log_epoch(row: dict[str, Any]) -> None:
         timestamp = int(time.time() * 1000)

@@ -8,7 +8,7 @@ The same declaration tells the model which inputs exist and how large each categ
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -17,6 +17,7 @@ import tensorflow_transform as tft
 from components import names
 from components.settings import section_from_dict
 from components.transform import derive as derive_lib
+from components.transform import kinds as kinds_lib
 from components.transform.settings import FeatureConfig
 
 IMAGE = names.IMAGE
@@ -65,7 +66,7 @@ class TransformSettings:
     @property
     def raw_metadata_columns(self) -> list[str]:
         """The raw columns the declared features read (crossed features read other features, not columns)."""
-        return list(dict.fromkeys(feature.raw_column for feature in self.features if feature.kind != "crossed"))
+        return list(dict.fromkeys(feature.raw_column for feature in self.features if not _reads_features(feature)))
 
 
 def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[str, tf.Tensor]:
@@ -79,59 +80,101 @@ def transform(inputs: Mapping[str, Any], settings: TransformSettings) -> dict[st
         box = tf.stack([dense_column(inputs[name], 0.0) for name in names.BOX_CORNERS], axis=1)
         outputs[BOX] = box_to_frame(box, frames)
     # Crossed features read the bucket/vocabulary ids of the others, so those come first.
-    for feature in sorted(settings.features, key=lambda feature: feature.kind == "crossed"):
+    for feature in sorted(settings.features, key=_reads_features):
         outputs[feature.name] = transform_feature(feature, inputs, outputs)
     return outputs
 
 
 def transform_feature(feature: FeatureConfig, inputs: Mapping[str, Any], done: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """One declared feature -> its model input: a float for numeric kinds, an int64 id for categorical ones."""
-    if feature.kind == "crossed":
-        return cross_hashed([done[name] for name in feature.inputs], feature.hash_buckets)
+    kind = _kind(feature)
+    if kind.reads == "features":
+        return TRANSFORMS[kind.name](feature, [done[name] for name in feature.inputs])
     if feature.raw_column not in inputs:
         raise ValueError(f"feature {feature.name!r} reads {feature.raw_column!r}, which is not a column of the data")
     raw = inputs[feature.raw_column]
     if feature.derive:
+        if kind.reads != "number":
+            raise ValueError(f"feature {feature.name!r}: unsupported kind {feature.kind!r}")
         # The raw column's own fill first (a missing date-time is ""), then the derived value's default.
         default = 0.0 if feature.default is None else float(feature.default)
         text = dense_column(raw, b"" if raw.dtype == tf.string else 0)
-        return _numeric(feature, derive_lib.derived_values(text, feature.derive, feature.cyclical, default))
-    if feature.kind in ("vocabulary", "vocabulary_list", "hash"):
-        values = _as_string(dense_column(raw, _default(feature, raw)))
-        if feature.kind == "vocabulary":
-            return tft.compute_and_apply_vocabulary(
-                values, top_k=feature.top_k, num_oov_buckets=feature.num_oov_buckets, vocab_filename=feature.name
-            )
-        if feature.kind == "vocabulary_list":
-            table = tf.lookup.StaticVocabularyTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(feature.vocabulary), tf.range(len(feature.vocabulary), dtype=tf.int64)
-                ),
-                num_oov_buckets=feature.num_oov_buckets,
-            )
-            return table.lookup(values)
-        return tf.strings.to_hash_bucket_fast(values, feature.hash_buckets)
-    return _numeric(feature, dense_column(raw, _default(feature, raw)))
+        values = derive_lib.derived_values(text, feature.derive, feature.cyclical, default)
+    else:
+        values = dense_column(raw, _default(feature, raw))
+        if kind.reads == "string":
+            values = _as_string(values)
+    return TRANSFORMS[kind.name](feature, values)
 
 
-def _numeric(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
-    """The numeric kinds (numeric, bucketized, identity) of a [batch] column of numbers."""
-    if feature.kind == "identity":
-        ids = tf.cast(values, tf.int64)
-        in_range = (ids >= 0) & (ids < feature.num_buckets)
-        return tf.where(in_range, ids, tf.constant(feature.num_buckets, tf.int64))
+def _kind(feature: FeatureConfig) -> kinds_lib.Kind:
+    if feature.kind not in kinds_lib.KINDS:
+        raise ValueError(f"feature {feature.name!r}: unsupported kind {feature.kind!r}")
+    return kinds_lib.KINDS[feature.kind]
+
+
+def _reads_features(feature: FeatureConfig) -> bool:
+    return _kind(feature).reads == "features"
+
+
+def _normalized(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
     values = tf.cast(values, tf.float32)
-    if feature.kind == "numeric":
-        if feature.normalization == "zscore":
-            return tft.scale_to_z_score(values)
-        if feature.normalization == "minmax":
-            return tft.scale_to_0_1(values)
-        return values
-    if feature.kind == "bucketized":
-        if feature.quantiles:
-            return tft.bucketize(values, num_buckets=feature.quantiles)
-        return tft.apply_buckets(values, bucket_boundaries=[list(feature.boundaries)])
-    raise ValueError(f"feature {feature.name!r}: unsupported kind {feature.kind!r}")
+    if feature.normalization == "zscore":
+        return tft.scale_to_z_score(values)
+    if feature.normalization == "minmax":
+        return tft.scale_to_0_1(values)
+    return values
+
+
+def _bucketized(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    values = tf.cast(values, tf.float32)
+    if feature.quantiles:
+        return tft.bucketize(values, num_buckets=feature.quantiles)
+    return tft.apply_buckets(values, bucket_boundaries=[list(feature.boundaries)])
+
+
+def _vocabulary(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    return tft.compute_and_apply_vocabulary(
+        values, top_k=feature.top_k, num_oov_buckets=feature.num_oov_buckets, vocab_filename=feature.name
+    )
+
+
+def _vocabulary_list(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    table = tf.lookup.StaticVocabularyTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(feature.vocabulary), tf.range(len(feature.vocabulary), dtype=tf.int64)
+        ),
+        num_oov_buckets=feature.num_oov_buckets,
+    )
+    return table.lookup(values)
+
+
+def _hashed(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    return tf.strings.to_hash_bucket_fast(values, feature.hash_buckets)
+
+
+def _identity(feature: FeatureConfig, values: tf.Tensor) -> tf.Tensor:
+    ids = tf.cast(values, tf.int64)
+    in_range = (ids >= 0) & (ids < feature.num_buckets)
+    return tf.where(in_range, ids, tf.constant(feature.num_buckets, tf.int64))
+
+
+def _crossed(feature: FeatureConfig, columns: Sequence[tf.Tensor]) -> tf.Tensor:
+    return cross_hashed(columns, feature.hash_buckets)
+
+
+# How Transform builds each kind (components/transform/kinds.py), from the values its `reads` says it gets: a
+# [batch] column of numbers or strings, or the ids of the features it crosses. Apart from the table because
+# that one stays free of TensorFlow.
+TRANSFORMS: dict[str, Callable[[FeatureConfig, Any], tf.Tensor]] = {
+    "numeric": _normalized,
+    "bucketized": _bucketized,
+    "vocabulary": _vocabulary,
+    "vocabulary_list": _vocabulary_list,
+    "hash": _hashed,
+    "identity": _identity,
+    "crossed": _crossed,
+}
 
 
 def _default(feature: FeatureConfig, raw: Any) -> Any:
@@ -260,23 +303,15 @@ def box_from_frame(box: tf.Tensor, frames: tf.Tensor) -> tf.Tensor:
 
 def categorical_cardinalities(settings: TransformSettings, vocabulary_size: Any) -> dict[str, int]:
     """Number of distinct ids of each categorical feature; `vocabulary_size(name)` reads a computed vocabulary."""
-    sizes = {}
-    for feature in settings.features:
-        if feature.kind == "bucketized":
-            sizes[feature.name] = feature.quantiles or len(feature.boundaries) + 1
-        elif feature.kind == "vocabulary":
-            sizes[feature.name] = int(vocabulary_size(feature.name)) + feature.num_oov_buckets
-        elif feature.kind == "vocabulary_list":
-            sizes[feature.name] = len(feature.vocabulary) + feature.num_oov_buckets
-        elif feature.kind == "identity":
-            sizes[feature.name] = feature.num_buckets + 1
-        elif feature.kind in ("hash", "crossed"):
-            sizes[feature.name] = feature.hash_buckets
-    return sizes
+    return {
+        feature.name: _kind(feature).ids(feature, vocabulary_size)
+        for feature in settings.features
+        if _kind(feature).categorical
+    }
 
 
 def numeric_features(settings: TransformSettings) -> list[str]:
-    return [feature.name for feature in settings.features if feature.kind == "numeric"]
+    return [feature.name for feature in settings.features if not _kind(feature).categorical]
 
 
 def describe(settings: TransformSettings, vocabulary_size: Any, num_classes: int) -> list[tuple[str, str, str]]:
@@ -294,19 +329,10 @@ def describe(settings: TransformSettings, vocabulary_size: Any, num_classes: int
         rows.append((BOX, "corners as fractions, mapped into the resized image", "float32 [4]"))
     cardinalities = categorical_cardinalities(settings, vocabulary_size)
     for feature in settings.features:
-        if feature.kind == "numeric":
-            rows.append((feature.name, f"numeric, {feature.normalization}", "float32"))
+        how = _kind(feature).describe(feature)
+        if not _kind(feature).categorical:
+            rows.append((feature.name, how, "float32"))
             continue
-        how = {
-            "bucketized": f"{feature.quantiles} quantile buckets"
-            if feature.quantiles
-            else f"buckets at {list(feature.boundaries)}",
-            "vocabulary": f"vocabulary (top {feature.top_k}) + {feature.num_oov_buckets} OOV",
-            "vocabulary_list": f"list of {len(feature.vocabulary)} + {feature.num_oov_buckets} OOV",
-            "hash": f"hash into {feature.hash_buckets}",
-            "identity": f"identity 0..{feature.num_buckets - 1} (+1 out of range)",
-            "crossed": f"cross of {' x '.join(feature.inputs)} hashed into {feature.hash_buckets}",
-        }[feature.kind]
         into = f"embedding {feature.embedding_dim}" if feature.embedding_dim else "one-hot"
         rows.append((feature.name, how, f"int64 id in [0, {cardinalities[feature.name]}) -> {into}"))
     return rows

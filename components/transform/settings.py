@@ -6,15 +6,13 @@ import dataclasses
 from typing import Literal
 
 from components.settings import ConfigError
+from components.transform.kinds import DERIVED_FEATURE_KINDS, FLOAT_KINDS, KINDS, FeatureKind
 
-FeatureKind = Literal["numeric", "bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed"]
-CATEGORICAL_KINDS = ("bucketized", "vocabulary", "vocabulary_list", "hash", "identity", "crossed")
-# What `derive:` may ask of a raw column (components/transform/derive.py computes them), and the kinds a
-# derived number can feed.
+# What `derive:` may ask of a raw column (components/transform/derive.py computes them); the kinds a derived
+# number can feed are in components/transform/kinds.py.
 DeriveKind = Literal["", "hour", "day_of_week", "month", "day_of_year", "number"]
 DATETIME_PARTS = ("hour", "day_of_week", "month", "day_of_year")
 DERIVE_KINDS = (*DATETIME_PARTS, "number")
-DERIVED_FEATURE_KINDS = ("numeric", "bucketized", "identity")
 Cyclical = Literal["", "sin", "cos"]
 
 
@@ -35,6 +33,7 @@ class FeatureConfig:
                      `hash_buckets`
     Every categorical kind feeds the model as an embedding of `embedding_dim`, or one-hot when it is 0
     (indicator_column). `default` fills a missing value (serving requests included) before the transform.
+    What each kind reads, checks and yields is its entry in components/transform/kinds.py.
 
     `source` names the raw column the feature reads (its own name when empty), so one raw column can feed
     several features. `derive` turns that column into a number first (components/transform/derive.py): a
@@ -68,42 +67,15 @@ class FeatureConfig:
 
 def check_feature(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
     """The rules of one declared feature that its types alone cannot express; ConfigError naming the key."""
-    if feature.kind == "bucketized":
-        if bool(feature.boundaries) == bool(feature.quantiles):
-            raise ConfigError(f"{where}: a bucketized feature needs either boundaries or quantiles")
-        if list(feature.boundaries) != sorted(set(feature.boundaries)):
-            raise ConfigError(f"{where}.boundaries: must be strictly increasing")
-        if feature.quantiles == 1 or feature.quantiles < 0:
-            raise ConfigError(f"{where}.quantiles: needs at least 2 buckets")
-    if feature.kind in ("vocabulary", "vocabulary_list") and feature.num_oov_buckets < 1:
-        raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
-    if feature.kind == "vocabulary" and feature.top_k < 1:
-        raise ConfigError(f"{where}.top_k: must be >= 1")
-    if feature.kind == "vocabulary_list":
-        if not feature.vocabulary:
-            raise ConfigError(f"{where}.vocabulary: a vocabulary_list feature needs its list of values")
-        if len(set(feature.vocabulary)) != len(feature.vocabulary):
-            raise ConfigError(f"{where}.vocabulary: values must be unique")
-    if feature.kind == "identity" and feature.num_buckets < 1:
-        raise ConfigError(f"{where}.num_buckets: an identity feature needs num_buckets >= 1")
-    if feature.kind in ("hash", "crossed") and feature.hash_buckets < 2:
-        raise ConfigError(f"{where}.hash_buckets: a {feature.kind} feature needs hash_buckets >= 2")
-    if feature.kind == "crossed":
-        if len(feature.inputs) < 2:
-            raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
-        for name in feature.inputs:
-            source = next((f for f in declared if f.name == name), None)
-            if source is None:
-                raise ConfigError(f"{where}.inputs: unknown feature {name!r}")
-            if source.kind not in CATEGORICAL_KINDS or source.kind == "crossed":
-                raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
-    elif feature.inputs:
+    kind = KINDS[feature.kind]
+    kind.check(feature, where, declared)
+    if feature.inputs and kind.reads != "features":
         raise ConfigError(f"{where}.inputs: only crossed features take inputs")
     _check_derived(feature, where)
 
 
 def _check_derived(feature: FeatureConfig, where: str) -> None:
-    if feature.kind == "crossed" and (feature.source or feature.derive):
+    if KINDS[feature.kind].reads == "features" and (feature.source or feature.derive):
         raise ConfigError(f"{where}: a crossed feature reads its inputs, not a source column")
     if feature.derive and feature.kind not in DERIVED_FEATURE_KINDS:
         raise ConfigError(
@@ -112,8 +84,10 @@ def _check_derived(feature: FeatureConfig, where: str) -> None:
     if feature.cyclical:
         if feature.derive not in DATETIME_PARTS:
             raise ConfigError(f"{where}.cyclical: needs derive: one of {', '.join(DATETIME_PARTS)}")
-        if feature.kind != "numeric":
-            raise ConfigError(f"{where}.cyclical: a cyclical encoding is a numeric feature (kind: numeric)")
+        if feature.kind not in FLOAT_KINDS:
+            raise ConfigError(
+                f"{where}.cyclical: a cyclical encoding is a numeric feature (kind: {', '.join(FLOAT_KINDS)})"
+            )
     if feature.derive and feature.default is not None and not isinstance(feature.default, (int, float)):
         raise ConfigError(f"{where}.default: a derived feature's default is a number, got {feature.default!r}")
 

@@ -14,6 +14,8 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components import mlflow_tags
+
 
 @dataclasses.dataclass(frozen=True)
 class Package:
@@ -186,8 +188,9 @@ def find_mlflow_run(tracking_uri: str, experiment: str, pods: list[str]) -> Any:
     found = client.get_experiment_by_name(experiment)
     if found is None or not pods:
         return None
-    for run in client.search_runs([found.experiment_id], "tags.runner = 'kubeflow'", max_results=200):
-        workflow = run.data.tags.get("kfp_run", "")
+    query = f"tags.{mlflow_tags.RUNNER} = 'kubeflow'"
+    for run in client.search_runs([found.experiment_id], query, max_results=200):
+        workflow = run.data.tags.get(mlflow_tags.KFP_RUN, "")
         if workflow and all(pod.startswith(f"{workflow}-") for pod in pods):
             return run
     return None

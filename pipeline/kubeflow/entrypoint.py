@@ -22,9 +22,8 @@ import sys
 from typing import Any
 
 # Sets TF_USE_LEGACY_KERAS before TFX's module imports TensorFlow (components/__init__.py).
-from components import names
+from components import mlflow_tags, names
 
-KFP_RUN_TAG = "kfp_run"
 LAST_NODE = names.PUSHER
 
 
@@ -42,11 +41,13 @@ def find_or_create_run(client: Any, experiment_name: str, kfp_run: str, params: 
     from mlflow.exceptions import MlflowException
 
     experiment_id = experiment_id_for(client, experiment_name)
-    query = f"tags.{KFP_RUN_TAG} = '{kfp_run}'"
+    query = f"tags.{mlflow_tags.KFP_RUN} = '{kfp_run}'"
     for _ in range(FIND_RUN_ATTEMPTS):
         runs = client.search_runs([experiment_id], filter_string=query)
         if not runs:
-            client.create_run(experiment_id, run_name=kfp_run, tags={KFP_RUN_TAG: kfp_run, "runner": "kubeflow"})
+            client.create_run(
+                experiment_id, run_name=kfp_run, tags={mlflow_tags.KFP_RUN: kfp_run, mlflow_tags.RUNNER: "kubeflow"}
+            )
             runs = client.search_runs([experiment_id], filter_string=query)
             if not runs:
                 continue  # A peer deleted the run just created, and its own is not listed yet.
@@ -116,7 +117,7 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
         # The Evaluator pod has no transform graph, so classes keep TFMA's ids here.
         run_log.log_evaluation(client, run_id, evaluation, class_names=[])
     if node == LAST_NODE:
-        client.set_tag(run_id, "pushed_model", output_uri(invocation_json, "pushed_model"))
+        client.set_tag(run_id, mlflow_tags.PUSHED_MODEL, output_uri(invocation_json, "pushed_model"))
         destination = pushed_destination(invocation_json)
         if destination and config is not None:
             register_once(client, run_id, destination, config.registered_model_name)
@@ -147,7 +148,7 @@ def register_once(client: Any, run_id: str, destination: str, name: str) -> None
             name,
             registry.placeholder_input_example(destination),
         )
-    client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+    client.set_tag(run_id, mlflow_tags.REGISTERED_MODEL, f"{name}/{version.version}")
 
 
 def pushed_destination(invocation_json: str) -> str | None:
@@ -289,11 +290,11 @@ def _fail(client: Any, run_id: str | None, node: str, reason: str, error: BaseEx
         run_log.log_stopped_rejects(client, run_id, error)
     if not last_attempt():
         attempt = int(os.environ[names.RETRY_INDEX_ENV]) + 1
-        client.set_tag(run_id, f"failed_attempt.{node}", f"attempt {attempt}: {reason}"[:5000])
+        client.set_tag(run_id, f"{mlflow_tags.FAILED_ATTEMPT}.{node}", f"attempt {attempt}: {reason}"[:5000])
         return
     if client.get_run(run_id).info.status != "RUNNING":
         return
-    client.set_tag(run_id, "failure_reason", f"{node}: {reason}"[:5000])
+    client.set_tag(run_id, mlflow_tags.FAILURE_REASON, f"{node}: {reason}"[:5000])
     client.set_terminated(run_id, status="FAILED")
 
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.tracking import MlflowClient
 
-from components import names
+from components import mlflow_tags, names
 from components.champion import component as champion_lib
 from components.serving import contract, pyfunc
 from pipeline import code_version
@@ -194,12 +194,12 @@ def _dataset_digest(run: mlflow.entities.Run) -> str:
 def version_tags(run: mlflow.entities.Run, model_dir: str, data_digest: str) -> dict[str, str]:
     """What a version list should show without opening the run: the gate outcome, the data, where it is served."""
     run_tags = run.data.tags
-    tags = {"pushed_path": model_dir}
-    for key in ("outcome", "blessed", "gate_failures", "champion_version"):
+    tags = {mlflow_tags.PUSHED_PATH: model_dir}
+    for key in (mlflow_tags.OUTCOME, mlflow_tags.BLESSED, mlflow_tags.GATE_FAILURES, mlflow_tags.CHAMPION_VERSION):
         if run_tags.get(key):
             tags[key] = run_tags[key]
     if data_digest:
-        tags["data_digest"] = data_digest
+        tags[mlflow_tags.DATA_DIGEST] = data_digest
     return tags
 
 

@@ -26,7 +26,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import names
+from components import mlflow_tags, names
 from components.evaluator import verdict
 from components.ingest import example_gen
 from components.ingest import examples as ingest
@@ -40,16 +40,16 @@ from pipeline.tracking.report import build as run_report
 from pipeline.tracking.report import inputs as report_inputs
 
 # Set when the caller named the run (`xfer run --run-name`): its name is then never replaced.
-CHOSEN_NAME_TAG = "xfer.run_name_chosen"
+CHOSEN_NAME_TAG = mlflow_tags.CHOSEN_NAME
 # The tag that names the model a run's Trainer produced, so a later run served from the cache finds the run
 # that trained it (and holds its curves and report) instead of logging them again.
-TRAINER_MODEL_TAG = "trainer_model"
+TRAINER_MODEL_TAG = mlflow_tags.TRAINER_MODEL
 TRAINED_IN_RUN_TAG = run_story.TRAINED_IN_RUN_TAG
 # TFMA's account of each failed threshold, one line each, when the model was not blessed.
 GATE_FAILURES_FILE = "evaluation/gate_failures.txt"
 # MLflow's own tags for what the run page shows as its description and its source.
-DESCRIPTION_TAG = "mlflow.note.content"
-SOURCE_TAGS = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "xfer run"}
+DESCRIPTION_TAG = mlflow_tags.DESCRIPTION
+SOURCE_TAGS = {mlflow_tags.SOURCE_TYPE: "LOCAL", mlflow_tags.SOURCE_NAME: "xfer run"}
 # Column types of the dataset's schema as MLflow's dataset view names them (mlflow.types.DataType).
 _SCHEMA_TYPES = {"INT": "long", "FLOAT": "double", "BYTES": "string"}
 
@@ -76,10 +76,10 @@ def versions_and_commit() -> dict[str, str]:
     import tfx
 
     tags = {
-        "tfx_version": tfx.__version__,
-        "tensorflow_version": tf.__version__,
-        "tft_version": tft.__version__,
-        "tfma_version": tfma.__version__,
+        mlflow_tags.TFX_VERSION: tfx.__version__,
+        mlflow_tags.TENSORFLOW_VERSION: tf.__version__,
+        mlflow_tags.TFT_VERSION: tft.__version__,
+        mlflow_tags.TFMA_VERSION: tfma.__version__,
         **SOURCE_TAGS,
     }
     try:
@@ -90,7 +90,7 @@ def versions_and_commit() -> dict[str, str]:
             check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
-        tags["mlflow.source.git.commit"] = commit
+        tags[mlflow_tags.SOURCE_GIT_COMMIT] = commit
     except (OSError, subprocess.CalledProcessError):
         pass  # Not a git checkout (an installed package): MLflow shows no commit rather than a wrong one.
     return tags
@@ -102,7 +102,7 @@ def _experiment_id(client: MlflowClient, config: config_lib.Config) -> str:
         return experiment.experiment_id
     artifact_location = None
     if not config.mlflow.tracking_uri:  # The workspace's own store keeps its artifacts beside it.
-        artifact_location = (config.workspace_path / "mlartifacts").as_uri()
+        artifact_location = config.workspace_layout.mlflow_artifacts.as_uri()
     return client.create_experiment(config.experiment_name, artifact_location=artifact_location)
 
 
@@ -129,7 +129,7 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
         yield run_id
     except BaseException as error:
         reason = f"{type(error).__name__}: {error}"
-        client.set_tag(run_id, "failure_reason", reason[:5000])
+        client.set_tag(run_id, mlflow_tags.FAILURE_REASON, reason[:5000])
         log_stopped_rejects(client, run_id, error)
         if not run_name:
             client.update_run(run_id, name=run_story.run_name("failed", data, started))
@@ -234,13 +234,13 @@ def log_evaluation(
     table = ""
     if evaluation.gates:  # Without the config (a pod not given it) there are no gates to explain.
         table = log_gates(client, run_id, evaluation.gates, evaluation.champion_note, evaluation.comparison)
-    client.set_tag(run_id, "blessed", str(evaluation.blessed).lower())
-    client.set_tag(run_id, "outcome", evaluation.outcome)
+    client.set_tag(run_id, mlflow_tags.BLESSED, str(evaluation.blessed).lower())
+    client.set_tag(run_id, mlflow_tags.OUTCOME, evaluation.outcome)
     if not evaluation.blessed:
         # Every line in full as an artifact; the tag is short enough for the runs table and says where they are.
         client.log_text(run_id, "".join(f"{line}\n" for line in evaluation.gate_failures), GATE_FAILURES_FILE)
         failures = "; ".join(evaluation.gate_failures)
-        client.set_tag(run_id, "gate_failures", run_story.short(failures, where=GATE_FAILURES_FILE))
+        client.set_tag(run_id, mlflow_tags.GATE_FAILURES, run_story.short(failures, where=GATE_FAILURES_FILE))
     return table
 
 
@@ -257,9 +257,9 @@ def log_gates(
     table = format_gate_table(rows, note)
     client.log_text(run_id, table + "\n", "evaluation/gates.txt")
     if comparison is not None:
-        client.set_tag(run_id, "champion_version", comparison.champion_version or "none")
+        client.set_tag(run_id, mlflow_tags.CHAMPION_VERSION, comparison.champion_version or "none")
         # The whole sentence is in evaluation/gates.txt and the description; the tag says it in brief.
-        client.set_tag(run_id, "champion_comparison", champion_comparison_tag(rows, comparison))
+        client.set_tag(run_id, mlflow_tags.CHAMPION_COMPARISON, champion_comparison_tag(rows, comparison))
     champion_values = {
         f"champion_{row.metric}": row.champion for row in rows if row.kind == "change" and row.champion is not None
     }
@@ -271,9 +271,9 @@ def log_gates(
 def log_results(config: config_lib.Config, run_id: str, result: result_lib.RunResult) -> Tracked:
     """Logs what the pipeline produced (`result`, read once from ML Metadata) to the MLflow run."""
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    client.set_tag(run_id, "pipeline_run", result.pipeline_run)
+    client.set_tag(run_id, mlflow_tags.PIPELINE_RUN, result.pipeline_run)
     summary = run_story.node_summary(result.node_states)
-    client.set_tag(run_id, "nodes", run_story.short(summary, where="run/nodes.txt"))
+    client.set_tag(run_id, mlflow_tags.NODES, run_story.short(summary, where="run/nodes.txt"))
     states = "".join(f"{node}\t{state}\n" for node, state in result.node_states.items())
     client.log_text(run_id, states, "run/nodes.txt")
 
@@ -289,7 +289,7 @@ def log_results(config: config_lib.Config, run_id: str, result: result_lib.RunRe
     trained_in = None
     if result.history_path is not None:  # It logged its epochs live; the history file and the report go with them.
         history = json.loads(tf.io.gfile.GFile(result.history_path).read())
-        client.set_tag(run_id, "unfreeze_epoch", str(history["unfreeze_epoch"]))
+        client.set_tag(run_id, mlflow_tags.UNFREEZE_EPOCH, str(history["unfreeze_epoch"]))
         client.log_artifact(run_id, result.history_path, "training")
     else:
         # Served from the cache: replaying its curves here would chart a training that did not happen. The run
@@ -300,7 +300,7 @@ def log_results(config: config_lib.Config, run_id: str, result: result_lib.RunRe
     evaluation = result.evaluation
     gate_table = log_evaluation(client, run_id, evaluation, result.class_names)
     if result.pushed_path is not None:
-        client.set_tag(run_id, "pushed_path", workspace_relative(config, result.pushed_path))
+        client.set_tag(run_id, mlflow_tags.PUSHED_PATH, workspace_relative(config, result.pushed_path))
     report_failures = _report(config, client, run_id, result)
     registered = _register(config, client, run_id, result)
     tracked = Tracked(run_id, data_digest, transform_table, gate_table, trained_in, report_failures, registered)
@@ -411,9 +411,9 @@ def log_ingest(client: MlflowClient, run_id: str, config: config_lib.Config, res
             ),
         ],
     )
-    for key in ("format", "has_boxes"):
+    for key, tag in mlflow_tags.INGEST.items():
         if key in ingest_summary:
-            client.set_tag(run_id, f"ingest_{key}", str(ingest_summary[key]).lower())
+            client.set_tag(run_id, tag, str(ingest_summary[key]).lower())
     client.log_artifact(run_id, os.path.join(result.examples_uri, example_gen.SUMMARY_FILE), "ingest")
     client.log_artifact(run_id, os.path.join(result.examples_uri, example_gen.REJECTS_FILE), "ingest")
     return log_dataset(client, run_id, config, result)
@@ -489,7 +489,7 @@ def _register(
     version = registry.register_champion(
         config.tracking_uri, run_id, result.pushed_path, name, registry.input_example(result.pushed_path, examples[:1])
     )
-    client.set_tag(run_id, "registered_model", f"{name}/{version.version}")
+    client.set_tag(run_id, mlflow_tags.REGISTERED_MODEL, f"{name}/{version.version}")
     return RegisteredModel(name, str(version.version), registry.CHAMPION_ALIAS)
 
 

@@ -12,27 +12,20 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from components import names
+from components import mlflow_tags, names
 from components.evaluator import verdict
+from components.transform import kinds
 
 # A run whose Trainer came from the cache names, in this tag, the run that trained the model (its curves, report).
-TRAINED_IN_RUN_TAG = "trained_in_run"
+TRAINED_IN_RUN_TAG = mlflow_tags.TRAINED_IN_RUN
 
 # A tag value longer than this is cut in the run list and on the run page; longer values go to artifacts.
 TAG_LIMIT = 40
 # MLflow accepts letters, digits, `_ - . / ` and spaces in metric names.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
-# Keys of a feature's config that its kind reads (pipeline/config.py, FeatureConfig); the others are unused
+# Keys of a feature's config that its kind reads (components/transform/kinds.py); the others are unused
 # defaults and are not logged as params.
-FEATURE_KEYS = {
-    "numeric": ("normalization", "default"),
-    "bucketized": ("boundaries", "quantiles", "embedding_dim", "default"),
-    "vocabulary": ("top_k", "num_oov_buckets", "embedding_dim", "default"),
-    "vocabulary_list": ("vocabulary", "num_oov_buckets", "embedding_dim", "default"),
-    "hash": ("hash_buckets", "embedding_dim", "default"),
-    "identity": ("num_buckets", "embedding_dim", "default"),
-    "crossed": ("inputs", "hash_buckets", "embedding_dim"),
-}
+FEATURE_KEYS = {name: kind.keys for name, kind in kinds.KINDS.items()}
 # Where a feature's value comes from (components/transform/derive.py), for any kind; logged when set.
 DERIVATION_KEYS = ("source", "derive", "cyclical")
 # Config sections that only one runner reads.

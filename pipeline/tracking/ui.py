@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline import workspace_move
+from pipeline.workspace import Workspace
 
 HOST = "127.0.0.1"
 # The server took 24 to 28 s to answer here on a loaded machine; two minutes leaves room for a slower one.
@@ -31,7 +32,7 @@ class ServerError(RuntimeError):
 
 
 def store_uri(workspace: Path) -> str:
-    return f"sqlite:///{workspace / 'mlflow.db'}"
+    return Workspace(workspace).tracking_uri
 
 
 def server_command(workspace: Path, port: int) -> list[str]:
@@ -73,8 +74,9 @@ def wait_until_answering(
 @contextlib.contextmanager
 def serve(workspace: Path, port: int, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterator[subprocess.Popen]:
     """Runs `mlflow ui` on the workspace's store until the block ends; yields once the server answers."""
-    if not (workspace / "mlflow.db").exists():
-        raise FileNotFoundError(f"no MLflow store at {workspace / 'mlflow.db'}; run the pipeline first (`make run`)")
+    store = Workspace(workspace).mlflow_db
+    if not store.exists():
+        raise FileNotFoundError(f"no MLflow store at {store}; run the pipeline first (`make run`)")
     moved_from = workspace_move.relocate(workspace)
     if moved_from is not None:
         print(f"The workspace was at {moved_from}; its artifact locations now point to {workspace.resolve()}.")

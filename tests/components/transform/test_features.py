@@ -11,7 +11,7 @@ from PIL import Image
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components import names
-from components.transform import features
+from components.transform import features, kinds
 from pipeline import config as config_lib
 
 FEATURES = (
@@ -212,3 +212,7 @@ def test_resize_modes_keep_the_box_on_the_object_and_map_back(resize):
     np.testing.assert_allclose(features.box_from_frame(moved[None], frames).numpy(), original.numpy(), atol=1e-6)
     if resize == "stretch":
         np.testing.assert_allclose(frames.numpy()[0], [0, 0, 1, 1])
+
+
+def test_transform_builds_every_kind_of_the_table():
+    assert set(features.TRANSFORMS) == set(kinds.KINDS)

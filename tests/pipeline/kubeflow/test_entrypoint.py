@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components import mlflow_tags
 from pipeline.kubeflow import entrypoint as kubeflow_entrypoint
 from pipeline.kubeflow import s3 as kubeflow_s3
 from pipeline.tracking import run_log
@@ -47,7 +48,7 @@ def test_every_pod_of_a_kfp_run_finds_the_same_mlflow_run(client):
 
 def test_duplicates_from_parallel_root_pods_converge_on_the_oldest(client):
     experiment_id = client.create_experiment("xfer")
-    tags = {kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}
+    tags = {mlflow_tags.KFP_RUN: "run-x"}
     oldest = client.create_run(experiment_id, tags=tags, start_time=1_000).info.run_id
     newer = client.create_run(experiment_id, tags=tags, start_time=2_000).info.run_id
     assert kubeflow_entrypoint.find_or_create_run(client, "xfer", "run-x", {}) == oldest
@@ -66,7 +67,7 @@ class PeerRace:
     def search_runs(self, *args, **kwargs):
         if not self._searched:
             self._searched = True
-            self._client.create_run(self._experiment_id, tags={kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}, start_time=1)
+            self._client.create_run(self._experiment_id, tags={mlflow_tags.KFP_RUN: "run-x"}, start_time=1)
             return []
         return self._client.search_runs(*args, **kwargs)
 
@@ -440,7 +441,7 @@ class OlderPeerLandsLate:
 
     def log_batch(self, run_id, *args, **kwargs):
         if self.peer_run is None:
-            tags = {kubeflow_entrypoint.KFP_RUN_TAG: "run-x"}
+            tags = {mlflow_tags.KFP_RUN: "run-x"}
             self.peer_run = self._client.create_run(self._experiment_id, tags=tags, start_time=1).info.run_id
             self._client.delete_run(run_id)
         return self._client.log_batch(run_id, *args, **kwargs)
