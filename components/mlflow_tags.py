@@ -32,7 +32,7 @@ FAILURE_REASON = "failure_reason"
 FAILED_ATTEMPT = "failed_attempt"
 
 # Locations. The run's Trainer model (relative to the workspace) is how a later run served from the cache finds
-# the run that trained it (run_log.trained_in_run), which it then names in `trained_in_run` (the UI links it;
+# the run that trained it (mlflow_log.trained_in_run), which it then names in `trained_in_run` (the UI links it;
 # tools check it). `pushed_path` is on the run and on its registered version, where `xfer workspace move`
 # rewrites it along with `trainer_model` (pipeline/workspace_move.py).
 TRAINER_MODEL = "trainer_model"
@@ -41,7 +41,7 @@ PUSHED_PATH = "pushed_path"
 # The digest of the version's training data (its run's dataset input), on a registered version.
 DATA_DIGEST = "data_digest"
 
-# Set when the caller named the run (`xfer run --run-name`): run_log then never renames it.
+# Set when the caller named the run (`xfer run --run-name`): mlflow_log then never renames it.
 CHOSEN_NAME = "xfer.run_name_chosen"
 
 # Kubeflow: every pod of a KFP run finds the one MLflow run by `kfp_run` (its Argo workflow's name), and

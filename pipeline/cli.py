@@ -19,8 +19,8 @@ from pipeline.tracking import ui
 
 if TYPE_CHECKING:  # The CLI imports the heavy modules inside its commands.
     from pipeline import config as config_lib
+    from pipeline.tracking.mlflow_log import Tracked
     from pipeline.tracking.result import RunResult
-    from pipeline.tracking.run_log import Tracked
 
 DEFAULT_CONFIG = "configs/sample.yaml"
 DEFAULT_PACKAGE = "pipeline.yaml"  # The KFP package `compile` writes and `submit` and `schedule` send.

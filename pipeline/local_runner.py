@@ -15,9 +15,9 @@ from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import workspace as workspace_lib
 from pipeline import workspace_move
+from pipeline.tracking import mlflow_log as tracking
+from pipeline.tracking import mlmd
 from pipeline.tracking import result as result_lib
-from pipeline.tracking import run_log as tracking
-from pipeline.tracking import run_record
 
 
 def metadata_config(workspace: workspace_lib.Workspace):
@@ -68,7 +68,7 @@ def run_local(config: config_lib.Config, run_name: str | None = None) -> LocalRu
         logging.info("MLflow run %s in %s", mlflow_run_id, config.tracking_uri)
         with program_name_only_argv():
             local_dag_runner.LocalDagRunner().run(pipeline)
-        record = run_record.latest_run(metadata_config(workspace), config.pipeline_name)
+        record = mlmd.latest_run(metadata_config(workspace), config.pipeline_name)
         if record is None:
             raise RuntimeError("the pipeline finished but ML Metadata has no record of the run")
         result = result_lib.read_run(config, record)

@@ -24,7 +24,7 @@ from components.validation import statistics_page
 from pipeline import config as config_lib
 from pipeline import local_runner
 from pipeline import pipeline as pipeline_lib
-from pipeline.tracking import run_record
+from pipeline.tracking import mlmd
 
 STATISTICS_HTML = "statistics.html"
 # TFDV's interactive page, beside the static one: it needs the network for its scripts.
@@ -63,7 +63,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     pipeline = validation_pipeline(config, str(workspace.pipeline_root), local_runner.metadata_config(workspace))
     with local_runner.program_name_only_argv():
         local_dag_runner.LocalDagRunner().run(pipeline)
-    record = run_record.latest_run(local_runner.metadata_config(workspace), pipeline.pipeline_info.pipeline_name)
+    record = mlmd.latest_run(local_runner.metadata_config(workspace), pipeline.pipeline_info.pipeline_name)
     if record is None:
         raise RuntimeError("the validation pipeline finished but ML Metadata has no record of the run")
     examples_uri = record.nodes[names.INGEST].output("examples").uri

@@ -12,7 +12,7 @@ from pathlib import Path
 
 # The workspace when neither the config (`workspace:`) nor the command line (`--workspace`) names one.
 DEFAULT_ROOT = "workspace"
-# MLflow's artifact folder: run_log creates the experiment there, and workspace_move recognises a moved
+# MLflow's artifact folder: mlflow_log creates the experiment there, and workspace_move recognises a moved
 # workspace by it.
 ARTIFACTS_FOLDER = "mlartifacts"
 

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.tracking import ui
-from pipeline.tracking.run_story import TRAINED_IN_RUN_TAG
+from pipeline.tracking.mlflow_text import TRAINED_IN_RUN_TAG
 
 # What MLflow's pages say when something is wrong (error boundaries, failed fetches, unknown routes).
 ERROR_PHRASES = (

@@ -9,7 +9,7 @@ run's report, the MLflow logging and the Kubeflow pods all call:
 - `run_outcome` turns the blessing and the comparison into what happened to the model.
 
 TensorFlow, TFMA and the champion's module are imported where they are used: the names and tables here are also
-read by code that must stay light (`pipeline/tracking/run_story.py`: plain functions over plain values).
+read by code that must stay light (`pipeline/tracking/mlflow_text.py`: plain functions over plain values).
 """
 
 from __future__ import annotations

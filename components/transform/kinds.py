@@ -2,7 +2,7 @@
 
 The config check (`settings.check_feature`), Transform (`features`), the model's metadata tower (through
 `features.categorical_cardinalities` and `features.numeric_features`) and the run's MLflow params
-(`pipeline/tracking/run_story.FEATURE_KEYS`) read this table, so a new kind is one entry here plus its
+(`pipeline/tracking/mlflow_text.FEATURE_KEYS`) read this table, so a new kind is one entry here plus its
 TensorFlow op in `features.TRANSFORMS`. Plain Python: the config check and the tracking read it without
 loading TensorFlow, which is why the ops themselves live in `features`.
 """

@@ -97,12 +97,12 @@ def output_uri(invocation_json: str, output: str) -> str:
 
 def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) -> None:
     """After a node succeeded: what `xfer run` logs for it once the local DAG has finished, read and logged by
-    the same functions (`verdict.read_evaluation`, `run_log.log_evaluation`)."""
+    the same functions (`verdict.read_evaluation`, `mlflow_log.log_evaluation`)."""
     if node not in (names.EVALUATOR, LAST_NODE):
         return  # Nothing to log: no other pod pays for the config parse and the TFMA imports below.
     from components.evaluator import verdict
     from pipeline import config as config_lib
-    from pipeline.tracking import run_log
+    from pipeline.tracking import mlflow_log
 
     # The config, to explain the gates and name the registered model as `xfer run` does.
     params = os.environ.get(names.MLFLOW_PARAMS_ENV)
@@ -115,7 +115,7 @@ def log_node_results(client: Any, run_id: str, node: str, invocation_json: str) 
             config.task if config else "detection",
         )
         # The Evaluator pod has no transform graph, so classes keep TFMA's ids here.
-        run_log.log_evaluation(client, run_id, evaluation, class_names=[])
+        mlflow_log.log_evaluation(client, run_id, evaluation, class_names=[])
     if node == LAST_NODE:
         client.set_tag(run_id, mlflow_tags.PUSHED_MODEL, output_uri(invocation_json, "pushed_model"))
         destination = pushed_destination(invocation_json)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         client = MlflowClient(tracking_uri=os.environ[names.TRACKING_URI_ENV])
         params = json.loads(os.environ.get(names.MLFLOW_PARAMS_ENV, "{}"))
         if params:
-            from pipeline.tracking import run_log as tracking
+            from pipeline.tracking import mlflow_log as tracking
 
             params = tracking.flatten("", params)
         experiment = os.environ.get(names.EXPERIMENT_ENV) or "xfer"
@@ -285,9 +285,9 @@ def _fail(client: Any, run_id: str | None, node: str, reason: str, error: BaseEx
     if client is None or run_id is None:
         return
     if error is not None and node == names.INGEST:
-        from pipeline.tracking import run_log
+        from pipeline.tracking import mlflow_log
 
-        run_log.log_stopped_rejects(client, run_id, error)
+        mlflow_log.log_stopped_rejects(client, run_id, error)
     if not last_attempt():
         attempt = int(os.environ[names.RETRY_INDEX_ENV]) + 1
         client.set_tag(run_id, f"{mlflow_tags.FAILED_ATTEMPT}.{node}", f"attempt {attempt}: {reason}"[:5000])

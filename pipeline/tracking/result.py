@@ -1,7 +1,7 @@
 """What one pipeline run produced, read once from ML Metadata and the nodes' outputs, as typed objects.
 
 `read_run` reads a whole local run; its Evaluation is `components/evaluator/verdict.read_evaluation`'s, which
-the Kubeflow Evaluator pod also calls right after its step. The MLflow logging (`run_log`), the CLI's
+the Kubeflow Evaluator pod also calls right after its step. The MLflow logging (`mlflow_log`), the CLI's
 summary, the run report and the run's description all read these objects; nothing here writes to MLflow, and
 nothing is added to them afterwards.
 """
@@ -22,7 +22,7 @@ from components.ingest import example_gen
 from components.trainer import module as trainer_module
 from components.transform import features
 from pipeline import config as config_lib
-from pipeline.tracking import run_record, run_story
+from pipeline.tracking import mlflow_text, mlmd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +32,8 @@ class RunResult:
     pipeline_run: str
     node_states: dict[str, str]
     examples_uri: str
-    statistics: run_record.Output  # StatisticsGen's, with the splits it holds.
-    anomalies: run_record.Output  # ExampleValidator's, split by split.
+    statistics: mlmd.Output  # StatisticsGen's, with the splits it holds.
+    anomalies: mlmd.Output  # ExampleValidator's, split by split.
     input_fingerprint: str  # TFX's fingerprint of the input files; "" when the artifact has none.
     ingest: dict[str, Any] | None  # The ingest's own summary (ImageExampleGen's ingest_summary.json), if written.
     transform_graph_uri: str
@@ -61,7 +61,7 @@ class RunResult:
         return self.pushed_path is not None and self.state(names.PUSHER) == "COMPLETE"
 
 
-def read_run(config: config_lib.Config, record: run_record.RunRecord) -> RunResult:
+def read_run(config: config_lib.Config, record: mlmd.RunRecord) -> RunResult:
     """The run `record` (from ML Metadata), with its nodes' outputs read once."""
     import tensorflow_transform as tft
 
@@ -112,4 +112,4 @@ def slice_labeller(config: config_lib.Config, transform_output: Any) -> Callable
         except (ValueError, KeyError, tf.errors.NotFoundError):
             return None
 
-    return lambda slice_key: run_story.slice_label(slice_key, feature_configs, vocabulary)
+    return lambda slice_key: mlflow_text.slice_label(slice_key, feature_configs, vocabulary)

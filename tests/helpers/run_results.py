@@ -9,8 +9,8 @@ from typing import Any
 
 from components import names
 from components.evaluator import verdict
+from pipeline.tracking import mlflow_log, mlmd
 from pipeline.tracking import result as result_lib
-from pipeline.tracking import run_log, run_record
 
 
 def evaluation(**changes: Any) -> verdict.Evaluation:
@@ -36,8 +36,8 @@ def run_result(root: str = "/nowhere", **changes: Any) -> result_lib.RunResult:
         pipeline_run="run-1",
         node_states={node: "COMPLETE" for node in (names.INGEST, names.TRANSFORM, names.TRAINER, names.EVALUATOR)},
         examples_uri=f"{root}/ImageExampleGen/examples/1",
-        statistics=run_record.Output(f"{root}/StatisticsGen/statistics/3", {"split_names": json.dumps(names.SPLITS)}),
-        anomalies=run_record.Output(f"{root}/ExampleValidator/anomalies/4", {"split_names": json.dumps(names.SPLITS)}),
+        statistics=mlmd.Output(f"{root}/StatisticsGen/statistics/3", {"split_names": json.dumps(names.SPLITS)}),
+        anomalies=mlmd.Output(f"{root}/ExampleValidator/anomalies/4", {"split_names": json.dumps(names.SPLITS)}),
         input_fingerprint="",
         ingest=None,
         transform_graph_uri=f"{root}/Transform/transform_graph/5",
@@ -50,8 +50,8 @@ def run_result(root: str = "/nowhere", **changes: Any) -> result_lib.RunResult:
     return dataclasses.replace(base, **changes)
 
 
-def tracked(**changes: Any) -> run_log.Tracked:
-    base = run_log.Tracked(
+def tracked(**changes: Any) -> mlflow_log.Tracked:
+    base = mlflow_log.Tracked(
         mlflow_run_id="mlflow-run",
         data_digest=None,
         transform_table="",

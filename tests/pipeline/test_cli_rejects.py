@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import cli
-from pipeline.tracking import run_log
+from pipeline.tracking import mlflow_log
 from tests.pipeline.test_cli_schema import metadata_csv, write_config
 
 
@@ -26,8 +26,8 @@ def test_the_rejects_are_found_along_the_chain_of_errors():
         except Stopped as error:
             raise RuntimeError("the component failed") from error
     except RuntimeError as outer:
-        assert run_log.stopped_rejects_path(outer) == inner.rejects_path
-    assert run_log.stopped_rejects_path(ValueError("other")) is None
+        assert mlflow_log.stopped_rejects_path(outer) == inner.rejects_path
+    assert mlflow_log.stopped_rejects_path(ValueError("other")) is None
 
 
 def test_a_failed_runs_rejects_are_logged_to_it(tracking, tmp_path):
@@ -37,7 +37,7 @@ def test_a_failed_runs_rejects_are_logged_to_it(tracking, tmp_path):
     rejects.write_text('{"filename": "a.png", "reason": "missing_file"}\n')
     error = Stopped("too many")
     error.rejects_path = str(rejects)
-    run_log.log_stopped_rejects(client, run_id, error)
+    mlflow_log.log_stopped_rejects(client, run_id, error)
     logged = client.download_artifacts(run_id, "ingest/rejects.jsonl", str(tmp_path / "down"))
     assert open(logged).read() == rejects.read_text()
 

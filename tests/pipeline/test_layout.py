@@ -17,7 +17,7 @@ PACKAGES = ("components", "pipeline", "benchmarks", "tools")
 INSTALLED = ("components", "pipeline")
 # Modules over the line that each do one job, and why they stay whole.
 LONG_MODULES = {
-    "pipeline.tracking.run_log": "everything a run writes to MLflow, one function per part of the run page",
+    "pipeline.tracking.mlflow_log": "everything a run writes to MLflow, one function per part of the run page",
     # To split next (reading helpers, one module per format), with the house's second step.
     "components.ingest.formats": "the annotation formats: detection, one reader per format, the side table",
 }

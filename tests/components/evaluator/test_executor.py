@@ -15,7 +15,7 @@ from components.evaluator import verdict
 from components.pusher import executor as pusher
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
-from pipeline.tracking import run_log
+from pipeline.tracking import mlflow_text
 from tests.helpers import SAMPLE_CONFIG, eval_fixtures
 
 EXAMPLES = eval_fixtures.make_examples(40)
@@ -113,7 +113,7 @@ def test_a_candidate_worse_than_the_champion_is_blocked_by_the_change_gate(tmp_p
     assert len(failures) == 1
     assert failures[0].startswith("sparse_categorical_accuracy (probabilities) changed by -0.2000 against the champion")
     assert failures[0].endswith("needs >= -0.05")
-    assert "FAIL" in run_log.format_gate_table(list(rows.values()))
+    assert "FAIL" in mlflow_text.format_gate_table(list(rows.values()))
 
 
 def test_a_candidate_that_is_the_champion_is_not_compared_and_not_pushed_again(tmp_path, examples_uri):

@@ -10,7 +10,7 @@ import pytest
 from components import mlflow_tags
 from pipeline.kubeflow import entrypoint as kubeflow_entrypoint
 from pipeline.kubeflow import s3 as kubeflow_s3
-from pipeline.tracking import run_log
+from pipeline.tracking import mlflow_log
 from tests.helpers import SAMPLE_CONFIG
 
 
@@ -293,9 +293,9 @@ def test_the_evaluator_step_logs_its_gates_and_the_champion_it_was_compared_with
 
     (tmp_path / "logged").mkdir()
     # As `xfer run` logs it: each failure in full in the artifact, the tag in brief and pointing there.
-    failures = Path(pod_env.download_artifacts(run_id, run_log.GATE_FAILURES_FILE, str(tmp_path / "logged")))
+    failures = Path(pod_env.download_artifacts(run_id, mlflow_log.GATE_FAILURES_FILE, str(tmp_path / "logged")))
     assert "changed by -0.2000 against the champion" in failures.read_text()
-    assert run.data.tags["gate_failures"].endswith(f"(see {run_log.GATE_FAILURES_FILE})")
+    assert run.data.tags["gate_failures"].endswith(f"(see {mlflow_log.GATE_FAILURES_FILE})")
     table = Path(pod_env.download_artifacts(run_id, "evaluation/gates.txt", str(tmp_path / "logged"))).read_text()
     assert "change >= -0.05" in table and "FAIL" in table
     assert "champion: change gates against the champion, version 7" in table

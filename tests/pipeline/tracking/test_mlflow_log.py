@@ -1,8 +1,8 @@
-"""What `xfer run` writes into its MLflow run, from the typed run result (pipeline/tracking/run_log.py)."""
+"""What `xfer run` writes into its MLflow run, from the typed run result (pipeline/tracking/mlflow_log.py)."""
 
 from components import names
 from components.evaluator import verdict
-from pipeline.tracking import run_log
+from pipeline.tracking import mlflow_log
 from tests.helpers import run_results
 
 
@@ -23,7 +23,7 @@ def test_the_description_has_outcome_data_gates_champion_and_nodes():
         ingest={"records": 30, "accepted": 29, "rejected": 1},
         evaluation=evaluation,
     )
-    text = run_log.description(result, run_results.tracked(trained_in_run="abc123"), "data/sample")
+    text = mlflow_log.description(result, run_results.tracked(trained_in_run="abc123"), "data/sample")
     assert text.startswith("### **Blocked by a gate**: not pushed.")
     assert "`data/sample`: 30 records, 29 accepted, 1 rejected" in text
     assert "**Eval split**: eval_accuracy 0.5000, eval_iou 0.6100." in text
@@ -37,8 +37,8 @@ def test_the_description_has_outcome_data_gates_champion_and_nodes():
 
 def test_the_description_of_a_push_names_the_registry_version_and_the_destination():
     result = run_results.run_result(pushed_path="/serving/17")
-    registered = run_log.RegisteredModel("xfer-sample", "4", "champion")
-    text = run_log.description(result, run_results.tracked(registered_model=registered), "data/sample")
+    registered = mlflow_log.RegisteredModel("xfer-sample", "4", "champion")
+    text = mlflow_log.description(result, run_results.tracked(registered_model=registered), "data/sample")
     assert text.startswith("### Blessed and **pushed**, registered as `xfer-sample` version 4 (alias `champion`).")
     assert "Pushed to `/serving/17`." in text
 
@@ -50,14 +50,3 @@ def test_the_outcome_follows_the_blessing_and_the_comparison():
     assert run_results.evaluation(blessed=True, comparison=is_champion).outcome == "already_champion"
     # A champion that is not the candidate: blessed means pushed.
     assert run_results.evaluation(blessed=True, comparison=run_results.comparison()).outcome == "pushed"
-
-
-def test_the_gate_table_says_pass_and_fail():
-    rows = (
-        verdict.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.95, True),
-        verdict.GateRow("eval_iou", "change", "change >= -0.01", 0.6, False, champion=0.65, change=-0.05),
-    )
-    table = run_log.format_gate_table(rows, "compared with version 3").splitlines()
-    assert table[1].split() == ["eval_accuracy", ">=", "0.9", "0.9500", "-", "-", "pass"]
-    assert table[2].split() == ["eval_iou", "change", ">=", "-0.01", "0.6000", "0.6500", "-0.0500", "FAIL"]
-    assert table[3] == "champion: compared with version 3"

@@ -1,12 +1,13 @@
 """How a run reads in the MLflow UI: names, description, tags, metric and param names (pipeline/tracking/
-run_story.py)."""
+mlflow_text.py)."""
 
 import datetime
 import json
 
 import pytest
 
-from pipeline.tracking import run_story
+from components.evaluator import verdict
+from pipeline.tracking import mlflow_text
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -23,7 +24,7 @@ def test_each_eval_metric_gets_one_name_and_classes_their_labels():
         ("probabilities", "example_count"): 30.0,
         ("box", "example_count"): 30.0,
     }
-    assert run_story.eval_metrics(values, CLASSES) == {
+    assert mlflow_text.eval_metrics(values, CLASSES) == {
         "eval_accuracy": 0.9,
         "eval_iou": 0.6,
         "eval_hit_rate": 0.7,
@@ -36,12 +37,14 @@ def test_each_eval_metric_gets_one_name_and_classes_their_labels():
 
 
 def test_a_class_label_mlflow_would_refuse_is_made_safe():
-    assert run_story.eval_metric_name("probabilities", "precision/classId_0", ["red:car?"]) == "eval_precision/red_car_"
+    assert (
+        mlflow_text.eval_metric_name("probabilities", "precision/classId_0", ["red:car?"]) == "eval_precision/red_car_"
+    )
 
 
 def test_nan_becomes_null_so_the_file_is_json():
     by_slice = {"overall": {"eval_precision/circle": float("nan"), "eval_iou": 0.5}, "x": [float("inf")]}
-    text = json.dumps(run_story.finite_or_none(by_slice), allow_nan=False)
+    text = json.dumps(mlflow_text.finite_or_none(by_slice), allow_nan=False)
     assert json.loads(text) == {"overall": {"eval_precision/circle": None, "eval_iou": 0.5}, "x": [None]}
 
 
@@ -62,14 +65,14 @@ def test_nan_becomes_null_so_the_file_is_json():
     ],
 )
 def test_slice_values_are_named_by_what_the_id_stands_for(feature, value, vocabulary, expected):
-    assert run_story.slice_value_label(feature, value, vocabulary) == expected
+    assert mlflow_text.slice_value_label(feature, value, vocabulary) == expected
 
 
 def test_a_slice_key_reads_as_feature_equals_name():
     features = {"camera_id": {"name": "camera_id", "kind": "vocabulary"}}
     vocabularies = {"camera_id": ["cam_07", "cam_00"]}.get
-    assert run_story.slice_label((("camera_id", 1),), features, vocabularies) == "camera_id=cam_00"
-    assert run_story.slice_label((), features, vocabularies) == "overall"
+    assert mlflow_text.slice_label((("camera_id", 1),), features, vocabularies) == "camera_id=cam_00"
+    assert mlflow_text.slice_label((), features, vocabularies) == "overall"
 
 
 def test_params_keep_only_the_keys_a_feature_kind_reads_and_the_runners_own_sections():
@@ -98,7 +101,7 @@ def test_params_keep_only_the_keys_a_feature_kind_reads_and_the_runners_own_sect
         "beam_args": "[]",
         "training.batch_size": "32",
     }
-    assert run_story.params(flat, config, "local") == {
+    assert mlflow_text.params(flat, config, "local") == {
         "features.hour.kind": "bucketized",
         "features.hour.boundaries": "[4, 8]",
         "features.hour.source": "datetime",
@@ -109,7 +112,7 @@ def test_params_keep_only_the_keys_a_feature_kind_reads_and_the_runners_own_sect
         "beam_args": "[]",
         "training.batch_size": "32",
     }
-    kubeflow = run_story.params(flat, config, "kubeflow")
+    kubeflow = mlflow_text.params(flat, config, "kubeflow")
     assert "kubeflow.image" in kubeflow and "beam_args" not in kubeflow
 
 
@@ -117,9 +120,9 @@ def test_every_kind_the_config_knows_has_its_keys_listed():
     from pipeline import config as config_lib
 
     kinds = set(config_lib.FeatureKind.__args__)
-    assert kinds == set(run_story.FEATURE_KEYS)
+    assert kinds == set(mlflow_text.FEATURE_KEYS)
     fields = {field.name for field in config_lib.dataclasses.fields(config_lib.FeatureConfig)}
-    assert all(set(keys) <= fields for keys in run_story.FEATURE_KEYS.values())
+    assert all(set(keys) <= fields for keys in mlflow_text.FEATURE_KEYS.values())
 
 
 def test_run_names_tell_a_training_run_from_cached_reruns():
@@ -128,30 +131,41 @@ def test_run_names_tell_a_training_run_from_cached_reruns():
     partly = {"ImageExampleGen": "CACHED", "Trainer": "CACHED", "Pusher": "COMPLETE"}
     cached = dict.fromkeys(ran, "CACHED")
     names = [
-        run_story.run_name("pushed", "sample", started, ran),
-        run_story.run_name("already_champion", "sample", started, partly),
-        run_story.run_name("already_champion", "sample", started, cached),
+        mlflow_text.run_name("pushed", "sample", started, ran),
+        mlflow_text.run_name("already_champion", "sample", started, partly),
+        mlflow_text.run_name("already_champion", "sample", started, cached),
     ]
     assert names == [
         "pushed · sample · 12-02 09:14",
         "kept champion · 2/3 cached · sample · 12-02 09:14",
         "kept champion · 3/3 cached · sample · 12-02 09:14",
     ]
-    assert run_story.run_name("failed", "cars", started) == "failed · cars · 12-02 09:14"
+    assert mlflow_text.run_name("failed", "cars", started) == "failed · cars · 12-02 09:14"
 
 
 def test_data_name_is_the_folders_name():
-    assert run_story.data_name("data/sample") == "sample"
-    assert run_story.data_name("s3://bucket/sets/cars/") == "cars"
+    assert mlflow_text.data_name("data/sample") == "sample"
+    assert mlflow_text.data_name("s3://bucket/sets/cars/") == "cars"
 
 
 def test_a_long_tag_is_cut_and_says_where_the_rest_is():
-    assert run_story.short("short") == "short"
-    cut = run_story.short("x" * 100, where="evaluation/gates.txt")
-    assert len(cut) <= run_story.TAG_LIMIT and cut.endswith("(see evaluation/gates.txt)")
+    assert mlflow_text.short("short") == "short"
+    cut = mlflow_text.short("x" * 100, where="evaluation/gates.txt")
+    assert len(cut) <= mlflow_text.TAG_LIMIT and cut.endswith("(see evaluation/gates.txt)")
 
 
 def test_node_summary():
-    assert run_story.node_summary({"A": "COMPLETE", "B": "COMPLETE"}) == "all 2 ran"
-    assert run_story.node_summary({"A": "CACHED", "B": "CACHED"}) == "all 2 cached"
-    assert run_story.node_summary({"A": "CACHED", "B": "COMPLETE"}) == "ran B (1 cached)"
+    assert mlflow_text.node_summary({"A": "COMPLETE", "B": "COMPLETE"}) == "all 2 ran"
+    assert mlflow_text.node_summary({"A": "CACHED", "B": "CACHED"}) == "all 2 cached"
+    assert mlflow_text.node_summary({"A": "CACHED", "B": "COMPLETE"}) == "ran B (1 cached)"
+
+
+def test_the_gate_table_says_pass_and_fail():
+    rows = (
+        verdict.GateRow("eval_accuracy", "absolute", ">= 0.9", 0.95, True),
+        verdict.GateRow("eval_iou", "change", "change >= -0.01", 0.6, False, champion=0.65, change=-0.05),
+    )
+    table = mlflow_text.format_gate_table(rows, "compared with version 3").splitlines()
+    assert table[1].split() == ["eval_accuracy", ">=", "0.9", "0.9500", "-", "-", "pass"]
+    assert table[2].split() == ["eval_iou", "change", ">=", "-0.01", "0.6000", "0.6500", "-0.0500", "FAIL"]
+    assert table[3] == "champion: compared with version 3"

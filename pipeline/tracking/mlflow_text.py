@@ -1,4 +1,4 @@
-"""How a pipeline run reads in the MLflow UI: its name, its description, its tags, metric and param names.
+"""How a pipeline run reads in the MLflow UI: its name, its tags, metric and param names, the gate table.
 
 Plain functions over plain values (no TensorFlow, no MLflow client), so that the local runner and the Kubeflow
 pods name things the same way, and so that each rule is tested on its own.
@@ -200,3 +200,42 @@ def run_name(
 def data_name(data: str) -> str:
     """The dataset's short name: its folder's name ("data/sample" -> "sample", "s3://b/sets/cars/" -> "cars")."""
     return data.rstrip("/").rsplit("/", 1)[-1] or data
+
+
+def format_gate_table(rows: Sequence[verdict.GateRow], note: str = "") -> str:
+    """The table, then (when given) the sentence saying what the candidate was compared with."""
+
+    lines = [f"{'gate':<16}{'threshold':<18}{'value':<10}{'champion':<10}{'change':<10}result"]
+    for row in rows:
+        lines.append(
+            f"{row.metric:<16}{row.threshold:<18}{_number(row.value):<10}{_number(row.champion):<10}"
+            f"{_number(row.change, '+'):<10}{'pass' if row.passed else 'FAIL'}"
+        )
+    if note:
+        lines.append(f"champion: {note}")
+    return "\n".join(lines)
+
+
+def gate_table_markdown(rows: Sequence[verdict.GateRow]) -> str:
+    """The gates as a Markdown table, for the run's description."""
+    lines = ["| gate | kind | threshold | value | champion | change | result |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row.metric} | {row.kind} | `{row.threshold}` | {_number(row.value)} | "
+            f"{_number(row.champion)} | {_number(row.change, '+')} | {'pass' if row.passed else '**FAIL**'} |"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float | None, sign: str = "") -> str:
+    return "-" if value is None else f"{value:{sign}.4f}"
+
+
+def champion_comparison_tag(rows: Sequence[verdict.GateRow], comparison: verdict.Comparison) -> str:
+    """ "v3: eval_accuracy +0.0100, eval_iou -0.0040", or why there was no comparison, in brief."""
+    if not comparison.compared:
+        if comparison.candidate_is_champion:
+            return f"is champion v{comparison.champion_version}"
+        return "no champion yet" if not comparison.champion_version else short(comparison.note)
+    changes = [f"{row.metric} {row.change:+.4f}" for row in rows if row.kind == "change" and row.change is not None]
+    return short(f"v{comparison.champion_version}: {', '.join(changes) or 'compared'}", limit=60)

@@ -34,7 +34,7 @@ from components.transform import features
 from components.validation import gate as validation_gate
 from components.validation import statistics as statistics_lib
 from pipeline import config as config_lib
-from pipeline.tracking import registry, run_record, run_story
+from pipeline.tracking import mlflow_text, mlmd, registry
 from pipeline.tracking import result as result_lib
 from pipeline.tracking.report import build as run_report
 from pipeline.tracking.report import inputs as report_inputs
@@ -44,7 +44,7 @@ CHOSEN_NAME_TAG = mlflow_tags.CHOSEN_NAME
 # The tag that names the model a run's Trainer produced, so a later run served from the cache finds the run
 # that trained it (and holds its curves and report) instead of logging them again.
 TRAINER_MODEL_TAG = mlflow_tags.TRAINER_MODEL
-TRAINED_IN_RUN_TAG = run_story.TRAINED_IN_RUN_TAG
+TRAINED_IN_RUN_TAG = mlflow_text.TRAINED_IN_RUN_TAG
 # TFMA's account of each failed threshold, one line each, when the model was not blessed.
 GATE_FAILURES_FILE = "evaluation/gate_failures.txt"
 # MLflow's own tags for what the run page shows as its description and its source.
@@ -112,15 +112,15 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
     FAILED with the reason as the tag `failure_reason` when the body raises."""
     client = MlflowClient(tracking_uri=config.tracking_uri)
     started = datetime.datetime.now()
-    data = run_story.data_name(config.data)
+    data = mlflow_text.data_name(config.data)
     tags = versions_and_commit()
     if run_name:  # The caller's name stays; otherwise the run is renamed once its outcome is known.
         tags[CHOSEN_NAME_TAG] = "true"
-    name = run_name or run_story.run_name("running", data, started)
+    name = run_name or mlflow_text.run_name("running", data, started)
     run = client.create_run(_experiment_id(client, config), run_name=name, tags=tags)
     run_id = run.info.run_id
     raw = config.to_dict()
-    params = run_story.params(flatten("", raw), raw, runner="local")
+    params = mlflow_text.params(flatten("", raw), raw, runner="local")
     client.log_batch(run_id, params=[mlflow.entities.Param(k, v[:6000]) for k, v in sorted(params.items())])
     saved_env = {key: os.environ.get(key) for key in (names.MLFLOW_RUN_ID_ENV, names.TRACKING_URI_ENV)}
     os.environ[names.MLFLOW_RUN_ID_ENV] = run_id
@@ -132,7 +132,7 @@ def tracked_run(config: config_lib.Config, run_name: str | None = None) -> Itera
         client.set_tag(run_id, mlflow_tags.FAILURE_REASON, reason[:5000])
         log_stopped_rejects(client, run_id, error)
         if not run_name:
-            client.update_run(run_id, name=run_story.run_name("failed", data, started))
+            client.update_run(run_id, name=mlflow_text.run_name("failed", data, started))
         client.set_terminated(run_id, status="FAILED")
         raise
     else:
@@ -195,35 +195,6 @@ class Tracked:
     registered_model: RegisteredModel | None  # The registry version this run's push became.
 
 
-def format_gate_table(rows: Sequence[verdict.GateRow], note: str = "") -> str:
-    """The table, then (when given) the sentence saying what the candidate was compared with."""
-
-    lines = [f"{'gate':<16}{'threshold':<18}{'value':<10}{'champion':<10}{'change':<10}result"]
-    for row in rows:
-        lines.append(
-            f"{row.metric:<16}{row.threshold:<18}{_number(row.value):<10}{_number(row.champion):<10}"
-            f"{_number(row.change, '+'):<10}{'pass' if row.passed else 'FAIL'}"
-        )
-    if note:
-        lines.append(f"champion: {note}")
-    return "\n".join(lines)
-
-
-def gate_table_markdown(rows: Sequence[verdict.GateRow]) -> str:
-    """The gates as a Markdown table, for the run's description."""
-    lines = ["| gate | kind | threshold | value | champion | change | result |", "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(
-            f"| {row.metric} | {row.kind} | `{row.threshold}` | {_number(row.value)} | "
-            f"{_number(row.champion)} | {_number(row.change, '+')} | {'pass' if row.passed else '**FAIL**'} |"
-        )
-    return "\n".join(lines)
-
-
-def _number(value: float | None, sign: str = "") -> str:
-    return "-" if value is None else f"{value:{sign}.4f}"
-
-
 def log_evaluation(
     client: MlflowClient, run_id: str, evaluation: verdict.Evaluation, class_names: Sequence[str]
 ) -> str:
@@ -240,7 +211,7 @@ def log_evaluation(
         # Every line in full as an artifact; the tag is short enough for the runs table and says where they are.
         client.log_text(run_id, "".join(f"{line}\n" for line in evaluation.gate_failures), GATE_FAILURES_FILE)
         failures = "; ".join(evaluation.gate_failures)
-        client.set_tag(run_id, mlflow_tags.GATE_FAILURES, run_story.short(failures, where=GATE_FAILURES_FILE))
+        client.set_tag(run_id, mlflow_tags.GATE_FAILURES, mlflow_text.short(failures, where=GATE_FAILURES_FILE))
     return table
 
 
@@ -254,12 +225,12 @@ def log_gates(
     """Logs the gate table (`evaluation/gates.txt`), what the candidate was compared with (tags
     `champion_version`, `champion_comparison`) and the champion's own values on this eval split (metrics
     `champion_eval_*`, beside the candidate's for the MLflow UI's comparisons). Returns the table's text."""
-    table = format_gate_table(rows, note)
+    table = mlflow_text.format_gate_table(rows, note)
     client.log_text(run_id, table + "\n", "evaluation/gates.txt")
     if comparison is not None:
         client.set_tag(run_id, mlflow_tags.CHAMPION_VERSION, comparison.champion_version or "none")
         # The whole sentence is in evaluation/gates.txt and the description; the tag says it in brief.
-        client.set_tag(run_id, mlflow_tags.CHAMPION_COMPARISON, champion_comparison_tag(rows, comparison))
+        client.set_tag(run_id, mlflow_tags.CHAMPION_COMPARISON, mlflow_text.champion_comparison_tag(rows, comparison))
     champion_values = {
         f"champion_{row.metric}": row.champion for row in rows if row.kind == "change" and row.champion is not None
     }
@@ -272,8 +243,8 @@ def log_results(config: config_lib.Config, run_id: str, result: result_lib.RunRe
     """Logs what the pipeline produced (`result`, read once from ML Metadata) to the MLflow run."""
     client = MlflowClient(tracking_uri=config.tracking_uri)
     client.set_tag(run_id, mlflow_tags.PIPELINE_RUN, result.pipeline_run)
-    summary = run_story.node_summary(result.node_states)
-    client.set_tag(run_id, mlflow_tags.NODES, run_story.short(summary, where="run/nodes.txt"))
+    summary = mlflow_text.node_summary(result.node_states)
+    client.set_tag(run_id, mlflow_tags.NODES, mlflow_text.short(summary, where="run/nodes.txt"))
     states = "".join(f"{node}\t{state}\n" for node, state in result.node_states.items())
     client.log_text(run_id, states, "run/nodes.txt")
 
@@ -318,7 +289,7 @@ def describe_run(
     if run.data.tags.get(CHOSEN_NAME_TAG) != "true":
         started = datetime.datetime.fromtimestamp(run.info.start_time / 1000)
         outcome = result.evaluation.outcome
-        name = run_story.run_name(outcome, run_story.data_name(config.data), started, result.node_states)
+        name = mlflow_text.run_name(outcome, mlflow_text.data_name(config.data), started, result.node_states)
         client.update_run(run_id, name=name)
 
 
@@ -345,7 +316,7 @@ def description(result: result_lib.RunResult, tracked: Tracked, data: str) -> st
     metrics = [f"{name} {value:.4f}" for name, value in evaluation.metrics.items()]
     if metrics:
         lines.append(f"**Eval split**: {', '.join(metrics)}.")
-    lines += ["", gate_table_markdown(evaluation.gates), ""]
+    lines += ["", mlflow_text.gate_table_markdown(evaluation.gates), ""]
     if evaluation.champion_note:
         lines.append(f"**Champion**: {evaluation.champion_note}")
     lines += [f"- {failure}" for failure in evaluation.gate_failures]
@@ -371,25 +342,15 @@ def workspace_relative(config: config_lib.Config, path: str) -> str:
         return path  # Elsewhere (s3://, another disk): as it is.
 
 
-def champion_comparison_tag(rows: Sequence[verdict.GateRow], comparison: verdict.Comparison) -> str:
-    """ "v3: eval_accuracy +0.0100, eval_iou -0.0040", or why there was no comparison, in brief."""
-    if not comparison.compared:
-        if comparison.candidate_is_champion:
-            return f"is champion v{comparison.champion_version}"
-        return "no champion yet" if not comparison.champion_version else run_story.short(comparison.note)
-    changes = [f"{row.metric} {row.change:+.4f}" for row in rows if row.kind == "change" and row.change is not None]
-    return run_story.short(f"v{comparison.champion_version}: {', '.join(changes) or 'compared'}", limit=60)
-
-
 def log_eval_metrics(client: MlflowClient, run_id: str, slices: verdict.Slices, class_names: Sequence[str]) -> None:
-    """The overall slice as metrics, one name each (run_story.eval_metric_name), and every slice as
+    """The overall slice as metrics, one name each (mlflow_text.eval_metric_name), and every slice as
     `evaluation/metrics_by_slice.json` under the same names (NaN as null: JSON has no NaN)."""
-    overall = run_story.eval_metrics(slices.get("overall", {}), class_names)
+    overall = mlflow_text.eval_metrics(slices.get("overall", {}), class_names)
     client.log_batch(run_id, metrics=[Metric(name, value, _now(), 0) for name, value in sorted(overall.items())])
-    by_slice = {name: run_story.eval_metrics(values, class_names) for name, values in slices.items()}
+    by_slice = {name: mlflow_text.eval_metrics(values, class_names) for name, values in slices.items()}
     client.log_text(
         run_id,
-        json.dumps(run_story.finite_or_none(by_slice), indent=2, allow_nan=False, sort_keys=True) + "\n",
+        json.dumps(mlflow_text.finite_or_none(by_slice), indent=2, allow_nan=False, sort_keys=True) + "\n",
         "evaluation/metrics_by_slice.json",
     )
 
@@ -441,7 +402,7 @@ def log_dataset(client: MlflowClient, run_id: str, config: config_lib.Config, re
     profile["splits"] = split_counts(result.statistics)
     source = config.data if "://" in config.data else str(Path(config.data).resolve())
     dataset = Dataset(
-        name=run_story.data_name(config.data),
+        name=mlflow_text.data_name(config.data),
         digest=digest,
         source_type=source.split("://", 1)[0] if "://" in source else "local",
         source=json.dumps({"uri": source}),
@@ -453,7 +414,7 @@ def log_dataset(client: MlflowClient, run_id: str, config: config_lib.Config, re
     return digest
 
 
-def split_counts(statistics: run_record.Output) -> dict[str, int]:
+def split_counts(statistics: mlmd.Output) -> dict[str, int]:
     """Examples per split, as StatisticsGen counted them (it reads every example; no need to read them again)."""
     loaded = validation_gate.load_split_statistics(statistics.uri, sorted(statistics.split_names()))
     return {split: statistics_lib.example_count(found) for split, found in loaded.items()}
