@@ -11,44 +11,58 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from components.settings import ConfigError
-
-if TYPE_CHECKING:
-    from components.transform.settings import FeatureConfig
 
 # What Transform feeds a kind: a raw column's values as numbers (a derived value is a number, so it can feed
 # these kinds only), as strings, or the ids of other features (computed first).
 Reads = Literal["number", "string", "features"]
 
 
+class Feature(Protocol):
+    """The fields of a feature's config (`settings.FeatureConfig`) that the kinds read. Named here, not imported:
+    settings.py takes its `kind:` choices from this table, and an import back would close a circle."""
+
+    name: str
+    kind: str
+    normalization: str
+    boundaries: tuple[float, ...]
+    quantiles: int
+    top_k: int
+    num_oov_buckets: int
+    vocabulary: tuple[str, ...]
+    num_buckets: int
+    inputs: tuple[str, ...]
+    hash_buckets: int
+
+
 @dataclasses.dataclass(frozen=True)
 class Kind:
     name: str
-    # The keys of a feature's config (FeatureConfig fields) this kind reads; the others are unused defaults,
+    # The keys of a feature's config (settings.FeatureConfig fields) this kind reads; the others are unused defaults,
     # which the run's MLflow params leave out.
     keys: tuple[str, ...]
     reads: Reads
     # How many distinct ids a feature of this kind yields, given `vocabulary_size(name)` of a vocabulary
     # Transform computed; None for a kind that feeds the model a float. The tower embeds (or one-hot encodes,
     # embedding_dim 0) every kind with ids and passes floats through as one column.
-    ids: Callable[[FeatureConfig, Callable[[str], int]], int] | None
+    ids: Callable[[Feature, Callable[[str], int]], int] | None
     # The rules of the kind's own keys, as ConfigErrors naming the key (`where`); `declared` is every feature.
-    check: Callable[[FeatureConfig, str, tuple[FeatureConfig, ...]], None]
+    check: Callable[[Feature, str, tuple[Feature, ...]], None]
     # What Transform does, for the readable summary (`features.describe`).
-    describe: Callable[[FeatureConfig], str]
+    describe: Callable[[Feature], str]
 
     @property
     def categorical(self) -> bool:
         return self.ids is not None
 
 
-def _check_nothing(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_nothing(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     """numeric: the parser's types say it all (normalization is one of its choices)."""
 
 
-def _check_bucketized(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_bucketized(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     if bool(feature.boundaries) == bool(feature.quantiles):
         raise ConfigError(f"{where}: a bucketized feature needs either boundaries or quantiles")
     if list(feature.boundaries) != sorted(set(feature.boundaries)):
@@ -57,18 +71,18 @@ def _check_bucketized(feature: FeatureConfig, where: str, declared: tuple[Featur
         raise ConfigError(f"{where}.quantiles: needs at least 2 buckets")
 
 
-def _check_oov(feature: FeatureConfig, where: str) -> None:
+def _check_oov(feature: Feature, where: str) -> None:
     if feature.num_oov_buckets < 1:
         raise ConfigError(f"{where}.num_oov_buckets: needs at least 1, so unseen values have an id")
 
 
-def _check_vocabulary(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_vocabulary(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     _check_oov(feature, where)
     if feature.top_k < 1:
         raise ConfigError(f"{where}.top_k: must be >= 1")
 
 
-def _check_vocabulary_list(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_vocabulary_list(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     _check_oov(feature, where)
     if not feature.vocabulary:
         raise ConfigError(f"{where}.vocabulary: a vocabulary_list feature needs its list of values")
@@ -76,17 +90,17 @@ def _check_vocabulary_list(feature: FeatureConfig, where: str, declared: tuple[F
         raise ConfigError(f"{where}.vocabulary: values must be unique")
 
 
-def _check_hash(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_hash(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     if feature.hash_buckets < 2:
         raise ConfigError(f"{where}.hash_buckets: a {feature.kind} feature needs hash_buckets >= 2")
 
 
-def _check_identity(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_identity(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     if feature.num_buckets < 1:
         raise ConfigError(f"{where}.num_buckets: an identity feature needs num_buckets >= 1")
 
 
-def _check_crossed(feature: FeatureConfig, where: str, declared: tuple[FeatureConfig, ...]) -> None:
+def _check_crossed(feature: Feature, where: str, declared: tuple[Feature, ...]) -> None:
     _check_hash(feature, where, declared)
     if len(feature.inputs) < 2:
         raise ConfigError(f"{where}.inputs: a crossed feature needs two or more inputs")
@@ -98,7 +112,7 @@ def _check_crossed(feature: FeatureConfig, where: str, declared: tuple[FeatureCo
             raise ConfigError(f"{where}.inputs: {name!r} is {source.kind}; cross categorical features")
 
 
-def _describe_bucketized(feature: FeatureConfig) -> str:
+def _describe_bucketized(feature: Feature) -> str:
     if feature.quantiles:
         return f"{feature.quantiles} quantile buckets"
     return f"buckets at {list(feature.boundaries)}"
