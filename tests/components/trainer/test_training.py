@@ -86,6 +86,43 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     )
 
 
+def test_a_run_killed_after_an_early_stopped_frozen_phase_resumes_in_fine_tuning(tmp_path):
+    # A learning rate of 0 leaves val_loss flat, so patience 1 stops the frozen phase after 2 of its 5 epochs.
+    config = config_lib.TrainingConfig(
+        frozen=config_lib.PhaseConfig(epochs=5, learning_rate=0.0),
+        finetune=config_lib.PhaseConfig(epochs=3, learning_rate=1e-3),
+        early_stopping_patience=1,
+    )
+    directory = str(tmp_path / "checkpoints")
+    with pytest.raises(KeyboardInterrupt):
+        training.train_two_phases(
+            _tiny_model(), _dataset(), _dataset(), MODEL_CONFIG, config, callbacks=[_Kill(5)], checkpoint_dir=directory
+        )
+    started = []
+
+    class Record(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    history = training.train_two_phases(
+        _tiny_model(seed=1),
+        _dataset(),
+        _dataset(),
+        MODEL_CONFIG,
+        config,
+        callbacks=[Record()],
+        checkpoint_dir=directory,
+    )
+    assert started == [6, 7]  # Fine-tuning goes on; the frozen phase, already over, is not run again.
+    assert [(row["phase"], row["epoch"]) for row in history] == [
+        ("frozen", 0),
+        ("frozen", 1),
+        ("finetune", 5),
+        ("finetune", 6),
+        ("finetune", 7),
+    ]
+
+
 def test_restore_loads_the_saved_weights(tmp_path):
     model = _tiny_model()
     checkpoint = training.Checkpoint(str(tmp_path))
