@@ -72,6 +72,13 @@ def export_serving_model(
     settings: features_lib.TransformSettings,
     output_dir: str,
 ) -> None:
+    """Saves the trained network as the SavedModel that is pushed and served, with three signatures on raw
+    serialized examples: `serving_default` (the answer), `transform_features` (TFMA's labels) and
+    `transformed_inputs` (what the network is fed), and the raw features' types in `assets.extra/`.
+
+    Long because the three signatures are closures over the same model, Transform layer and feature specs,
+    which a split would have to pass around; what the answer holds is `serving_answer`.
+    """
     label_names = read_label_names(tf_transform_output)
     serving_spec = serving_feature_spec(tf_transform_output, settings)
     raw_spec = tf_transform_output.raw_feature_spec()

@@ -50,11 +50,12 @@ def _split_order(name: str) -> tuple[int, str]:
 def statistics_html(
     statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList], anomalies: list[str] | None = None
 ) -> str:
-    """A self-contained page of the statistics (one row per feature and split, histograms as inline SVG) and,
-    when given, the anomalies: no script and nothing fetched, so it renders offline and in MLflow's viewer.
+    """A self-contained page: each split's example count, the anomalies, and one row per feature and split
+    (numeric features with their histogram as inline SVG, categorical and byte features with their top values).
+    No script and nothing fetched, so it renders offline and in MLflow's viewer.
 
-    `anomalies` are the plain lines of validation_gate.describe_anomalies; an empty list says "0 anomalies",
-    None that they could not be read.
+    `anomalies` are the plain lines of validation_gate.anomaly_lines; an empty list says "0 anomalies", None
+    says that they could not be read (the section is there either way).
     """
     names = sorted(statistics, key=_split_order)
     parts = [
