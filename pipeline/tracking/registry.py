@@ -27,6 +27,7 @@ from components import mlflow_tags, names
 from components.champion import component as champion_lib
 from components.serving import contract, pyfunc
 from pipeline import code_version
+from pipeline.tracking.report import files as report_files
 
 # Shared with components/champion/component.py, which fetches the champion back for the Evaluator.
 CHAMPION_ALIAS = champion_lib.CHAMPION_ALIAS
@@ -34,10 +35,6 @@ CHAMPION_ALIAS = champion_lib.CHAMPION_ALIAS
 # wrapper's own modules (serving_code), so nothing of TFX, Beam or Transform's Python package is needed.
 # cloudpickle unpickles the wrapper object, as MLflow's own requirement inference would pin it.
 _REQUIRED_DISTRIBUTIONS = ("tensorflow", "numpy", "pandas", "cloudpickle")
-# Where pipeline/tracking/report.py logs the model card in the run (its ARTIFACT_DIR); not imported, since that module
-# pulls in TFX and Keras, which the Kubeflow Pusher's registration does not need.
-_REPORT_DIR = "report"
-_MODEL_CARD = "model_card.md"
 # The registry's description column is 5000 characters on every SQL backend.
 _MAX_DESCRIPTION = 5000
 
@@ -206,16 +203,19 @@ def version_tags(run: mlflow.entities.Run, model_dir: str, data_digest: str) -> 
 def model_card_description(client: MlflowClient, run_id: str) -> str:
     """The run's model card (Markdown, as the registry page renders a description), or a line saying where it
     is missing; cut to what every registry backend stores."""
-    files = {os.path.basename(item.path) for item in client.list_artifacts(run_id, _REPORT_DIR)}
-    if _MODEL_CARD not in files:
-        return f"No model card: the report of run {run_id} has none (see its report/failures.txt)."
+    files = {os.path.basename(item.path) for item in client.list_artifacts(run_id, report_files.ARTIFACT_DIR)}
+    if report_files.CARD_FILE not in files:
+        return (
+            f"No model card: the report of run {run_id} has none "
+            f"(see its {report_files.ARTIFACT_DIR}/{report_files.FAILURES_FILE})."
+        )
     with tempfile.TemporaryDirectory(prefix="xfer-card-") as folder:
-        path = client.download_artifacts(run_id, f"{_REPORT_DIR}/{_MODEL_CARD}", folder)
+        path = client.download_artifacts(run_id, f"{report_files.ARTIFACT_DIR}/{report_files.CARD_FILE}", folder)
         with open(path) as handle:
             card = handle.read()
     if len(card) <= _MAX_DESCRIPTION:
         return card
-    ending = f"\n\n(cut here; the whole card is {_REPORT_DIR}/{_MODEL_CARD} in run {run_id})"
+    ending = f"\n\n(cut here; the whole card is {report_files.ARTIFACT_DIR}/{report_files.CARD_FILE} in run {run_id})"
     return card[: _MAX_DESCRIPTION - len(ending)] + ending
 
 

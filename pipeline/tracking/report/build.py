@@ -20,10 +20,8 @@ from mlflow.tracking import MlflowClient
 from pipeline import config as config_lib
 from pipeline.tracking import result as result_lib
 from pipeline.tracking.report import card, curves, data, eval_plots, network
+from pipeline.tracking.report.files import ARTIFACT_DIR, FAILURES_FILE
 from pipeline.tracking.report.inputs import RunForReport
-
-ARTIFACT_DIR = "report"
-FAILURES_FILE = "failures.txt"
 
 Part = Callable[[RunForReport, str], Sequence[str]]
 # In this order: the statistics page shows the anomalies the part before it read, and the model card the scores.

@@ -12,9 +12,8 @@ from components.evaluator import scores as eval_scores
 from pipeline import config as config_lib
 from pipeline.tracking import result as result_lib
 from pipeline.tracking.report import plots
+from pipeline.tracking.report.files import CARD_FILE
 from pipeline.tracking.report.inputs import RunForReport
-
-CARD_FILE = "model_card.md"
 
 
 def card(run: RunForReport, out: str) -> list[str]:
