@@ -191,8 +191,7 @@ def train_two_phases(
     total = training.frozen.epochs + training.finetune.epochs
     checkpoint = Checkpoint(checkpoint_dir) if checkpoint_dir else None
     history: list[dict[str, Any]] = checkpoint.restore(model) if checkpoint else []
-    # After the last saved epoch, not after as many epochs as were saved: a frozen phase that stopped early
-    # leaves a gap in the epoch axis, and counting rows would rerun frozen epochs on fine-tuned weights.
+    # After the last saved epoch: an early-stopped frozen phase leaves a gap in the epoch axis, so count no rows.
     next_epoch = history[-1]["epoch"] + 1 if history else 0
     if next_epoch:
         logging.info("Resuming training after epoch %d from %s", next_epoch, checkpoint_dir)
