@@ -1,7 +1,9 @@
 """MLflow bookkeeping for `xfer run`: one MLflow run per pipeline run, FINISHED or FAILED with the reason.
 
 The Trainer logs per-epoch metrics live (components/trainer/live_tracking.py); everything else is read back from the
-pipeline's outputs once it has finished, which also covers nodes that TFX served from its cache.
+pipeline's outputs once it has finished, which also covers nodes that TFX served from its cache. It only logs:
+what it logs is read by `result` (the run's outputs, the split counts StatisticsGen made), worded by `mlflow_text`,
+and drawn by `report/`.
 """
 
 from __future__ import annotations
