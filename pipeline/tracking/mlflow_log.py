@@ -2,8 +2,8 @@
 
 The Trainer logs per-epoch metrics live (components/trainer/live_tracking.py); everything else is read back from the
 pipeline's outputs once it has finished, which also covers nodes that TFX served from its cache. It only logs:
-what it logs is read by `result` (the run's outputs, the split counts StatisticsGen made), worded by `mlflow_text`,
-and drawn by `report/`.
+the run's outputs are read by `result`, worded by `mlflow_text` and drawn by `report/`, and the split counts are
+StatisticsGen's (no example is read again).
 """
 
 from __future__ import annotations
