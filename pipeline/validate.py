@@ -26,10 +26,6 @@ from pipeline import local_runner
 from pipeline import pipeline as pipeline_lib
 from pipeline.tracking import mlmd
 
-STATISTICS_HTML = "statistics.html"
-# TFDV's interactive page, beside the static one: it needs the network for its scripts.
-FACETS_HTML = "statistics_facets.html"
-
 
 @dataclasses.dataclass(frozen=True)
 class ValidationReport:
@@ -73,11 +69,7 @@ def run_validation(config: config_lib.Config) -> ValidationReport:
     anomalies = record.nodes[names.VALIDATOR].output("anomalies")
     lines = validation_gate.anomaly_lines(anomalies.uri, anomalies.split_names())
     statistics_output = record.nodes[names.STATISTICS].output("statistics")
-    html_path = str(workspace.reports / STATISTICS_HTML)
-    os.makedirs(os.path.dirname(html_path), exist_ok=True)
     statistics = validation_gate.load_split_statistics(statistics_output.uri, statistics_output.split_names())
-    with open(html_path, "w") as handle:
-        handle.write(statistics_page.statistics_html(statistics, lines))
-    with open(os.path.join(os.path.dirname(html_path), FACETS_HTML), "w") as handle:
-        handle.write(statistics_page.facets_html(statistics))
+    statistics_page.write_pages(str(workspace.reports), statistics, lines)
+    html_path = str(workspace.reports / statistics_page.STATISTICS_FILE)
     return ValidationReport(summary, lines, html_path, os.path.join(examples_uri, example_gen.REJECTS_FILE))

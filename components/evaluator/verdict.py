@@ -254,10 +254,11 @@ def read_evaluation(
 
     slices = metrics_by_slice(evaluation_uri, slice_label=slice_label)
     blessed = tf.io.gfile.exists(os.path.join(blessing_uri, "BLESSED"))
+    failures = _failed_thresholds(evaluation_uri)  # Read once: for the gate table and for the failure lines.
     gates: tuple[GateRow, ...] = ()
     note, comparison = "", None
     if settings is not None:
-        gates, note, comparison = champion_gates(settings, task, evaluation_uri, slices)
+        gates, note, comparison = champion_gates(settings, task, evaluation_uri, slices, failures)
     return Evaluation(
         slices=slices,
         metrics=overall_eval_metrics(slices),
@@ -265,7 +266,7 @@ def read_evaluation(
         gates=gates,
         champion_note=note,
         comparison=comparison,
-        gate_failures=() if blessed else tuple(gate_failures(evaluation_uri)),
+        gate_failures=() if blessed else tuple(_describe_failure(failure) for failure in failures),
     )
 
 
@@ -387,14 +388,16 @@ def gate_table(
 
 
 def champion_gates(
-    settings: EvaluationConfig, task: Task, evaluation_uri: str, slices: Slices
+    settings: EvaluationConfig, task: Task, evaluation_uri: str, slices: Slices, failures: list[Any] | None = None
 ) -> tuple[tuple[GateRow, ...], str, Comparison | None]:
-    """The gate rows and the comparison note of an evaluation (`slices`: its `metrics_by_slice`), and its
-    `Comparison` (None if not recorded)."""
+    """The gate rows and the comparison note of an evaluation (`slices`: its `metrics_by_slice`; `failures`: its
+    validation result's, read here when not given), and its `Comparison` (None if not recorded)."""
     metrics = overall_eval_metrics(slices)
+    if failures is None:
+        failures = _failed_thresholds(evaluation_uri)
     failed = {
         (GATED_METRICS[key], "change" if failure.metric_key.is_diff else "absolute")
-        for failure in _failed_thresholds(evaluation_uri)
+        for failure in failures
         if (key := (failure.metric_key.output_name, failure.metric_key.name)) in GATED_METRICS
     }
     comparison = load_comparison(evaluation_uri)

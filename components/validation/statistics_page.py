@@ -7,11 +7,29 @@ own interactive view, which needs its CDN.
 from __future__ import annotations
 
 import html
+import os
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.validation import statistics as statistics_lib
+
+STATISTICS_FILE = "statistics.html"
+# TFDV's interactive page, beside the static one: it needs the network for its scripts.
+FACETS_FILE = "statistics_facets.html"
+
+
+def write_pages(
+    folder: str, statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList], anomalies: list[str] | None
+) -> list[str]:
+    """Writes the static page and TFDV's Facets page into `folder` (`xfer validate`'s reports/, a run report's
+    folder); returns their file names."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, STATISTICS_FILE), "w") as handle:
+        handle.write(statistics_html(statistics, anomalies))
+    with open(os.path.join(folder, FACETS_FILE), "w") as handle:
+        handle.write(facets_html(statistics))
+    return [STATISTICS_FILE, FACETS_FILE]
 
 
 def facets_html(statistics: dict[str, statistics_pb2.DatasetFeatureStatisticsList]) -> str:

@@ -447,10 +447,11 @@ def _register(
     new, and registers nothing."""
     if not result.pushed or result.pushed_path is None:
         return None
-    examples = report_inputs.read_examples(result.examples_uri, names.EVAL_SPLIT)
+    # The version's input example is one eval example: read that one, not the whole split.
+    examples = report_inputs.read_examples(result.examples_uri, names.EVAL_SPLIT, limit=1)
     name = config.registered_model_name
     version = registry.register_champion(
-        config.tracking_uri, run_id, result.pushed_path, name, registry.input_example(result.pushed_path, examples[:1])
+        config.tracking_uri, run_id, result.pushed_path, name, registry.input_example(result.pushed_path, examples)
     )
     client.set_tag(run_id, mlflow_tags.REGISTERED_MODEL, f"{name}/{version.version}")
     return RegisteredModel(name, str(version.version), registry.CHAMPION_ALIAS)

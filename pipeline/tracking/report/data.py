@@ -25,8 +25,4 @@ def statistics(run: RunForReport, out: str) -> list[str]:
     output = run.result.statistics
     loaded = validation_gate.load_split_statistics(output.uri, output.split_names())
     # The static page renders offline and inside MLflow's artifact viewer; Facets needs its CDN.
-    with open(os.path.join(out, "statistics.html"), "w") as handle:
-        handle.write(statistics_page.statistics_html(loaded, run.anomalies_if_any()))
-    with open(os.path.join(out, "statistics_facets.html"), "w") as handle:
-        handle.write(statistics_page.facets_html(loaded))
-    return ["statistics.html", "statistics_facets.html"]
+    return statistics_page.write_pages(out, loaded, run.anomalies_if_any())

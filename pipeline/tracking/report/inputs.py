@@ -98,12 +98,16 @@ class RunForReport:
         return ScoredEval(serialized, serving_model, scores)
 
 
-def read_examples(examples_uri: str, split: str) -> list[bytes]:
-    """The serialized raw `tf.Example`s of one split of an ImageExampleGen output (GZIP TFRecords)."""
+def read_examples(examples_uri: str, split: str, limit: int | None = None) -> list[bytes]:
+    """The serialized raw `tf.Example`s of one split of an ImageExampleGen output (GZIP TFRecords); the first
+    `limit` of them when given, without reading the rest."""
     files = sorted(tf.io.gfile.glob(posixpath.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"no {split} examples under {examples_uri}")
-    return [record.numpy() for record in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if limit is not None:
+        records = records.take(limit)
+    return [record.numpy() for record in records]
 
 
 def run_anomalies(result: result_lib.RunResult) -> list[str]:
